@@ -1,15 +1,13 @@
 /* elfwrite: in-place, appended-segment and patchelf writers for DT_NEEDED edits. */
 #include "elfwrite.h"
+#include "spawn.h"
 
 #include <errno.h>
 #include <fcntl.h>
 #include <string.h>
-#include <sys/wait.h>
 
 #define PAGE 4096u
 #define SEGMENT_SPARE_SLOTS 4 /* DT_NULLs left after the terminator for later edits */
-
-extern char **environ;
 
 const char *vp_write_method_name(enum vp_write_method m)
 {
@@ -161,20 +159,22 @@ void vp_elfwrite_choose(const struct vp_elf *e, const struct vp_edit *edits, siz
     }
 }
 
-static int pwrite_all(int fd, const void *buf, size_t len, uint64_t off,
-                      struct vp_write_stats *st, const char *path)
+static void patch_add(struct vp_patchset *ps, uint64_t off, const void *data, uint64_t len)
 {
-    const uint8_t *p = buf;
-    while (len) {
-        ssize_t n = pwrite(fd, p, len, (off_t)off);
-        if (n < 0 && errno == EINTR)
-            continue;
-        if (n < 0)
-            return vp_error_errno(-errno, "cannot write %s", path);
-        p += n, len -= (size_t)n, off += (uint64_t)n;
-        st->bytes_written += (uint64_t)n;
-    }
-    return 0;
+    ps->v = vp_xrealloc(ps->v, (ps->n + 1) * sizeof(*ps->v));
+    uint8_t *copy = vp_xmalloc(len);
+    memcpy(copy, data, len);
+    ps->v[ps->n++] = (struct vp_patch){.off = off, .len = len, .data = copy};
+    if (off + len > ps->new_size)
+        ps->new_size = off + len;
+}
+
+void vp_patchset_release(struct vp_patchset *ps)
+{
+    for (size_t i = 0; i < ps->n; i++)
+        free(ps->v[i].data);
+    free(ps->v);
+    *ps = (struct vp_patchset){0};
 }
 
 static Elf64_Dyn *copy_dynamic(const struct vp_elf *e, size_t extra)
@@ -196,8 +196,8 @@ static void insert_needed(Elf64_Dyn *d, size_t *used, uint64_t stroff)
     (*used)++;
 }
 
-static int set_verneed(const struct vp_elf *e, int fd, const char *path, uint64_t old_off,
-                       uint64_t new_off, struct vp_write_stats *st)
+static void set_verneed(const struct vp_elf *e, struct vp_patchset *ps, uint64_t old_off,
+                        uint64_t new_off)
 {
     const char *old = vp_elf_dynstr(e, old_off);
     for (size_t i = 0; i < e->n_verneed; i++) {
@@ -205,20 +205,15 @@ static int set_verneed(const struct vp_elf *e, int fd, const char *path, uint64_
         if (!s || strcmp(s, old) != 0)
             continue;
         uint32_t v = (uint32_t)new_off;
-        int r = pwrite_all(fd, &v, sizeof(v), e->verneed[i].field_off, st, path);
-        if (r < 0)
-            return r;
+        patch_add(ps, e->verneed[i].field_off, &v, sizeof(v));
     }
-    return 0;
 }
 
-static int apply_inplace(const struct vp_elf *e, int fd, const char *path,
-                         const struct vp_edit *edits, size_t n, const bool *pending,
-                         struct vp_write_stats *st)
+static void prepare_inplace(const struct vp_elf *e, const struct vp_edit *edits, size_t n,
+                            const bool *pending, struct vp_patchset *ps)
 {
     _cleanup_(freep) Elf64_Dyn *d = copy_dynamic(e, n);
     size_t used = e->dyn_used;
-    int r;
     for (size_t i = 0; i < n; i++) {
         if (!pending[i])
             continue;
@@ -235,38 +230,34 @@ static int apply_inplace(const struct vp_elf *e, int fd, const char *path,
                 break;
         if (have != UINT64_MAX) {
             d[slot].d_un.d_val = have;
-            if ((r = set_verneed(e, fd, path, nd->stroff, have, st)) < 0)
-                return r;
+            set_verneed(e, ps, nd->stroff, have);
             continue;
         }
         /* Same or shorter name over the old bytes; vn_file shares the offset. */
         size_t oldlen = strlen(nd->name);
         _cleanup_(freep) char *buf = vp_xcalloc(1, oldlen + 1);
         memcpy(buf, ed->new_name, strlen(ed->new_name));
-        if ((r = pwrite_all(fd, buf, oldlen + 1, e->strtab_off + nd->stroff, st, path)) < 0)
-            return r;
+        patch_add(ps, e->strtab_off + nd->stroff, buf, oldlen + 1);
     }
     d[used] = (Elf64_Dyn){.d_tag = DT_NULL};
-    return pwrite_all(fd, d, (used + 1) * sizeof(*d), e->dyn_off, st, path);
+    patch_add(ps, e->dyn_off, d, (used + 1) * sizeof(*d));
 }
 
-static int update_section(const struct vp_elf *e, int fd, const char *path, int idx,
-                          uint64_t off, uint64_t addr, uint64_t size, struct vp_write_stats *st)
+static void update_section(const struct vp_elf *e, struct vp_patchset *ps, int idx,
+                           uint64_t off, uint64_t addr, uint64_t size)
 {
     if (idx < 0)
-        return 0;
+        return;
     Elf64_Shdr sh;
     memcpy(&sh, e->img + e->ehdr.e_shoff + (uint64_t)idx * sizeof(sh), sizeof(sh));
     sh.sh_offset = off;
     sh.sh_addr = addr;
     sh.sh_size = size;
-    return pwrite_all(fd, &sh, sizeof(sh), e->ehdr.e_shoff + (uint64_t)idx * sizeof(sh), st,
-                      path);
+    patch_add(ps, e->ehdr.e_shoff + (uint64_t)idx * sizeof(sh), &sh, sizeof(sh));
 }
 
-static int apply_segment(const struct vp_elf *e, int fd, const char *path,
-                         const struct vp_edit *edits, size_t n, const bool *pending, int slot,
-                         struct vp_write_stats *st)
+static void prepare_segment(const struct vp_elf *e, const struct vp_edit *edits, size_t n,
+                            const bool *pending, int slot, struct vp_patchset *ps)
 {
     /* The grown string table: the old one unchanged (every offset stays valid) plus
      * the new names. */
@@ -307,7 +298,6 @@ static int apply_segment(const struct vp_elf *e, int fd, const char *path,
         else if (d[i].d_tag == DT_STRSZ)
             d[i].d_un.d_val = strsz;
     }
-    int r;
     for (size_t i = 0; i < n; i++) {
         if (!pending[i])
             continue;
@@ -319,8 +309,7 @@ static int apply_segment(const struct vp_elf *e, int fd, const char *path,
         for (size_t k = 0; k < used; k++)
             if (d[k].d_tag == DT_NEEDED && d[k].d_un.d_val == nd->stroff)
                 d[k].d_un.d_val = offs[i];
-        if ((r = set_verneed(e, fd, path, nd->stroff, offs[i], st)) < 0)
-            return r;
+        set_verneed(e, ps, nd->stroff, offs[i]);
     }
     size_t slots = used + 1 + SEGMENT_SPARE_SLOTS;
     memset(&d[used], 0, (slots - used) * sizeof(*d));
@@ -329,10 +318,7 @@ static int apply_segment(const struct vp_elf *e, int fd, const char *path,
     _cleanup_(freep) uint8_t *seg = vp_xcalloc(1, seg_len);
     memcpy(seg, str, strsz);
     memcpy(seg + dyn_rel, d, dyn_size);
-    if (ftruncate(fd, (off_t)seg_off) < 0)
-        return vp_error_errno(-errno, "cannot extend %s", path);
-    if ((r = pwrite_all(fd, seg, seg_len, seg_off, st, path)) < 0)
-        return r;
+    patch_add(ps, seg_off, seg, seg_len); /* the gap before it reads as zeros */
 
     /* Program headers: the chosen slot becomes the new PT_LOAD, placed after the
      * last PT_LOAD so the loads stay sorted by address; PT_DYNAMIC moves. */
@@ -354,58 +340,40 @@ static int apply_segment(const struct vp_elf *e, int fd, const char *path,
             ph[i].p_vaddr = ph[i].p_paddr = seg_vaddr + dyn_rel;
             ph[i].p_filesz = ph[i].p_memsz = dyn_size;
         }
-    if ((r = pwrite_all(fd, ph, e->phnum * sizeof(*ph), e->ehdr.e_phoff, st, path)) < 0)
-        return r;
-    if ((r = update_section(e, fd, path, e->shidx_dynstr, seg_off, seg_vaddr, strsz, st)) < 0)
-        return r;
-    return update_section(e, fd, path, e->shidx_dynamic, seg_off + dyn_rel, seg_vaddr + dyn_rel,
-                          dyn_size, st);
+    patch_add(ps, e->ehdr.e_phoff, ph, e->phnum * sizeof(*ph));
+    update_section(e, ps, e->shidx_dynstr, seg_off, seg_vaddr, strsz);
+    update_section(e, ps, e->shidx_dynamic, seg_off + dyn_rel, seg_vaddr + dyn_rel, dyn_size);
 }
 
 static int run_patchelf(const char *patchelf, char *const argv[], const char *path,
                         struct vp_write_stats *st)
 {
-    int pipefd[2];
-    if (pipe2(pipefd, O_CLOEXEC) < 0)
-        return vp_error_errno(-errno, "pipe");
-    pid_t pid = fork();
-    if (pid < 0)
-        return vp_error_errno(-errno, "fork");
-    if (pid == 0) {
-        dup2(pipefd[1], STDERR_FILENO);
-        dup2(pipefd[1], STDOUT_FILENO);
-        static char *const env[] = {"PATH=/usr/sbin:/usr/bin:/sbin:/bin", "LC_ALL=C", NULL};
-        execve(patchelf, argv, env);
-        _exit(127);
-    }
-    close(pipefd[1]);
-    char out[512] = "";
-    size_t len = 0;
-    ssize_t nr;
-    while ((nr = read(pipefd[0], out + len, sizeof(out) - 1 - len)) > 0)
-        len += (size_t)nr;
-    out[len] = '\0';
-    close(pipefd[0]);
-    int status;
-    struct rusage ru;
-    while (wait4(pid, &status, 0, &ru) < 0)
-        if (errno != EINTR)
-            return vp_error_errno(-errno, "wait for patchelf");
+    static char *const env[] = {"PATH=/usr/sbin:/usr/bin:/sbin:/bin", "LC_ALL=C", NULL};
+    char *args[8];
+    size_t n = 0;
+    args[n++] = (char *)patchelf;
+    for (size_t i = 1; argv[i] && n < 7; i++)
+        args[n++] = argv[i];
+    args[n] = NULL;
+    struct vp_spawn_result res;
+    int r = vp_spawn(args, env, false, 600 * 1000, &res);
+    if (r < 0)
+        return r;
     st->patchelf_runs++;
-    st->patchelf_usage.ru_utime.tv_sec += ru.ru_utime.tv_sec;
-    st->patchelf_usage.ru_utime.tv_usec += ru.ru_utime.tv_usec;
-    st->patchelf_usage.ru_stime.tv_sec += ru.ru_stime.tv_sec;
-    st->patchelf_usage.ru_stime.tv_usec += ru.ru_stime.tv_usec;
-    if (ru.ru_maxrss > st->patchelf_maxrss_kb)
-        st->patchelf_maxrss_kb = ru.ru_maxrss;
-    if (!WIFEXITED(status) || WEXITSTATUS(status) != 0) {
-        char *nl = strchr(out, '\n');
-        if (nl)
-            *nl = '\0';
-        return vp_error(-EIO, "patchelf failed on %s (status %d): %s", path, status,
-                        *out ? out : "no message");
+    st->patchelf_usage.ru_utime.tv_sec += res.usage.ru_utime.tv_sec;
+    st->patchelf_usage.ru_utime.tv_usec += res.usage.ru_utime.tv_usec;
+    st->patchelf_usage.ru_stime.tv_sec += res.usage.ru_stime.tv_sec;
+    st->patchelf_usage.ru_stime.tv_usec += res.usage.ru_stime.tv_usec;
+    if (res.usage.ru_maxrss > st->patchelf_maxrss_kb)
+        st->patchelf_maxrss_kb = res.usage.ru_maxrss;
+    if (!vp_spawn_ok(&res)) {
+        char *msg = *res.err ? res.err : res.out;
+        msg[strcspn(msg, "\n")] = '\0';
+        r = vp_error(-EIO, "patchelf failed on %s (status %d): %s", path, res.status,
+                     *msg ? msg : "no message");
     }
-    return 0;
+    vp_spawn_result_release(&res);
+    return r;
 }
 
 static int apply_patchelf(const char *patchelf, const char *path, const struct vp_edit *edits,
@@ -433,31 +401,36 @@ static int apply_patchelf(const char *patchelf, const char *path, const struct v
     return 0;
 }
 
-int vp_elfwrite_apply(const struct vp_elf *e, int copy_fd, const char *copy_path,
-                      const struct vp_edit *edits, size_t n, const struct vp_write_choice *c,
-                      const char *patchelf, struct vp_write_stats *stats)
+int vp_elfwrite_prepare(const struct vp_elf *e, const struct vp_edit *edits, size_t n,
+                        const struct vp_write_choice *c, struct vp_patchset *ret)
 {
     bool pending[n ? n : 1];
     vp_edits_pending(e, edits, n, pending);
-    int r;
+    struct vp_patchset ps = {.new_size = e->size};
     switch (c->method) {
     case VP_WRITE_NONE:
-        return 0;
+        break;
     case VP_WRITE_INPLACE:
-        r = apply_inplace(e, copy_fd, copy_path, edits, n, pending, stats);
+        prepare_inplace(e, edits, n, pending, &ps);
         break;
     case VP_WRITE_SEGMENT:
-        r = apply_segment(e, copy_fd, copy_path, edits, n, pending, c->slot, stats);
-        break;
-    case VP_WRITE_PATCHELF:
-        r = apply_patchelf(patchelf, copy_path, edits, n, pending, stats);
+        prepare_segment(e, edits, n, pending, c->slot, &ps);
         break;
     default:
-        return vp_error(-ENOTSUP, "%s: cannot be edited: %s", e->path, c->reason);
+        return vp_error(-ENOTSUP, "%s: no byte patch for method %s", e->path,
+                        vp_write_method_name(c->method));
     }
-    if (r < 0)
-        return r;
-    return vp_elfwrite_check(e, copy_path, edits, n);
+    *ret = ps;
+    return 0;
+}
+
+int vp_elfwrite_patchelf(const struct vp_elf *e, const char *copy_path,
+                         const struct vp_edit *edits, size_t n, const char *patchelf,
+                         struct vp_write_stats *stats)
+{
+    bool pending[n ? n : 1];
+    vp_edits_pending(e, edits, n, pending);
+    return apply_patchelf(patchelf, copy_path, edits, n, pending, stats);
 }
 
 static bool same_str(const char *a, const char *b)

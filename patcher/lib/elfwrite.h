@@ -1,13 +1,15 @@
 /* elfwrite: applies DT_NEEDED edits to a byte-identical copy of an ELF file, never to
  * the installed file. Three methods, tried in this order:
- *  - in place: only the changed bytes are written (a name that fits, or a spare
- *    DT_NULL slot plus a string that already exists);
- *  - segment: a new read-write PT_LOAD appended at the end of the copy holds the
- *    grown .dynstr and .dynamic; a PT_NULL or redundant PT_NOTE program header is
- *    turned into it, so the program header table never moves;
+ *  - in place: only bytes that exist change (a name that fits, or a spare DT_NULL
+ *    slot plus a string that already exists);
+ *  - segment: a new read-write PT_LOAD appended at the end holds the grown .dynstr
+ *    and .dynamic; a PT_NULL or redundant PT_NOTE program header is turned into it,
+ *    so the program header table never moves;
  *  - patchelf: one edit per invocation (Debian 12's 0.14.3 corrupts multi-edit
  *    calls, #359), never on Go's internal-linker output (#146, #457).
- * Every result is re-read with libelf and checked before it is trusted. */
+ * The first two are computed as a patch set (byte ranges over the original), which the
+ * copier applies while it copies and hashes, so a patched file costs one pass. Every
+ * result is re-read with libelf and checked before it is trusted. */
 #ifndef VP_ELFWRITE_H
 #define VP_ELFWRITE_H
 
@@ -41,8 +43,21 @@ struct vp_write_choice {
     char reason[256];  /* why this method (or why none) */
 };
 
+/* Bytes that replace (or, past the original size, extend) the original. */
+struct vp_patch {
+    uint64_t off, len;
+    uint8_t *data;
+};
+
+struct vp_patchset {
+    struct vp_patch *v; /* later entries win where they overlap */
+    size_t n;
+    uint64_t new_size;  /* bytes between the original end and a patch read as zeros */
+};
+
+void vp_patchset_release(struct vp_patchset *ps);
+
 struct vp_write_stats {
-    uint64_t bytes_written; /* bytes written into the copy by this module */
     unsigned patchelf_runs;
     struct rusage patchelf_usage; /* summed over patchelf children */
     long patchelf_maxrss_kb;      /* the largest child's peak RSS */
@@ -60,12 +75,15 @@ size_t vp_edits_pending(const struct vp_elf *e, const struct vp_edit *edits, siz
 void vp_elfwrite_choose(const struct vp_elf *e, const struct vp_edit *edits, size_t n,
                         const char *patchelf, struct vp_write_choice *ret);
 
-/* Applies the edits to copy_path (open as copy_fd, byte-identical to e's file) with the
- * chosen method, then re-reads the copy and checks that it says exactly what the edits
- * asked. Returns 0 or a negative errno with a message. */
-int vp_elfwrite_apply(const struct vp_elf *e, int copy_fd, const char *copy_path,
-                      const struct vp_edit *edits, size_t n, const struct vp_write_choice *c,
-                      const char *patchelf, struct vp_write_stats *stats);
+/* Computes the byte patches for the in-place and segment methods. */
+int vp_elfwrite_prepare(const struct vp_elf *e, const struct vp_edit *edits, size_t n,
+                        const struct vp_write_choice *c, struct vp_patchset *ret);
+
+/* Applies the pending edits to copy_path (a byte-identical copy of e's file) with
+ * patchelf, one invocation per edit. */
+int vp_elfwrite_patchelf(const struct vp_elf *e, const char *copy_path,
+                         const struct vp_edit *edits, size_t n, const char *patchelf,
+                         struct vp_write_stats *stats);
 
 /* Checks that the file at path carries the edits relative to the original model orig:
  * DT_NEEDED list, vn_file names, unchanged interpreter/soname/rpath/runpath, and a

@@ -3,6 +3,7 @@
 
 #include <errno.h>
 #include <fcntl.h>
+#include <glob.h>
 #include <limits.h>
 #include <string.h>
 #include <sys/stat.h>
@@ -427,4 +428,18 @@ int vp_unescape(const char *s, char **ret)
     *p = '\0';
     *ret = out;
     return 0;
+}
+
+void vp_root_glob(const char *root, const char *pattern, struct vp_strv *ret)
+{
+    _cleanup_(freep) char *pat = vp_rooted(root, pattern);
+    size_t skip = root && strcmp(root, "/") ? strlen(root) : 0;
+    while (skip && root[skip - 1] == '/')
+        skip--;
+    glob_t g;
+    if (glob(pat, 0, NULL, &g) != 0)
+        return;
+    for (size_t i = 0; i < g.gl_pathc; i++)
+        vp_strv_push(ret, g.gl_pathv[i] + skip);
+    globfree(&g);
 }

@@ -91,4 +91,8 @@ int vp_mkdir_p(const char *path, mode_t mode);
 char *vp_escape(const char *s);
 int vp_unescape(const char *s, char **ret);
 
+/* Expands a glob pattern given as a runtime path inside root; appends the matches
+ * (runtime paths, sorted) to ret. */
+void vp_root_glob(const char *root, const char *pattern, struct vp_strv *ret);
+
 #endif

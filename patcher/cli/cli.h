@@ -1,0 +1,75 @@
+/* cli: what the subcommands of vgpu-patch share — exit codes (DESIGN §7), common
+ * options, and the printing of plans and verification results. */
+#ifndef VP_CLI_H
+#define VP_CLI_H
+
+#include "apply.h"
+#include "hooks.h"
+#include "json.h"
+
+enum vp_exit {
+    VP_EXIT_OK = 0,        /* done / healthy */
+    VP_EXIT_ERROR = 1,     /* error; no installed file changed */
+    VP_EXIT_USAGE = 2,
+    VP_EXIT_UNCOVERED = 3, /* a route cannot be covered by the mechanism allowed */
+    VP_EXIT_DRIFT = 4,     /* the tree differs from the manifest */
+    VP_EXIT_HOOKS = 5,     /* global loader hooks from an earlier method are present */
+};
+
+#define VP_DEFAULT_STATE_DIR "/var/lib/vgpu-patch"
+
+/* Options every command understands. */
+struct vp_common {
+    const char *root;      /* "/" unless --root */
+    const char *state_dir; /* runtime path (inside root) */
+    bool json;
+    char *state_ondisk;    /* root + state_dir */
+};
+
+struct vp_command {
+    const char *name;
+    int (*run)(int argc, char **argv);
+    const char *summary;
+};
+
+int cmd_ollama(int argc, char **argv);
+int cmd_status(int argc, char **argv);
+int cmd_verify(int argc, char **argv);
+int cmd_rollback(int argc, char **argv);
+int cmd_inspect(int argc, char **argv);
+
+/* Error message to stderr as "vgpu-patch: ..."; returns code. */
+int cli_fail(int code, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+/* Resolves root/state dir (absolute, normalised) into c. */
+int cli_common_finish(struct vp_common *c);
+void cli_common_release(struct vp_common *c);
+
+/* Starts the JSON document of a command ("schema": 1, "command"). */
+void cli_json_begin(struct vp_json *j, const char *command);
+void cli_json_strv(struct vp_json *j, const char *key, const struct vp_strv *sv);
+void cli_json_hooks(struct vp_json *j, const struct vp_hooks *h);
+void cli_json_checks(struct vp_json *j, const struct vp_verify *v);
+/* The file that answered a soname for a path, from verification checks. */
+const struct vp_check *cli_answer_for(const struct vp_verify *v, const char *path);
+
+void cli_print_hooks(const struct vp_hooks *h);
+void cli_print_checks(const struct vp_verify *v);
+void cli_print_notes(const struct vp_strv *notes);
+char *cli_human_bytes(uint64_t n);
+
+/* The state of a manifest entry on disk, from stat alone: patched, linked, original,
+ * changed or missing; *detail explains anything but patched/linked. */
+const char *cli_entry_state(const char *root, const struct vp_entry *e, char **detail);
+
+/* Long options shared by commands, and their handling. */
+#define CLI_OPT_ROOT 1000
+#define CLI_OPT_STATE_DIR 1001
+#define CLI_OPT_JSON 1002
+#define CLI_COMMON_LONGOPTS                                                              \
+    {"root", required_argument, NULL, CLI_OPT_ROOT},                                     \
+        {"state-dir", required_argument, NULL, CLI_OPT_STATE_DIR},                       \
+        {"json", no_argument, NULL, CLI_OPT_JSON}, {"help", no_argument, NULL, 'h'}
+/* Returns true when opt was a common option (and applied it). */
+bool cli_common_opt(struct vp_common *c, int opt, const char *arg);
+
+#endif

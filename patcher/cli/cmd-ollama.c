@@ -1,0 +1,464 @@
+/* vgpu-patch ollama: discover → inspect → plan → apply → verify → record. */
+#include "cli.h"
+#include "conf.h"
+
+#include <errno.h>
+#include <getopt.h>
+#include <string.h>
+#include <sys/statvfs.h>
+
+static const char help[] =
+    "Usage: vgpu-patch ollama [OPTIONS]\n"
+    "Patch one Ollama install so that every process it starts loads the vGPU shims.\n\n"
+    "  --root DIR          treat DIR as / for every system path (not for --shim-dir)\n"
+    "  --prefix DIR        the Ollama install (DIR/bin/ollama); default: the one\n"
+    "                      ollama.service runs, else the first on PATH\n"
+    "  --shim-dir DIR      where the shims are at run time (default: shim_dir in\n"
+    "                      /etc/vgpu/vgpu.conf, else lib/vgpu beside vgpu-patch)\n"
+    "  --state-dir DIR     manifest, journal, lock, backups (default " VP_DEFAULT_STATE_DIR ")\n"
+    "  --dry-run           print the plan, write nothing\n"
+    "  --no-wire           do not touch systemd (this version never does yet)\n"
+    "  --patchelf PATH     patchelf to use where a file has no free program header\n"
+    "  --lock-timeout SEC  wait this long for another vgpu-patch (default 30)\n"
+    "  --json              one JSON document on stdout\n";
+
+struct opts {
+    struct vp_common c;
+    const char *prefix, *shim_dir, *patchelf;
+    bool dry_run, no_wire;
+    int lock_timeout;
+};
+
+static int parse(int argc, char **argv, struct opts *o)
+{
+    static const struct option longopts[] = {
+        CLI_COMMON_LONGOPTS,
+        {"prefix", required_argument, NULL, 'p'},
+        {"shim-dir", required_argument, NULL, 's'},
+        {"dry-run", no_argument, NULL, 'n'},
+        {"no-wire", no_argument, NULL, 'W'},
+        {"patchelf", required_argument, NULL, 'P'},
+        {"lock-timeout", required_argument, NULL, 'L'},
+        {0},
+    };
+    int opt;
+    o->lock_timeout = 30;
+    while ((opt = getopt_long(argc, argv, "h", longopts, NULL)) != -1) {
+        if (cli_common_opt(&o->c, opt, optarg))
+            continue;
+        switch (opt) {
+        case 'p':
+            o->prefix = optarg;
+            break;
+        case 's':
+            o->shim_dir = optarg;
+            break;
+        case 'n':
+            o->dry_run = true;
+            break;
+        case 'W':
+            o->no_wire = true;
+            break;
+        case 'P':
+            o->patchelf = optarg;
+            break;
+        case 'L':
+            o->lock_timeout = atoi(optarg);
+            break;
+        case 'h':
+            fputs(help, stdout);
+            exit(VP_EXIT_OK);
+        default:
+            fputs(help, stderr);
+            return VP_EXIT_USAGE;
+        }
+    }
+    if (optind != argc)
+        return cli_fail(VP_EXIT_USAGE, "ollama: unexpected argument '%s'", argv[optind]);
+    if (o->prefix && o->prefix[0] != '/')
+        return cli_fail(VP_EXIT_USAGE, "--prefix must be an absolute path");
+    return cli_common_finish(&o->c);
+}
+
+static char *find_patchelf(const char *given)
+{
+    if (given)
+        return access(given, X_OK) == 0 ? vp_xstrdup(given) : NULL;
+    static const char *const dirs[] = {"/usr/local/bin", "/usr/bin", "/bin"};
+    for (size_t i = 0; i < VP_ARRAY_SIZE(dirs); i++) {
+        char *p = vp_path_join(dirs[i], "patchelf");
+        if (access(p, X_OK) == 0)
+            return p;
+        free(p);
+    }
+    return NULL;
+}
+
+static char *era_names(unsigned eras)
+{
+    _cleanup_(freep) char *s = vp_xstrdup("");
+    for (int e = 0; e < VP_ERA_COUNT; e++)
+        if (eras & (1u << e)) {
+            char *next = vp_xasprintf("%s%s%s", s, *s ? "|" : "", vp_era_name(e));
+            free(s);
+            s = next;
+        }
+    char *r = s;
+    s = NULL;
+    return r;
+}
+
+/* Everything the report needs, gathered as the command goes. */
+struct run {
+    struct opts *o;
+    struct vp_discovery disc;
+    struct vp_install *in;
+    struct vp_hooks hooks;
+    struct vp_plan plan;
+    bool have_plan;
+    struct vp_apply_result res;
+    struct vp_strv notes;
+    char *shim_dir;
+    char *error;
+    int code;
+};
+
+static void json_install(struct vp_json *j, const char *key, const struct vp_install *in)
+{
+    vp_json_begin_object(j, key);
+    vp_json_string(j, "prefix", in->prefix);
+    vp_json_string(j, "binary", in->binary);
+    vp_json_string(j, "version", in->version);
+    _cleanup_(freep) char *eras = era_names(in->eras);
+    vp_json_string(j, "era", eras);
+    vp_json_string(j, "era_reason", in->era_reason);
+    vp_json_string(j, "unit", in->unit);
+    vp_json_end_object(j);
+}
+
+static const char *file_state(const struct run *r, const struct vp_plan_file *f)
+{
+    if (f->choice.method == VP_WRITE_IMPOSSIBLE)
+        return "cannot-patch";
+    if (f->done)
+        return f->role == VP_ROLE_LINK ? "linked" : "patched";
+    if (r->o->dry_run || r->code != VP_EXIT_OK)
+        return "original";
+    return f->role == VP_ROLE_LINK ? "linked" : "patched";
+}
+
+static void json_plan_files(struct vp_json *j, const struct run *r)
+{
+    vp_json_begin_array(j, "files");
+    for (size_t i = 0; r->have_plan && i < r->plan.n_files; i++) {
+        const struct vp_plan_file *f = &r->plan.files[i];
+        vp_json_begin_object(j, NULL);
+        vp_json_string(j, "path", f->path);
+        vp_json_string(j, "role", vp_file_role_name(f->role));
+        vp_json_string(j, "state", file_state(r, f));
+        cli_json_strv(j, "processes", &f->processes);
+        if (f->role == VP_ROLE_LINK) {
+            vp_json_string(j, "target", f->link_target);
+        } else {
+            vp_json_string(j, "method", f->done ? "none" : vp_write_method_name(f->choice.method));
+            vp_json_string(j, "method_reason", f->choice.reason);
+            vp_json_begin_array(j, "edits");
+            for (size_t k = 0; k < f->n_edits; k++) {
+                _cleanup_(freep) char *d = vp_edit_describe(&f->edits[k]);
+                vp_json_string(j, NULL, d);
+            }
+            vp_json_end_array(j);
+        }
+        uint64_t written = 0;
+        for (size_t k = 0; k < r->res.n; k++)
+            if (!strcmp(r->res.files[k].path, f->path))
+                written = r->res.files[k].bytes_written;
+        vp_json_uint(j, "bytes_written", written);
+        const struct vp_check *c = cli_answer_for(&r->res.verify, f->path);
+        vp_json_begin_object(j, "answered");
+        vp_json_string(j, VP_SONAME_CUDA, c ? c->cuda : NULL);
+        vp_json_string(j, VP_SONAME_NVML, c ? c->nvml : NULL);
+        vp_json_end_object(j);
+        vp_json_end_object(j);
+    }
+    vp_json_end_array(j);
+}
+
+static void json_routes(struct vp_json *j, const struct vp_plan *p)
+{
+    vp_json_begin_array(j, "routes");
+    for (size_t i = 0; i < p->n_routes; i++) {
+        const struct vp_plan_route *rt = &p->routes[i];
+        vp_json_begin_object(j, NULL);
+        vp_json_string(j, "process", rt->process);
+        vp_json_string(j, "kind", vp_route_kind_name(rt->kind));
+        vp_json_string(j, "target", rt->target);
+        vp_json_bool(j, "covered", rt->covered);
+        vp_json_string(j, "mechanism", rt->mechanism);
+        vp_json_string(j, "how", rt->how);
+        vp_json_end_object(j);
+    }
+    vp_json_end_array(j);
+}
+
+static const char *mechanism(const struct run *r)
+{
+    if (r->code == VP_EXIT_OK && !r->o->dry_run && r->have_plan)
+        return "patch";
+    return "none";
+}
+
+static void report_json(struct run *r)
+{
+    struct vp_json j;
+    cli_json_begin(&j, "ollama");
+    vp_json_int(&j, "exit_code", r->code);
+    vp_json_string(&j, "root", r->o->c.root);
+    vp_json_string(&j, "state_dir", r->o->c.state_dir);
+    vp_json_bool(&j, "dry_run", r->o->dry_run);
+    vp_json_string(&j, "mechanism", mechanism(r));
+    vp_json_string(&j, "delivery", !strcmp(mechanism(r), "patch") ? "elf" : NULL);
+    if (r->code == VP_EXIT_UNCOVERED)
+        vp_json_string(&j, "fallback_mechanism", "audit");
+    if (r->error)
+        vp_json_string(&j, "error", r->error);
+    if (r->in)
+        json_install(&j, "install", r->in);
+    vp_json_begin_array(&j, "installs");
+    for (size_t i = 0; i < r->disc.n; i++)
+        json_install(&j, NULL, &r->disc.installs[i]);
+    vp_json_end_array(&j);
+    vp_json_string(&j, "shim_dir", r->shim_dir);
+    cli_json_hooks(&j, &r->hooks);
+    json_plan_files(&j, r);
+    if (r->have_plan)
+        json_routes(&j, &r->plan);
+    vp_json_uint(&j, "bytes_written", r->res.bytes_written);
+    if (r->res.verified)
+        cli_json_checks(&j, &r->res.verify);
+    vp_json_begin_object(&j, "wiring");
+    vp_json_bool(&j, "done", false);
+    vp_json_string(&j, "reason", r->o->no_wire ? "--no-wire"
+                                               : "this version does not wire systemd yet");
+    vp_json_end_object(&j);
+    cli_json_strv(&j, "restart_needed", &r->res.running);
+    cli_json_strv(&j, "notes", &r->notes);
+    vp_json_end_object(&j);
+    vp_json_finish(&j);
+}
+
+static void print_plan(const struct run *r)
+{
+    const struct vp_plan *p = &r->plan;
+    printf("plan:\n");
+    for (size_t i = 0; i < p->n_files; i++) {
+        const struct vp_plan_file *f = &p->files[i];
+        printf("  %s (%s; run by: ", f->path, vp_file_role_name(f->role));
+        for (size_t k = 0; k < f->processes.n; k++)
+            printf("%s%s", k ? ", " : "", f->processes.v[k]);
+        printf(")\n");
+        if (f->role == VP_ROLE_LINK) {
+            printf("      %s -> %s\n", f->done ? "already links" : "link", f->link_target);
+            continue;
+        }
+        if (f->done) {
+            printf("      already carries the shims: nothing to write\n");
+            continue;
+        }
+        for (size_t k = 0; k < f->n_edits; k++) {
+            _cleanup_(freep) char *d = vp_edit_describe(&f->edits[k]);
+            printf("      %s\n", d);
+        }
+        printf("      method: %s (%s)\n", vp_write_method_name(f->choice.method),
+               f->choice.reason);
+    }
+    printf("routes to libcuda / NVML:\n");
+    for (size_t i = 0; i < p->n_routes; i++) {
+        const struct vp_plan_route *rt = &p->routes[i];
+        printf("  %-8s %-13s %-15s %s\n", rt->covered ? "covered" : "OPEN", rt->process,
+               vp_route_kind_name(rt->kind), rt->target);
+        printf("           %s\n", rt->how);
+    }
+}
+
+static void report_text(struct run *r)
+{
+    if (r->in) {
+        _cleanup_(freep) char *eras = era_names(r->in->eras);
+        printf("Ollama: %s (release %s, era %s)\n  %s\n", r->in->prefix,
+               r->in->version ? r->in->version : "unknown", eras, r->in->era_reason);
+    }
+    if (r->shim_dir)
+        printf("shims: %s\n", r->shim_dir);
+    if (r->hooks.n) {
+        printf("global loader hooks from an earlier method (remove them first; `vgpu-patch "
+               "migrate` will do it in a later release):\n");
+        cli_print_hooks(&r->hooks);
+    }
+    if (r->have_plan)
+        print_plan(r);
+    if (r->code == VP_EXIT_UNCOVERED)
+        printf("result: nothing applied — some routes cannot be covered by patching files on "
+               "disk; the LD_AUDIT fallback (mechanism audit) would cover them.\n");
+    if (r->res.verified) {
+        printf("verification:\n");
+        cli_print_checks(&r->res.verify);
+    }
+    if (r->code == VP_EXIT_OK && !r->o->dry_run && r->have_plan) {
+        _cleanup_(freep) char *b = cli_human_bytes(r->res.bytes_written);
+        printf("result: mechanism patch, delivery elf; %zu file(s) written (%s)\n", r->res.n, b);
+        printf("systemd: not wired (%s); run `vgpu-patch ollama` again after every Ollama "
+               "upgrade.\n",
+               r->o->no_wire ? "--no-wire" : "this version does not install the drop-in yet");
+        for (size_t i = 0; i < r->res.running.n; i++)
+            printf("restart needed: process %s runs a file that was replaced; restart Ollama "
+                   "(systemctl restart ollama) to load the shims\n",
+                   r->res.running.v[i]);
+    } else if (r->code == VP_EXIT_OK && r->o->dry_run) {
+        printf("result: dry run, nothing written\n");
+    }
+    cli_print_notes(&r->notes);
+}
+
+static int fail_run(struct run *r, int code)
+{
+    r->code = code;
+    r->error = vp_xstrdup(vp_last_error());
+    return code;
+}
+
+/* A pending file on a read-only file system cannot be patched: the audit fallback. */
+static void check_writable(struct run *r)
+{
+    for (size_t i = 0; i < r->plan.n_files; i++) {
+        struct vp_plan_file *f = &r->plan.files[i];
+        if (f->done || f->choice.method == VP_WRITE_IMPOSSIBLE)
+            continue;
+        _cleanup_(freep) char *ondisk = vp_rooted(r->o->c.root, f->path);
+        _cleanup_(freep) char *dir = vp_dirname(ondisk);
+        struct statvfs sv;
+        if (statvfs(dir, &sv) == 0 && (sv.f_flag & ST_RDONLY)) {
+            f->choice.method = VP_WRITE_IMPOSSIBLE;
+            snprintf(f->choice.reason, sizeof(f->choice.reason),
+                     "on a read-only file system");
+            r->plan.all_covered = false;
+            vp_strv_push_take(&r->notes,
+                              vp_xasprintf("%s is on a read-only file system: it cannot be "
+                                           "patched; the audit fallback covers read-only images",
+                                           f->path));
+        }
+    }
+}
+
+static int run(struct run *r)
+{
+    struct opts *o = r->o;
+    struct vp_conf conf;
+    if (vp_conf_load(&conf, o->c.root) < 0)
+        return fail_run(r, VP_EXIT_ERROR);
+    for (size_t i = 0; i < conf.problems.n; i++)
+        vp_strv_push_take(&r->notes, vp_xasprintf("configuration: %s", conf.problems.v[i]));
+    const char *sd = o->shim_dir ? o->shim_dir : vp_conf_get(&conf, VP_CONF_SHIM_DIR);
+    r->shim_dir = sd ? vp_xstrdup(sd) : vp_shims_default_dir();
+    vp_conf_release(&conf);
+
+    const char *path_env = strcmp(o->c.root, "/") ? NULL : getenv("PATH");
+    if (vp_discover(o->c.root, o->prefix, path_env, &r->disc) < 0)
+        return fail_run(r, VP_EXIT_ERROR);
+    for (size_t i = 0; i < r->disc.notes.n; i++)
+        vp_strv_push(&r->notes, r->disc.notes.v[i]);
+    r->in = &r->disc.installs[r->disc.chosen];
+    if (vp_install_identify(o->c.root, r->in) < 0)
+        return fail_run(r, VP_EXIT_ERROR);
+
+    /* Our own in-tree links are not legacy hooks. */
+    struct vp_strv owned = {0};
+    struct vp_manifest m;
+    if (vp_manifest_load(o->c.state_ondisk, &m) == 0) {
+        for (size_t i = 0; i < m.n; i++)
+            for (size_t k = 0; k < m.installs[i].n; k++)
+                if (m.installs[i].entries[k].kind == VP_ENTRY_LINK)
+                    vp_strv_push(&owned, m.installs[i].entries[k].path);
+        vp_manifest_release(&m);
+    }
+    vp_hooks_scan(o->c.root, r->in->prefix, &owned, &r->hooks);
+    vp_strv_release(&owned);
+    if (r->hooks.n) {
+        vp_error(-EEXIST, "%zu global loader hook(s) from an earlier method are present; "
+                          "nothing was changed",
+                 r->hooks.n);
+        return fail_run(r, VP_EXIT_HOOKS);
+    }
+
+    struct vp_shims shims;
+    if (vp_shims_open(r->shim_dir, &shims) < 0)
+        return fail_run(r, VP_EXIT_ERROR);
+    _cleanup_(freep) char *libexec = vp_verify_default_libexec();
+    static const char *const cuda_syms[] = {VP_SHIM_MARKER, "cuInit", NULL};
+    static const char *const nvml_syms[] = {VP_SHIM_MARKER, "nvmlInit_v2", NULL};
+    if (vp_verify_shim_loads(libexec, shims.cuda, cuda_syms) < 0 ||
+        vp_verify_shim_loads(libexec, shims.nvml, nvml_syms) < 0) {
+        vp_shims_release(&shims);
+        return fail_run(r, VP_EXIT_ERROR);
+    }
+
+    _cleanup_(freep) char *patchelf = find_patchelf(o->patchelf);
+    int rc = vp_plan_build(o->c.root, r->in, &shims, patchelf, &r->plan);
+    vp_shims_release(&shims);
+    if (rc < 0)
+        return fail_run(r, VP_EXIT_ERROR);
+    r->have_plan = true;
+    for (size_t i = 0; i < r->plan.notes.n; i++)
+        vp_strv_push(&r->notes, r->plan.notes.v[i]);
+    check_writable(r);
+    if (!r->plan.all_covered) {
+        vp_error(-ENOTSUP, "some routes to the driver cannot be covered by patching files on "
+                           "disk; the audit mechanism (LD_AUDIT) would cover them");
+        return fail_run(r, VP_EXIT_UNCOVERED);
+    }
+    if (o->dry_run)
+        return VP_EXIT_OK;
+
+    struct vp_state st;
+    if (vp_state_open(o->c.state_ondisk, VP_STATE_CREATE | VP_STATE_LOCK,
+                      o->lock_timeout * 1000, &st) < 0)
+        return fail_run(r, VP_EXIT_ERROR);
+    for (size_t i = 0; i < st.recovered.n; i++)
+        vp_strv_push(&r->notes, st.recovered.v[i]);
+    struct vp_verify_opts vo = {.libexec = libexec, .live = true};
+    _cleanup_(freep) char *eras = era_names(r->in->eras);
+    struct vp_apply_opts ao = {.patchelf = patchelf, .verify = &vo, .version = r->in->version,
+                               .eras = eras};
+    rc = vp_apply(&r->plan, &st, &ao, &r->res);
+    vp_state_close(&st);
+    if (rc < 0)
+        return fail_run(r, VP_EXIT_ERROR);
+    return VP_EXIT_OK;
+}
+
+int cmd_ollama(int argc, char **argv)
+{
+    struct opts o = {0};
+    int code = parse(argc, argv, &o);
+    if (code)
+        return code;
+    struct run r = {.o = &o, .disc = {.chosen = -1}};
+    r.code = run(&r);
+    if (o.c.json)
+        report_json(&r);
+    else
+        report_text(&r);
+    if (r.error)
+        cli_fail(r.code, "%s", r.error);
+    code = r.code;
+    free(r.error);
+    free(r.shim_dir);
+    if (r.have_plan)
+        vp_plan_release(&r.plan);
+    vp_apply_result_release(&r.res);
+    vp_hooks_release(&r.hooks);
+    vp_discovery_release(&r.disc);
+    vp_strv_release(&r.notes);
+    cli_common_release(&o.c);
+    return code;
+}

@@ -1,0 +1,163 @@
+/* vgpu-patch status: what the manifest says was changed, and whether each file is still
+ * as vgpu-patch left it. Cheap by design (stat calls only): it runs at every start. */
+#include "cli.h"
+
+#include <errno.h>
+#include <getopt.h>
+#include <limits.h>
+#include <string.h>
+#include <sys/stat.h>
+
+static const char help[] =
+    "Usage: vgpu-patch status [--root DIR] [--state-dir DIR] [--json]\n"
+    "Show what is patched and whether every file is still as vgpu-patch left it.\n"
+    "Exit 0 when healthy, 4 when a file differs from the manifest (an upgrade replaced\n"
+    "it), 1 when the shims are missing or the state cannot be read.\n";
+
+/* The state of one manifest entry, from stat alone. */
+const char *cli_entry_state(const char *root, const struct vp_entry *e, char **detail)
+{
+    _cleanup_(freep) char *ondisk = vp_rooted(root, e->path);
+    struct stat st;
+    if (lstat(ondisk, &st) < 0) {
+        *detail = vp_xasprintf("%s is gone", e->path);
+        return "missing";
+    }
+    if (e->kind == VP_ENTRY_LINK) {
+        char cur[PATH_MAX];
+        ssize_t n = readlink(ondisk, cur, sizeof(cur) - 1);
+        cur[n > 0 ? n : 0] = '\0';
+        if (n > 0 && !strcmp(cur, e->target))
+            return "linked";
+        *detail = vp_xasprintf("points at %s, not %s", n > 0 ? cur : "(not a link)", e->target);
+        return "changed";
+    }
+    int64_t mt = (int64_t)st.st_mtim.tv_sec * 1000000000 + st.st_mtim.tv_nsec;
+    if (st.st_ino == e->patched.ino && (uint64_t)st.st_size == e->patched.size &&
+        mt == e->patched.mtime_ns)
+        return "patched";
+    if (st.st_ino == e->orig.ino && (uint64_t)st.st_size == e->orig.size &&
+        mt == e->orig.mtime_ns) {
+        *detail = vp_xstrdup("the original is back in place");
+        return "original";
+    }
+    *detail = vp_xasprintf("replaced or modified since it was patched (inode %llu, %llu "
+                           "bytes; patched was inode %llu, %llu bytes)",
+                           (unsigned long long)st.st_ino, (unsigned long long)st.st_size,
+                           (unsigned long long)e->patched.ino,
+                           (unsigned long long)e->patched.size);
+    return "changed";
+}
+
+static bool shims_present(const char *dir)
+{
+    _cleanup_(freep) char *c = vp_path_join(dir, VP_SHIM_CUDA_FILE);
+    _cleanup_(freep) char *n = vp_path_join(dir, VP_SHIM_NVML_FILE);
+    return access(c, R_OK) == 0 && access(n, R_OK) == 0;
+}
+
+int cmd_status(int argc, char **argv)
+{
+    static const struct option longopts[] = {CLI_COMMON_LONGOPTS, {0}};
+    struct vp_common c = {0};
+    int opt;
+    while ((opt = getopt_long(argc, argv, "h", longopts, NULL)) != -1) {
+        if (cli_common_opt(&c, opt, optarg))
+            continue;
+        if (opt == 'h') {
+            fputs(help, stdout);
+            return VP_EXIT_OK;
+        }
+        fputs(help, stderr);
+        return VP_EXIT_USAGE;
+    }
+    if (optind != argc)
+        return cli_fail(VP_EXIT_USAGE, "status: unexpected argument '%s'", argv[optind]);
+    int code = cli_common_finish(&c);
+    if (code)
+        return code;
+
+    struct vp_manifest m = {0};
+    bool interrupted = false;
+    struct vp_state st;
+    int r = vp_state_open(c.state_ondisk, 0, 0, &st);
+    if (r == 0) {
+        interrupted = vp_state_interrupted(&st);
+        r = vp_manifest_load(st.dir, &m);
+        vp_state_close(&st);
+    } else if (r == -ENOENT) {
+        r = 0;
+    }
+    if (r < 0) {
+        cli_common_release(&c);
+        return cli_fail(VP_EXIT_ERROR, "%s", vp_last_error());
+    }
+
+    struct vp_json j;
+    if (c.json) {
+        cli_json_begin(&j, "status");
+        vp_json_string(&j, "state_dir", c.state_dir);
+        vp_json_bool(&j, "interrupted", interrupted);
+        vp_json_string(&j, "mechanism", vp_manifest_count(&m) ? "patch" : "none");
+        vp_json_string(&j, "delivery", vp_manifest_count(&m) ? "elf" : NULL);
+        vp_json_begin_array(&j, "installs");
+    } else if (!vp_manifest_count(&m)) {
+        printf("nothing is patched (state dir %s)\n", c.state_dir);
+    }
+    code = interrupted ? VP_EXIT_DRIFT : VP_EXIT_OK;
+    if (interrupted && !c.json)
+        printf("an interrupted run left a journal: the next vgpu-patch ollama or rollback "
+               "undoes it\n");
+    for (size_t i = 0; i < m.n; i++) {
+        const struct vp_manifest_install *in = &m.installs[i];
+        bool shims = in->shim_dir && shims_present(in->shim_dir);
+        if (in->n && !shims)
+            code = VP_EXIT_ERROR;
+        if (c.json) {
+            vp_json_begin_object(&j, NULL);
+            vp_json_string(&j, "prefix", in->prefix);
+            vp_json_string(&j, "version", in->version);
+            vp_json_string(&j, "era", in->eras);
+            vp_json_string(&j, "shim_dir", in->shim_dir);
+            vp_json_bool(&j, "shims_present", shims);
+            vp_json_begin_array(&j, "files");
+        } else {
+            printf("%s (release %s, era %s), shims %s%s\n", in->prefix,
+                   in->version ? in->version : "unknown", in->eras ? in->eras : "?",
+                   in->shim_dir, shims ? "" : " — MISSING: patched programs cannot start; "
+                                              "restore them with `vgpu-patch rollback`");
+        }
+        for (size_t k = 0; k < in->n; k++) {
+            const struct vp_entry *e = &in->entries[k];
+            _cleanup_(freep) char *detail = NULL;
+            const char *state = cli_entry_state(c.root, e, &detail);
+            if (strcmp(state, "patched") && strcmp(state, "linked") && code == VP_EXIT_OK)
+                code = VP_EXIT_DRIFT;
+            if (c.json) {
+                vp_json_begin_object(&j, NULL);
+                vp_json_string(&j, "path", e->path);
+                vp_json_string(&j, "role", e->role);
+                vp_json_string(&j, "state", state);
+                if (detail)
+                    vp_json_string(&j, "detail", detail);
+                vp_json_end_object(&j);
+            } else {
+                printf("  %-8s %s%s%s\n", state, e->path, detail ? ": " : "",
+                       detail ? detail : "");
+            }
+        }
+        if (c.json) {
+            vp_json_end_array(&j);
+            vp_json_end_object(&j);
+        }
+    }
+    if (c.json) {
+        vp_json_end_array(&j);
+        vp_json_int(&j, "exit_code", code);
+        vp_json_end_object(&j);
+        vp_json_finish(&j);
+    }
+    vp_manifest_release(&m);
+    cli_common_release(&c);
+    return code;
+}

@@ -1,0 +1,145 @@
+/* vgpu-patch verify: proves again, for every install in the manifest, that the files
+ * are the ones vgpu-patch wrote (full hashes) and that every process Ollama starts
+ * ends in the shims (the same checks as after patching). */
+#include "cli.h"
+
+#include <errno.h>
+#include <getopt.h>
+#include <string.h>
+
+static const char help[] =
+    "Usage: vgpu-patch verify [--root DIR] [--state-dir DIR] [--json]\n"
+    "Re-check every patched install: file hashes against the manifest, ld.so --list under\n"
+    "Ollama's environment with a decoy driver first, and the load and start probes.\n"
+    "Exit 0 when all hold, 4 when files differ from the manifest, 1 when a check fails.\n";
+
+struct install_report {
+    struct vp_discovery disc;
+    struct vp_plan plan;
+    bool have_plan;
+    struct vp_verify v;
+    struct vp_strv problems;
+};
+
+static int verify_install(const struct vp_common *c, const struct vp_manifest_install *mi,
+                          const char *libexec, struct install_report *ir)
+{
+    for (size_t k = 0; k < mi->n; k++) {
+        const struct vp_entry *e = &mi->entries[k];
+        _cleanup_(freep) char *detail = NULL;
+        const char *state = cli_entry_state(c->root, e, &detail);
+        if (strcmp(state, "patched") && strcmp(state, "linked")) {
+            vp_strv_push_take(&ir->problems, vp_xasprintf("%s: %s%s%s", e->path, state,
+                                                          detail ? ": " : "", detail ? detail : ""));
+            continue;
+        }
+        if (e->kind != VP_ENTRY_FILE)
+            continue;
+        _cleanup_(freep) char *ondisk = vp_rooted(c->root, e->path);
+        char b3[VP_B3_HEX];
+        if (vp_b3_file(ondisk, b3) < 0 || strcmp(b3, e->patched.b3))
+            vp_strv_push_take(&ir->problems, vp_xasprintf("%s: content differs from what "
+                                                          "vgpu-patch wrote",
+                                                          e->path));
+    }
+    if (vp_discover(c->root, mi->prefix, NULL, &ir->disc) < 0)
+        return -ENOENT;
+    struct vp_install *in = &ir->disc.installs[ir->disc.chosen];
+    struct vp_shims shims;
+    if (vp_install_identify(c->root, in) < 0 || vp_shims_open(mi->shim_dir, &shims) < 0)
+        return -EINVAL;
+    int r = vp_plan_build(c->root, in, &shims, NULL, &ir->plan);
+    vp_shims_release(&shims);
+    if (r < 0)
+        return r;
+    ir->have_plan = true;
+    for (size_t i = 0; i < ir->plan.n_files; i++)
+        if (!ir->plan.files[i].done && ir->plan.files[i].choice.method != VP_WRITE_IMPOSSIBLE)
+            vp_strv_push_take(&ir->problems, vp_xasprintf("%s is not patched (an upgrade "
+                                                          "replaced it?)",
+                                                          ir->plan.files[i].path));
+    struct vp_verify_opts vo = {.libexec = libexec, .live = true};
+    return vp_verify_plan(&ir->plan, &vo, &ir->v);
+}
+
+int cmd_verify(int argc, char **argv)
+{
+    static const struct option longopts[] = {CLI_COMMON_LONGOPTS, {0}};
+    struct vp_common c = {0};
+    int opt;
+    while ((opt = getopt_long(argc, argv, "h", longopts, NULL)) != -1) {
+        if (cli_common_opt(&c, opt, optarg))
+            continue;
+        if (opt == 'h') {
+            fputs(help, stdout);
+            return VP_EXIT_OK;
+        }
+        fputs(help, stderr);
+        return VP_EXIT_USAGE;
+    }
+    if (optind != argc)
+        return cli_fail(VP_EXIT_USAGE, "verify: unexpected argument '%s'", argv[optind]);
+    int code = cli_common_finish(&c);
+    if (code)
+        return code;
+    struct vp_manifest m = {0};
+    struct vp_state st;
+    int r = vp_state_open(c.state_ondisk, 0, 0, &st);
+    if (r == 0) {
+        r = vp_manifest_load(st.dir, &m);
+        vp_state_close(&st);
+    }
+    if (r < 0 && r != -ENOENT) {
+        cli_common_release(&c);
+        return cli_fail(VP_EXIT_ERROR, "%s", vp_last_error());
+    }
+    _cleanup_(freep) char *libexec = vp_verify_default_libexec();
+    struct vp_json j;
+    if (c.json) {
+        cli_json_begin(&j, "verify");
+        vp_json_string(&j, "mechanism", vp_manifest_count(&m) ? "patch" : "none");
+        vp_json_begin_array(&j, "installs");
+    } else if (!vp_manifest_count(&m)) {
+        printf("nothing is patched (state dir %s)\n", c.state_dir);
+    }
+    code = VP_EXIT_OK;
+    for (size_t i = 0; i < m.n; i++) {
+        struct install_report ir = {.disc = {.chosen = -1}};
+        r = verify_install(&c, &m.installs[i], libexec, &ir);
+        if (r < 0)
+            vp_strv_push_take(&ir.problems, vp_xasprintf("cannot verify: %s", vp_last_error()));
+        if (ir.problems.n && code == VP_EXIT_OK)
+            code = r < 0 ? VP_EXIT_ERROR : VP_EXIT_DRIFT;
+        if (!ir.v.ok && ir.v.n)
+            code = VP_EXIT_ERROR;
+        if (c.json) {
+            vp_json_begin_object(&j, NULL);
+            vp_json_string(&j, "prefix", m.installs[i].prefix);
+            cli_json_strv(&j, "problems", &ir.problems);
+            cli_json_checks(&j, &ir.v);
+            vp_json_end_object(&j);
+        } else {
+            printf("%s:\n", m.installs[i].prefix);
+            for (size_t k = 0; k < ir.problems.n; k++)
+                printf("  PROBLEM %s\n", ir.problems.v[k]);
+            cli_print_checks(&ir.v);
+        }
+        vp_verify_release(&ir.v);
+        if (ir.have_plan)
+            vp_plan_release(&ir.plan);
+        vp_discovery_release(&ir.disc);
+        vp_strv_release(&ir.problems);
+    }
+    if (c.json) {
+        vp_json_end_array(&j);
+        vp_json_int(&j, "exit_code", code);
+        vp_json_end_object(&j);
+        vp_json_finish(&j);
+    } else if (vp_manifest_count(&m)) {
+        printf("%s\n", code == VP_EXIT_OK ? "verified: every process ends in the shims"
+                                          : "verification found problems");
+    }
+    vp_manifest_release(&m);
+    cli_common_release(&c);
+    return code;
+}

@@ -1,0 +1,164 @@
+/* common: options, messages and printing shared by the subcommands. */
+#include "cli.h"
+
+#include <errno.h>
+#include <stdarg.h>
+#include <string.h>
+
+int cli_fail(int code, const char *fmt, ...)
+{
+    va_list ap;
+    va_start(ap, fmt);
+    fputs("vgpu-patch: ", stderr);
+    vfprintf(stderr, fmt, ap);
+    fputc('\n', stderr);
+    va_end(ap);
+    return code;
+}
+
+bool cli_common_opt(struct vp_common *c, int opt, const char *arg)
+{
+    switch (opt) {
+    case CLI_OPT_ROOT:
+        c->root = arg;
+        return true;
+    case CLI_OPT_STATE_DIR:
+        c->state_dir = arg;
+        return true;
+    case CLI_OPT_JSON:
+        c->json = true;
+        return true;
+    default:
+        return false;
+    }
+}
+
+int cli_common_finish(struct vp_common *c)
+{
+    if (!c->root)
+        c->root = "/";
+    if (!c->state_dir)
+        c->state_dir = VP_DEFAULT_STATE_DIR;
+    if (c->root[0] != '/')
+        return cli_fail(VP_EXIT_USAGE, "--root must be an absolute path (got %s)", c->root);
+    if (c->state_dir[0] != '/')
+        return cli_fail(VP_EXIT_USAGE, "--state-dir must be an absolute path (got %s)",
+                        c->state_dir);
+    _cleanup_(freep) char *root = vp_path_normalize(c->root);
+    c->state_ondisk = vp_rooted(root, c->state_dir);
+    return 0;
+}
+
+void cli_common_release(struct vp_common *c)
+{
+    free(c->state_ondisk);
+    c->state_ondisk = NULL;
+}
+
+void cli_json_begin(struct vp_json *j, const char *command)
+{
+    vp_json_init(j, stdout);
+    vp_json_begin_object(j, NULL);
+    vp_json_int(j, "schema", 1);
+    vp_json_string(j, "command", command);
+}
+
+void cli_json_strv(struct vp_json *j, const char *key, const struct vp_strv *sv)
+{
+    vp_json_begin_array(j, key);
+    for (size_t i = 0; i < sv->n; i++)
+        vp_json_string(j, NULL, sv->v[i]);
+    vp_json_end_array(j);
+}
+
+void cli_json_hooks(struct vp_json *j, const struct vp_hooks *h)
+{
+    vp_json_begin_array(j, "hooks");
+    for (size_t i = 0; i < h->n; i++) {
+        vp_json_begin_object(j, NULL);
+        vp_json_string(j, "kind", vp_hook_kind_name(h->v[i].kind));
+        vp_json_string(j, "file", h->v[i].file);
+        if (h->v[i].line)
+            vp_json_int(j, "line", h->v[i].line);
+        vp_json_string(j, "what", h->v[i].what);
+        vp_json_string(j, "why", h->v[i].why);
+        vp_json_end_object(j);
+    }
+    vp_json_end_array(j);
+}
+
+void cli_json_checks(struct vp_json *j, const struct vp_verify *v)
+{
+    vp_json_begin_object(j, "verification");
+    vp_json_bool(j, "ok", v->ok);
+    vp_json_begin_array(j, "checks");
+    for (size_t i = 0; i < v->n; i++) {
+        const struct vp_check *c = &v->v[i];
+        vp_json_begin_object(j, NULL);
+        vp_json_string(j, "process", c->process);
+        vp_json_string(j, "path", c->subject);
+        vp_json_string(j, "check", c->kind);
+        vp_json_bool(j, "ok", c->ok);
+        vp_json_begin_object(j, "answered");
+        vp_json_string(j, VP_SONAME_CUDA, c->cuda);
+        vp_json_string(j, VP_SONAME_NVML, c->nvml);
+        vp_json_end_object(j);
+        if (c->message)
+            vp_json_string(j, "message", c->message);
+        vp_json_end_object(j);
+    }
+    vp_json_end_array(j);
+    vp_json_end_object(j);
+}
+
+const struct vp_check *cli_answer_for(const struct vp_verify *v, const char *path)
+{
+    static const char *const order[] = {"exec-probe", "load-probe", "link", "ld.so-list"};
+    for (size_t k = 0; k < VP_ARRAY_SIZE(order); k++)
+        for (size_t i = 0; i < v->n; i++)
+            if (!strcmp(v->v[i].subject, path) && !strcmp(v->v[i].kind, order[k]) &&
+                (v->v[i].cuda || v->v[i].nvml))
+                return &v->v[i];
+    return NULL;
+}
+
+void cli_print_hooks(const struct vp_hooks *h)
+{
+    for (size_t i = 0; i < h->n; i++) {
+        const struct vp_hook *k = &h->v[i];
+        if (k->line)
+            printf("  %s:%u: %s\n", k->file, k->line, k->what);
+        else
+            printf("  %s: %s\n", k->file, k->what);
+        printf("      why it matters: %s\n", k->why);
+    }
+}
+
+void cli_print_checks(const struct vp_verify *v)
+{
+    for (size_t i = 0; i < v->n; i++) {
+        const struct vp_check *c = &v->v[i];
+        printf("  %-4s %-13s %-11s %s\n", c->ok ? "ok" : "FAIL", c->process, c->kind,
+               c->subject);
+        if (c->cuda || c->nvml)
+            printf("         libcuda.so.1 -> %s, libnvidia-ml.so.1 -> %s\n",
+                   c->cuda ? c->cuda : "(not loaded)", c->nvml ? c->nvml : "(not loaded)");
+        if (c->message)
+            printf("         %s\n", c->message);
+    }
+}
+
+void cli_print_notes(const struct vp_strv *notes)
+{
+    for (size_t i = 0; i < notes->n; i++)
+        printf("note: %s\n", notes->v[i]);
+}
+
+char *cli_human_bytes(uint64_t n)
+{
+    if (n >= 10u << 20)
+        return vp_xasprintf("%.1f MiB", (double)n / (1 << 20));
+    if (n >= 10u << 10)
+        return vp_xasprintf("%.1f KiB", (double)n / (1 << 10));
+    return vp_xasprintf("%llu bytes", (unsigned long long)n);
+}

@@ -1,0 +1,300 @@
+/* apply: the write phase of `vgpu-patch ollama`. */
+#include "apply.h"
+#include "copy.h"
+
+#include <dirent.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <sys/xattr.h>
+#include <time.h>
+
+static double now_ms(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (double)ts.tv_sec * 1e3 + (double)ts.tv_nsec / 1e6;
+}
+
+static int64_t mtime_ns(const struct stat *st)
+{
+    return (int64_t)st->st_mtim.tv_sec * 1000000000 + st->st_mtim.tv_nsec;
+}
+
+static void fileid(struct vp_fileid *id, const struct stat *st, const char *b3)
+{
+    *id = (struct vp_fileid){.size = (uint64_t)st->st_size, .mtime_ns = mtime_ns(st),
+                             .ino = st->st_ino, .dev = st->st_dev};
+    memcpy(id->b3, b3, VP_B3_HEX);
+}
+
+/* Owner, mode and extended attributes of the original, in that order (chown clears
+ * set-id bits and capabilities). */
+static int copy_attributes(int src, int dst, const struct stat *st, const char *path)
+{
+    if (fchown(dst, st->st_uid, st->st_gid) < 0 &&
+        !(errno == EPERM && st->st_uid == geteuid() && st->st_gid == getegid()))
+        return vp_error_errno(-errno, "cannot give the copy of %s its owner", path);
+    if (fchmod(dst, st->st_mode & 07777) < 0)
+        return vp_error_errno(-errno, "cannot give the copy of %s its mode", path);
+    ssize_t len = flistxattr(src, NULL, 0);
+    if (len <= 0)
+        return 0;
+    _cleanup_(freep) char *names = vp_xmalloc((size_t)len);
+    len = flistxattr(src, names, (size_t)len);
+    for (ssize_t off = 0; off < len; off += (ssize_t)strlen(names + off) + 1) {
+        const char *name = names + off;
+        ssize_t vlen = fgetxattr(src, name, NULL, 0);
+        if (vlen < 0)
+            continue;
+        _cleanup_(freep) char *val = vp_xmalloc((size_t)vlen + 1);
+        vlen = fgetxattr(src, name, val, (size_t)vlen);
+        if (vlen < 0 || fsetxattr(dst, name, val, (size_t)vlen, 0) < 0)
+            return vp_error_errno(-errno, "cannot copy extended attribute %s of %s", name,
+                                  path);
+    }
+    return 0;
+}
+
+static char *describe_edits(const struct vp_plan_file *f)
+{
+    _cleanup_(freep) char *s = vp_xstrdup("");
+    for (size_t i = 0; i < f->n_edits; i++) {
+        _cleanup_(freep) char *d = vp_edit_describe(&f->edits[i]);
+        char *next = vp_xasprintf("%s%s%s", s, i ? "; " : "", d);
+        free(s);
+        s = next;
+    }
+    char *r = s;
+    s = NULL;
+    return r;
+}
+
+static void add_result(struct vp_apply_result *r, const char *path, const char *action,
+                       const char *method, uint64_t bytes)
+{
+    r->files = vp_xrealloc(r->files, (r->n + 1) * sizeof(*r->files));
+    r->files[r->n++] = (struct vp_apply_file){vp_xstrdup(path), action, method, bytes};
+    r->bytes_written += bytes;
+}
+
+struct staged {
+    struct vp_entry entry;
+    char *obsolete_backup; /* the backup of an original that was replaced since */
+    uint64_t dev, ino;     /* the inode being replaced */
+};
+
+static int stage_elf(struct vp_txn *t, const struct vp_plan *p, const struct vp_plan_file *f,
+                     struct vp_manifest_install *mi, const char *patchelf,
+                     struct vp_apply_result *res, struct staged *out, unsigned idx)
+{
+    _cleanup_(freep) char *ondisk = vp_rooted(p->root, f->path);
+    _cleanup_(vp_elf_freep) struct vp_elf *e = NULL;
+    int r = vp_elf_open(ondisk, &e);
+    if (r < 0)
+        return r;
+    struct stat st;
+    if (fstat(e->fd, &st) < 0)
+        return vp_error_errno(-errno, "cannot stat %s", ondisk);
+    const struct vp_entry *old = vp_manifest_find(mi, f->path);
+    bool ours = old && old->patched.ino == st.st_ino && old->patched.size == (uint64_t)st.st_size &&
+                old->patched.mtime_ns == mtime_ns(&st);
+
+    int fd;
+    const char *tmp;
+    if ((r = vp_txn_stage_file(t, ondisk, &fd, &tmp)) < 0)
+        return r;
+    _cleanup_(closep) int tmpfd = fd;
+    struct vp_copy_result cr;
+    char patched_b3[VP_B3_HEX];
+    if (f->choice.method == VP_WRITE_PATCHELF) {
+        if ((r = vp_copy_patched(e->fd, e->size, tmpfd, NULL, &cr)) < 0 ||
+            (r = vp_elfwrite_patchelf(e, tmp, f->edits, f->n_edits, patchelf, &res->wstats)) < 0 ||
+            (r = vp_b3_file(tmp, patched_b3)) < 0)
+            return r;
+    } else {
+        struct vp_patchset ps;
+        if ((r = vp_elfwrite_prepare(e, f->edits, f->n_edits, &f->choice, &ps)) < 0)
+            return r;
+        r = vp_copy_patched(e->fd, e->size, tmpfd, &ps, &cr);
+        vp_patchset_release(&ps);
+        if (r < 0)
+            return vp_error(r, "%s: %s", ondisk, vp_last_error());
+        memcpy(patched_b3, cr.patched_b3, VP_B3_HEX);
+    }
+    struct stat tst;
+    if ((r = copy_attributes(e->fd, tmpfd, &st, ondisk)) < 0 ||
+        (r = vp_elfwrite_check(e, tmp, f->edits, f->n_edits)) < 0)
+        return r;
+    if (fsync(tmpfd) < 0 || fstat(tmpfd, &tst) < 0)
+        return vp_error_errno(-errno, "cannot sync %s", tmp);
+    vp_fault("staged");
+
+    _cleanup_(freep) char *bdir = vp_state_backup_dir(t->st);
+    _cleanup_(freep) char *prev = ours ? vp_xasprintf("%s/txn-%d-%u", bdir, (int)getpid(), idx)
+                                       : vp_xasprintf("%s/%s", bdir, cr.orig_b3);
+    if ((r = vp_txn_keep_prev(t, ondisk, prev, !ours)) < 0)
+        return r;
+
+    struct vp_entry *en = &out->entry;
+    *en = (struct vp_entry){.kind = VP_ENTRY_FILE, .path = vp_xstrdup(f->path),
+                            .role = vp_xstrdup(vp_file_role_name(f->role)),
+                            .method = vp_xstrdup(vp_write_method_name(f->choice.method)),
+                            .edits = describe_edits(f)};
+    if (ours) {
+        en->orig = old->orig;
+        en->mode = old->mode, en->uid = old->uid, en->gid = old->gid;
+        en->backup = vp_xstrdup(old->backup);
+    } else {
+        fileid(&en->orig, &st, cr.orig_b3);
+        en->mode = st.st_mode & 07777, en->uid = st.st_uid, en->gid = st.st_gid;
+        en->backup = vp_xstrdup(prev);
+        if (old && old->backup && strcmp(old->backup, prev))
+            out->obsolete_backup = vp_xstrdup(old->backup);
+    }
+    fileid(&en->patched, &tst, patched_b3);
+    out->dev = st.st_dev;
+    out->ino = st.st_ino;
+    uint64_t written = cr.bytes_written;
+    add_result(res, f->path, "patched", vp_write_method_name(f->choice.method), written);
+    return 0;
+}
+
+static int stage_link(struct vp_txn *t, const struct vp_plan *p, const struct vp_plan_file *f,
+                      struct vp_apply_result *res, struct staged *out)
+{
+    _cleanup_(freep) char *ondisk = vp_rooted(p->root, f->path);
+    int r = vp_txn_stage_link(t, ondisk, f->link_target);
+    if (r < 0)
+        return r;
+    out->entry = (struct vp_entry){.kind = VP_ENTRY_LINK, .path = vp_xstrdup(f->path),
+                                   .role = vp_xstrdup("link"),
+                                   .target = vp_xstrdup(f->link_target)};
+    add_result(res, f->path, "linked", "symlink", 0);
+    return 0;
+}
+
+int vp_apply(const struct vp_plan *p, struct vp_state *st, const struct vp_apply_opts *o,
+             struct vp_apply_result *ret)
+{
+    struct vp_apply_result res = {0};
+    struct vp_manifest m;
+    int r = vp_manifest_load(st->dir, &m);
+    if (r < 0)
+        return r;
+    struct vp_manifest_install *mi = vp_manifest_install(&m, p->prefix);
+    size_t n = 0;
+    struct staged *staged = vp_xcalloc(p->n_files + 1, sizeof(*staged));
+    double t0 = now_ms();
+    struct vp_txn t = {.jfd = -1};
+    bool pending = vp_plan_pending(p) > 0;
+    if (pending && (r = vp_txn_begin(st, &t)) < 0)
+        goto out;
+    for (size_t i = 0; pending && i < p->n_files && r == 0; i++) {
+        const struct vp_plan_file *f = &p->files[i];
+        if (f->done || f->choice.method == VP_WRITE_IMPOSSIBLE)
+            continue;
+        if (f->role == VP_ROLE_LINK)
+            r = stage_link(&t, p, f, &res, &staged[n]);
+        else
+            r = stage_elf(&t, p, f, mi, o->patchelf, &res, &staged[n], (unsigned)i);
+        n++;
+    }
+    if (pending && r == 0)
+        r = vp_txn_rename_all(&t);
+    res.ms_write = now_ms() - t0;
+    if (r == 0 && o->verify) {
+        double t1 = now_ms();
+        r = vp_verify_plan(p, o->verify, &res.verify);
+        res.verified = r == 0;
+        if (r == 0 && !res.verify.ok)
+            r = vp_error(-EIO, "verification failed: the patched install does not load the "
+                               "shims in every process");
+        res.ms_verify = now_ms() - t1;
+    }
+    if (r < 0) {
+        if (pending) {
+            char msg[1024];
+            snprintf(msg, sizeof(msg), "%s", vp_last_error());
+            if (vp_txn_abort(&t) < 0)
+                snprintf(msg + strlen(msg), sizeof(msg) - strlen(msg),
+                         "; undoing it failed too: %s", vp_last_error());
+            vp_error(r, "%s", msg);
+        }
+        goto out;
+    }
+    if (pending) {
+        for (size_t i = 0; i < n; i++)
+            vp_manifest_put(mi, &staged[i].entry);
+        free(mi->shim_dir);
+        mi->shim_dir = vp_xstrdup(p->shims.dir);
+        free(mi->version);
+        mi->version = o->version ? vp_xstrdup(o->version) : NULL;
+        free(mi->eras);
+        mi->eras = o->eras ? vp_xstrdup(o->eras) : NULL;
+        free(m.root);
+        m.root = vp_xstrdup(p->root);
+        vp_fault("before-manifest");
+        if ((r = vp_manifest_save(st->dir, &m)) < 0) {
+            vp_txn_abort(&t);
+            goto out;
+        }
+        vp_fault("after-manifest");
+        if ((r = vp_txn_commit(&t)) < 0)
+            goto out;
+        for (size_t i = 0; i < n; i++)
+            if (staged[i].obsolete_backup && !vp_manifest_uses_backup(&m, staged[i].obsolete_backup))
+                unlink(staged[i].obsolete_backup);
+        uint64_t ids[2 * (n ? n : 1)];
+        size_t k = 0;
+        for (size_t i = 0; i < n; i++)
+            if (staged[i].ino)
+                ids[k++] = staged[i].dev, ids[k++] = staged[i].ino;
+        vp_find_running(ids, k / 2, &res.running);
+    }
+out:
+    for (size_t i = 0; i < p->n_files; i++) {
+        vp_entry_release(&staged[i].entry);
+        free(staged[i].obsolete_backup);
+    }
+    free(staged);
+    vp_manifest_release(&m);
+    *ret = res;
+    return r;
+}
+
+void vp_find_running(const uint64_t *dev_ino, size_t n, struct vp_strv *ret)
+{
+    DIR *d = n ? opendir("/proc") : NULL;
+    if (!d)
+        return;
+    for (struct dirent *de; (de = readdir(d));) {
+        if (de->d_name[0] < '1' || de->d_name[0] > '9')
+            continue;
+        _cleanup_(freep) char *exe = vp_xasprintf("/proc/%s/exe", de->d_name);
+        struct stat st;
+        if (stat(exe, &st) < 0)
+            continue;
+        for (size_t i = 0; i < n; i++) {
+            if (st.st_dev != dev_ino[2 * i] || st.st_ino != dev_ino[2 * i + 1])
+                continue;
+            _cleanup_(freep) char *commf = vp_xasprintf("/proc/%s/comm", de->d_name);
+            _cleanup_(freep) char *comm = NULL;
+            if (vp_read_file(commf, 256, &comm, NULL) == 0)
+                comm[strcspn(comm, "\n")] = '\0';
+            vp_strv_push_take(ret, vp_xasprintf("%s (%s)", de->d_name, comm ? comm : "?"));
+        }
+    }
+    closedir(d);
+}
+
+void vp_apply_result_release(struct vp_apply_result *r)
+{
+    for (size_t i = 0; i < r->n; i++)
+        free(r->files[i].path);
+    free(r->files);
+    vp_verify_release(&r->verify);
+    vp_strv_release(&r->running);
+    *r = (struct vp_apply_result){0};
+}

@@ -1,0 +1,55 @@
+/* hooks: finds global loader hooks left by earlier deployment methods — entries in
+ * /etc/ld.so.preload, LD_PRELOAD/LD_AUDIT in ollama.service or the global environment,
+ * hand-made (or our own) shims answering to the driver sonames in system library dirs
+ * or inside the Ollama tree. While any is present, verification proves nothing, so
+ * `vgpu-patch ollama` refuses (exit 5); `migrate` removes them (a later step). */
+#ifndef VP_HOOKS_H
+#define VP_HOOKS_H
+
+#include "elfmodel.h"
+#include "util.h"
+
+enum vp_hook_kind {
+    VP_HOOK_PRELOAD_FILE, /* /etc/ld.so.preload */
+    VP_HOOK_UNIT_ENV,     /* Environment=LD_PRELOAD/LD_AUDIT in ollama.service or a drop-in */
+    VP_HOOK_ENV_FILE,     /* the same in a file named by EnvironmentFile= */
+    VP_HOOK_GLOBAL_ENV,   /* /etc/environment, /etc/profile.d */
+    VP_HOOK_SYSTEM_LIB,   /* a driver soname answered by a non-NVIDIA library system-wide */
+    VP_HOOK_TREE_LIB,     /* the same inside the Ollama tree */
+};
+
+struct vp_hook {
+    enum vp_hook_kind kind;
+    char *file;    /* runtime path */
+    unsigned line; /* 0 when not line-based */
+    char *what;
+    char *why;
+};
+
+struct vp_hooks {
+    struct vp_hook *v;
+    size_t n;
+};
+
+/* What answers to a driver soname. */
+enum vp_driver_identity {
+    VP_DRIVER_NVIDIA,   /* looks like NVIDIA's driver (many exports, cuGetExportTable) */
+    VP_DRIVER_OURS,     /* carries VP_SHIM_MARKER */
+    VP_DRIVER_HANDMADE, /* answers to the soname but is neither */
+};
+enum vp_driver_identity vp_driver_identify(const struct vp_elf *e, bool nvml);
+const char *vp_driver_identity_name(enum vp_driver_identity id);
+
+/* Scans root. prefix (runtime, may be NULL) is the Ollama install whose tree is
+ * checked too; owned lists runtime paths our manifest owns (never reported); our own
+ * drop-in and environment file are recognised by name and skipped. */
+int vp_hooks_scan(const char *root, const char *prefix, const struct vp_strv *owned,
+                  struct vp_hooks *ret);
+void vp_hooks_release(struct vp_hooks *h);
+const char *vp_hook_kind_name(enum vp_hook_kind k);
+
+/* Our own drop-in name and environment file name (skipped by the scan). */
+#define VP_DROPIN_NAME "50-vgpu-patch.conf"
+#define VP_ENV_FILE_NAME "ollama.env"
+
+#endif

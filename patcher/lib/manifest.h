@@ -1,0 +1,74 @@
+/* manifest: what vgpu-patch changed, with everything an exact undo needs — per file
+ * the original's hash, size, mtime, inode, owner and mode, the backup that keeps the
+ * original inode, the patched result's hash and identity, and the edits. A versioned
+ * line format (one record per line, escaped key=value tokens), written atomically. */
+#ifndef VP_MANIFEST_H
+#define VP_MANIFEST_H
+
+#include <stdint.h>
+#include <sys/types.h>
+
+#include "blake3.h"
+#include "util.h"
+
+struct vp_fileid {
+    char b3[VP_B3_HEX]; /* BLAKE3-256, hex */
+    uint64_t size;
+    int64_t mtime_ns;
+    uint64_t ino, dev;
+};
+
+enum vp_entry_kind { VP_ENTRY_FILE, VP_ENTRY_LINK };
+
+struct vp_entry {
+    enum vp_entry_kind kind;
+    char *path;  /* runtime path */
+    char *role;  /* executable, library, link */
+    /* files */
+    struct vp_fileid orig, patched;
+    mode_t mode;
+    uid_t uid;
+    gid_t gid;
+    char *backup;  /* on-disk path of the backup (hard link or copy) */
+    char *method;  /* segment, in-place, patchelf */
+    char *edits;   /* human-readable, ';'-separated */
+    /* links */
+    char *target;
+};
+
+struct vp_manifest_install {
+    char *prefix, *shim_dir, *version, *eras;
+    struct vp_entry *entries;
+    size_t n;
+};
+
+struct vp_manifest {
+    char *root;
+    struct vp_manifest_install *installs;
+    size_t n;
+};
+
+#define VP_MANIFEST_MAGIC "vgpu-patch-manifest 1"
+
+/* Loads <state>/manifest; an absent manifest gives an empty one. -EBADMSG when it is
+ * corrupt (with the line number). */
+int vp_manifest_load(const char *state_dir, struct vp_manifest *ret);
+int vp_manifest_parse(const char *text, size_t len, struct vp_manifest *ret);
+/* Writes <state>/manifest atomically. */
+int vp_manifest_save(const char *state_dir, const struct vp_manifest *m);
+/* Serialises to a malloc'd string. */
+char *vp_manifest_format(const struct vp_manifest *m);
+void vp_manifest_release(struct vp_manifest *m);
+
+/* Finds (or adds) the install block for prefix. */
+struct vp_manifest_install *vp_manifest_install(struct vp_manifest *m, const char *prefix);
+struct vp_entry *vp_manifest_find(struct vp_manifest_install *in, const char *path);
+/* Adds or replaces the entry for e->path; takes ownership of e's strings. */
+void vp_manifest_put(struct vp_manifest_install *in, struct vp_entry *e);
+void vp_manifest_remove(struct vp_manifest_install *in, const char *path);
+void vp_entry_release(struct vp_entry *e);
+/* Whether any entry of any install uses backup b. */
+bool vp_manifest_uses_backup(const struct vp_manifest *m, const char *b);
+size_t vp_manifest_count(const struct vp_manifest *m);
+
+#endif

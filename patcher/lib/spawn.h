@@ -1,0 +1,26 @@
+/* spawn: runs a helper program with an exact environment and collects its output
+ * (stdout, stderr and optionally a report pipe given to it as fd 3), with a timeout. */
+#ifndef VP_SPAWN_H
+#define VP_SPAWN_H
+
+#include <stdbool.h>
+#include <sys/resource.h>
+
+struct vp_spawn_result {
+    int status;      /* as from waitpid */
+    bool timed_out;  /* killed after the timeout */
+    char *out, *err; /* what it wrote (NUL-terminated, truncated at 1 MiB) */
+    char *report;    /* what it wrote to fd 3, when asked for */
+    struct rusage usage;
+};
+
+/* Runs argv[0] (a path) with envp (never the caller's environment). With report, the
+ * child gets a pipe as fd 3. Returns 0 when it ran (whatever its status) or a negative
+ * errno when it could not be started. */
+int vp_spawn(char *const argv[], char *const envp[], bool report, int timeout_ms,
+             struct vp_spawn_result *ret);
+void vp_spawn_result_release(struct vp_spawn_result *r);
+/* Whether it exited with status 0. */
+bool vp_spawn_ok(const struct vp_spawn_result *r);
+
+#endif

@@ -1,0 +1,143 @@
+/* trust: ownership and permission checks on the shim dir; identity of the shims. */
+#include "trust.h"
+#include "elfmodel.h"
+
+#include <errno.h>
+#include <limits.h>
+#include <string.h>
+#include <sys/stat.h>
+
+static bool trusted_owner(uid_t uid)
+{
+    uid_t me = geteuid();
+    return uid == 0 || (me != 0 && uid == me);
+}
+
+static int check_one(const char *p, bool ancestor)
+{
+    struct stat st;
+    if (lstat(p, &st) < 0)
+        return vp_error_errno(-errno, "cannot check %s", p);
+    if (!trusted_owner(st.st_uid))
+        return vp_error(-EPERM,
+                        "%s is owned by uid %u, not root: another user could put code into "
+                        "Ollama through it",
+                        p, (unsigned)st.st_uid);
+    if (S_ISLNK(st.st_mode))
+        return 0; /* the target is checked on its own */
+    if (st.st_mode & (S_IWGRP | S_IWOTH)) {
+        if (ancestor && S_ISDIR(st.st_mode) && (st.st_mode & S_ISVTX) && st.st_uid == 0)
+            return 0;
+        return vp_error(-EPERM,
+                        "%s is writable by %s (mode %04o): another user could replace the "
+                        "shims Ollama loads",
+                        p, (st.st_mode & S_IWOTH) ? "others" : "its group",
+                        (unsigned)(st.st_mode & 07777));
+    }
+    return 0;
+}
+
+static int check_chain(const char *path, int depth)
+{
+    if (depth > 40)
+        return vp_error(-ELOOP, "too many symbolic links checking %s", path);
+    _cleanup_(freep) char *norm = vp_path_normalize(path);
+    int r = check_one(norm, false);
+    if (r < 0)
+        return r;
+    for (char *dir = vp_dirname(norm);; ) {
+        r = check_one(dir, true);
+        bool top = strcmp(dir, "/") == 0;
+        char *up = vp_dirname(dir);
+        free(dir);
+        dir = up;
+        if (r < 0 || top) {
+            free(dir);
+            if (r < 0)
+                return r;
+            break;
+        }
+    }
+    /* A symlink's target must pass too. */
+    char target[PATH_MAX];
+    ssize_t n = readlink(norm, target, sizeof(target) - 1);
+    if (n < 0)
+        return 0;
+    target[n] = '\0';
+    _cleanup_(freep) char *dir = vp_dirname(norm);
+    _cleanup_(freep) char *next = target[0] == '/' ? vp_xstrdup(target) : vp_path_join(dir, target);
+    return check_chain(next, depth + 1);
+}
+
+int vp_trust_check(const char *path)
+{
+    if (path[0] != '/')
+        return vp_error(-EINVAL, "%s is not an absolute path", path);
+    return check_chain(path, 0);
+}
+
+static int check_shim(const char *path, const char *soname)
+{
+    int r = vp_trust_check(path);
+    if (r < 0)
+        return r;
+    _cleanup_(vp_elf_freep) struct vp_elf *e = NULL;
+    if ((r = vp_elf_open(path, &e)) < 0)
+        return vp_error(r, "shim %s: %s", path, vp_last_error());
+    if (e->kind != VP_ELF_LIB)
+        return vp_error(-EINVAL, "shim %s is not a shared library", path);
+    if (!e->soname || strcmp(e->soname, soname) != 0)
+        return vp_error(-EINVAL,
+                        "shim %s has DT_SONAME %s, not %s: a later dlopen(\"%s\") would load "
+                        "the real driver beside it",
+                        path, e->soname ? e->soname : "(none)", soname, soname);
+    if (!e->exports_marker)
+        return vp_error(-EINVAL,
+                        "%s does not export %s: it is not a vgpu-patch shim (a hand-made or "
+                        "older shim?)",
+                        path, VP_SHIM_MARKER);
+    return 0;
+}
+
+int vp_shims_open(const char *dir, struct vp_shims *ret)
+{
+    if (!dir || dir[0] != '/')
+        return vp_error(-EINVAL, "the shim dir must be an absolute path (got %s)",
+                        dir ? dir : "nothing");
+    struct vp_shims s = {
+        .dir = vp_path_normalize(dir),
+    };
+    s.cuda = vp_path_join(s.dir, VP_SHIM_CUDA_FILE);
+    s.nvml = vp_path_join(s.dir, VP_SHIM_NVML_FILE);
+    int r = vp_trust_check(s.dir);
+    if (r == 0)
+        r = check_shim(s.cuda, VP_SONAME_CUDA);
+    if (r == 0)
+        r = check_shim(s.nvml, VP_SONAME_NVML);
+    if (r < 0) {
+        vp_shims_release(&s);
+        return r;
+    }
+    *ret = s;
+    return 0;
+}
+
+void vp_shims_release(struct vp_shims *s)
+{
+    free(s->dir);
+    free(s->cuda);
+    free(s->nvml);
+    *s = (struct vp_shims){0};
+}
+
+char *vp_shims_default_dir(void)
+{
+    char self[PATH_MAX];
+    ssize_t n = readlink("/proc/self/exe", self, sizeof(self) - 1);
+    if (n < 0)
+        return NULL;
+    self[n] = '\0';
+    _cleanup_(freep) char *bindir = vp_dirname(self);
+    _cleanup_(freep) char *rel = vp_path_join(bindir, "../lib/vgpu");
+    return vp_path_normalize(rel);
+}

@@ -1,0 +1,62 @@
+/* txn: the state dir (lock, journal, backups) and the transaction that replaces
+ * installed files. Nothing is written in place: each new file is staged beside the one
+ * it replaces, the inode it replaces is kept by a hard link (the backup), and then it
+ * is renamed over. Every step is journalled first, so a crash at any point is undone
+ * by the next run (vp_state_open recovers), and an error undoes what was done. */
+#ifndef VP_TXN_H
+#define VP_TXN_H
+
+#include "util.h"
+
+struct vp_state {
+    char *dir; /* on-disk path */
+    int lock_fd;
+    struct vp_strv recovered; /* what a recovery did, for the operator */
+};
+
+enum {
+    VP_STATE_CREATE = 1 << 0, /* create the dir when missing */
+    VP_STATE_LOCK = 1 << 1,   /* take the exclusive lock (and recover a journal) */
+};
+
+/* Opens the state dir. With VP_STATE_LOCK, waits up to timeout_ms for the lock
+ * (-EBUSY names the holder), then recovers an interrupted transaction. -ENOENT when
+ * the dir does not exist and VP_STATE_CREATE is not given. */
+int vp_state_open(const char *dir, unsigned flags, int timeout_ms, struct vp_state *ret);
+void vp_state_close(struct vp_state *st);
+/* Whether a journal is left by an interrupted run (for read-only commands). */
+bool vp_state_interrupted(const struct vp_state *st);
+char *vp_state_backup_dir(const struct vp_state *st);
+
+struct vp_txn_item;
+struct vp_txn {
+    struct vp_state *st;
+    int jfd;
+    struct vp_txn_item *items;
+    size_t n;
+};
+
+int vp_txn_begin(struct vp_state *st, struct vp_txn *t);
+/* Creates the staging file beside path (O_EXCL, mode 0600) and returns its fd and
+ * name (owned by the transaction). */
+int vp_txn_stage_file(struct vp_txn *t, const char *path, int *ret_fd, const char **ret_tmp);
+/* Keeps the inode now at path reachable through prev (a hard link, or a copy across
+ * file systems). keep: prev is the permanent backup and survives the commit; it is
+ * reused if it already exists. */
+int vp_txn_keep_prev(struct vp_txn *t, const char *path, const char *prev, bool keep);
+/* Stages a symbolic link path -> target (replacing the link there, if any). */
+int vp_txn_stage_link(struct vp_txn *t, const char *path, const char *target);
+/* Renames every staged file over its path, in order. */
+int vp_txn_rename_all(struct vp_txn *t);
+/* Makes it final: temporary links go, the journal goes. Call after the manifest is
+ * saved. */
+int vp_txn_commit(struct vp_txn *t);
+/* Undoes everything (originals renamed back, staging files removed). */
+int vp_txn_abort(struct vp_txn *t);
+
+/* Crash injection for the recovery tests: with VGPU_FAULT=point[:n] in the environment
+ * (builds with VGPU_FAULT_INJECTION only), the n-th time point is reached the process
+ * kills itself with SIGKILL. */
+void vp_fault(const char *point);
+
+#endif

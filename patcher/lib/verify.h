@@ -1,0 +1,43 @@
+/* verify: proof that every process of a planned install ends in the shims (DESIGN §6):
+ * the files carry the edits (re-read with libelf), `ld.so --list` resolves them to the
+ * shims under the environment Ollama gives each process with a decoy driver first on
+ * LD_LIBRARY_PATH, libraries load in a probe child with the shims answering, and each
+ * executable, started under an audit probe that stops it before any constructor, has
+ * the shims loaded. Every check names the file that answered. */
+#ifndef VP_VERIFY_H
+#define VP_VERIFY_H
+
+#include "plan.h"
+
+struct vp_check {
+    char *process;
+    char *subject; /* runtime path checked */
+    char *kind;    /* elf, link, ld.so-list, load-probe, exec-probe */
+    bool ok;
+    char *cuda;    /* the file that answered libcuda.so.1, when the check tells */
+    char *nvml;
+    char *message;
+};
+
+struct vp_verify {
+    struct vp_check *v;
+    size_t n;
+    bool ok;
+};
+
+struct vp_verify_opts {
+    const char *libexec; /* directory with vgpu-probe, the probe audit module, decoy/ */
+    bool live;           /* run the probes (start programs); else static checks only */
+};
+
+/* The helper directory of this installation: <bindir>/../libexec/vgpu-patch. */
+char *vp_verify_default_libexec(void);
+
+int vp_verify_plan(const struct vp_plan *p, const struct vp_verify_opts *o, struct vp_verify *ret);
+void vp_verify_release(struct vp_verify *v);
+
+/* Checks in a child process that a shim loads here and exports the symbols (NULL-
+ * terminated). Returns 0, or -ENOEXEC with the loader's message. */
+int vp_verify_shim_loads(const char *libexec, const char *shim, const char *const *symbols);
+
+#endif

@@ -1,0 +1,76 @@
+/* vgpu-probe: loads libraries in a child of vgpu-patch and reports which file answers
+ * the driver sonames — the load probe of DESIGN §6. Executables cannot be dlopen()ed;
+ * they are probed with libvgpu-probe-audit.so instead.
+ *   vgpu-probe check-shim PATH SYMBOL...     dlopen PATH, require each symbol
+ *   vgpu-probe load [--preload PATH]... LIB  preload like DT_NEEDED, dlopen LIB, report
+ * Output lines: "ok", "error MESSAGE", "answer SONAME PATH|none", "obj PATH". */
+#include <dlfcn.h>
+#include <link.h>
+#include <stdio.h>
+#include <string.h>
+
+static const char *const sonames[] = {"libcuda.so.1", "libnvidia-ml.so.1"};
+
+static int check_shim(int argc, char **argv)
+{
+    void *h = dlopen(argv[0], RTLD_NOW | RTLD_LOCAL);
+    if (!h) {
+        printf("error %s\n", dlerror());
+        return 1;
+    }
+    for (int i = 1; i < argc; i++)
+        if (!dlsym(h, argv[i])) {
+            printf("error %s does not export %s\n", argv[0], argv[i]);
+            return 1;
+        }
+    printf("ok\n");
+    return 0;
+}
+
+static int load(int argc, char **argv)
+{
+    int i = 0;
+    for (; i + 1 < argc && strcmp(argv[i], "--preload") == 0; i += 2)
+        if (!dlopen(argv[i + 1], RTLD_NOW | RTLD_GLOBAL)) {
+            printf("error %s\n", dlerror());
+            return 1;
+        }
+    if (i + 1 != argc) {
+        printf("error usage: vgpu-probe load [--preload PATH]... LIB\n");
+        return 2;
+    }
+    void *h = dlopen(argv[i], RTLD_NOW | RTLD_LOCAL);
+    if (!h) {
+        printf("error %s\n", dlerror());
+        return 1;
+    }
+    for (size_t k = 0; k < sizeof(sonames) / sizeof(sonames[0]); k++) {
+        void *d = dlopen(sonames[k], RTLD_LAZY | RTLD_NOLOAD);
+        struct link_map *m = NULL;
+        if (d && dlinfo(d, RTLD_DI_LINKMAP, &m) == 0 && m)
+            printf("answer %s %s\n", sonames[k], m->l_name);
+        else
+            printf("answer %s none\n", sonames[k]);
+    }
+    struct link_map *m = NULL;
+    if (dlinfo(h, RTLD_DI_LINKMAP, &m) == 0 && m) {
+        while (m->l_prev)
+            m = m->l_prev;
+        for (; m; m = m->l_next)
+            if (m->l_name && m->l_name[0])
+                printf("obj %s\n", m->l_name);
+    }
+    printf("ok\n");
+    return 0;
+}
+
+int main(int argc, char **argv)
+{
+    setvbuf(stdout, NULL, _IOLBF, 0);
+    if (argc >= 4 && strcmp(argv[1], "check-shim") == 0)
+        return check_shim(argc - 2, argv + 2);
+    if (argc >= 3 && strcmp(argv[1], "load") == 0)
+        return load(argc - 2, argv + 2);
+    fprintf(stderr, "usage: vgpu-probe check-shim PATH SYMBOL... | load [--preload PATH]... LIB\n");
+    return 2;
+}
