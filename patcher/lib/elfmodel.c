@@ -323,6 +323,9 @@ static int load_verneed(struct vp_elf *e, uint64_t vaddr, uint64_t num)
     uint64_t off;
     if (!vp_elf_vaddr_to_off(e, vaddr, sizeof(Elf64_Verneed), &off))
         return BAD("%s: corrupt dynamic section: DT_VERNEED is not mapped", e->path);
+    /* Each record takes 16 bytes of the file: a larger count is a lie. */
+    if (num > e->size / sizeof(Elf64_Verneed))
+        return BAD("%s: corrupt DT_VERNEEDNUM (%llu)", e->path, (unsigned long long)num);
     e->verneed = vp_xcalloc(num, sizeof(*e->verneed));
     for (uint64_t i = 0; i < num; i++) {
         if (!fits(off, sizeof(Elf64_Verneed), e->size))

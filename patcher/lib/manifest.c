@@ -32,6 +32,8 @@ char *vp_manifest_format(const struct vp_manifest *m)
     fputc('\n', f);
     for (size_t i = 0; i < m->n; i++) {
         const struct vp_manifest_install *in = &m->installs[i];
+        if (!in->n)
+            continue; /* nothing of it is patched any more */
         fputs("install", f);
         put_kv(f, "prefix", in->prefix);
         put_kv(f, "shim_dir", in->shim_dir);

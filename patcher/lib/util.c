@@ -357,7 +357,7 @@ int vp_mkdir_p(const char *path, mode_t mode)
         if (*s == '/' || *s == '\0') {
             char c = *s;
             *s = '\0';
-            if (mkdir(p, mode) < 0 && errno != EEXIST)
+            if (mkdir(p, c ? 0755 : mode) < 0 && errno != EEXIST)
                 return vp_error_errno(-errno, "cannot create directory %s", p);
             *s = c;
             if (!c)

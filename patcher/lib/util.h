@@ -83,7 +83,7 @@ int vp_read_file(const char *path, size_t max, char **ret, size_t *ret_len);
 int vp_write_file_atomic(const char *path, const void *data, size_t len, mode_t mode);
 /* fsync of the directory that holds path. */
 int vp_fsync_dir_of(const char *path);
-/* mkdir -p with the given mode for the directories it creates. */
+/* mkdir -p: the last component gets mode, missing parents 0755. */
 int vp_mkdir_p(const char *path, mode_t mode);
 
 /* Percent-escapes bytes outside [A-Za-z0-9/._+-:@=,] so a path fits one token of a
