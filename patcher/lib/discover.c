@@ -11,6 +11,8 @@ const char *const vp_unit_dirs[] = {"/etc/systemd/system", "/run/systemd/system"
                                     "/usr/local/lib/systemd/system", "/lib/systemd/system",
                                     "/usr/lib/systemd/system", NULL};
 
+enum { FP_CUDA_GLOB = 1, FP_WSL_NVML = 2 };
+
 #define DEFAULT_PATH "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
 
 static bool exists_in(const char *root, const char *path, mode_t type)
@@ -250,6 +252,49 @@ static bool has_cuda_backend(const char *root, const char *libdir)
     return found;
 }
 
+/* Driver-name strings of a file (the routes compiled into it). */
+static unsigned fingerprints(const char *root, const char *path)
+{
+    _cleanup_(freep) char *ondisk = vp_rooted(root, path);
+    _cleanup_(vp_elf_freep) struct vp_elf *e = NULL;
+    unsigned fp = 0;
+    if (vp_elf_open(ondisk, &e) < 0 || vp_elf_scan_strings(e) < 0)
+        return 0;
+    for (size_t i = 0; i < e->n_routes; i++) {
+        const struct vp_elf_route_string *rt = &e->routes[i];
+        if (rt->glob && !rt->nvml)
+            fp |= FP_CUDA_GLOB;
+        if (rt->nvml && rt->absolute && strstr(rt->text, "/usr/lib/wsl/lib/libnvidia-ml.so"))
+            fp |= FP_WSL_NVML;
+    }
+    return fp;
+}
+
+/* C and D share a layout: the Go discovery globs exist only up to C, and ggml-base's
+ * NVML route (which tries the WSL path first) only from D on. */
+static unsigned tell_c_from_d(const char *root, const struct vp_install *in, const char **how)
+{
+    unsigned bin = fingerprints(root, in->binary), base = 0;
+    struct vp_strv libs = {0};
+    _cleanup_(freep) char *pat = vp_path_join(in->prefix, "lib/ollama/libggml-base.so*");
+    vp_root_glob(root, pat, &libs);
+    for (size_t i = 0; i < libs.n; i++)
+        base |= fingerprints(root, libs.v[i]);
+    vp_strv_release(&libs);
+    bool glob = bin & FP_CUDA_GLOB, wsl = base & FP_WSL_NVML;
+    if (glob && !wsl) {
+        *how = "bin/ollama carries the Go discovery globs (up to C)";
+        return 1u << VP_ERA_C;
+    }
+    if (wsl && !glob) {
+        *how = "libggml-base carries the NVML route through the WSL path (D on)";
+        return 1u << VP_ERA_D;
+    }
+    *how = glob ? "both C and D fingerprints are present: covering both"
+                : "no C or D fingerprint found: covering both";
+    return 1u << VP_ERA_C | 1u << VP_ERA_D;
+}
+
 int vp_install_identify(const char *root, struct vp_install *in)
 {
     _cleanup_(freep) char *bin = vp_rooted(root, in->binary);
@@ -257,6 +302,8 @@ int vp_install_identify(const char *root, struct vp_install *in)
     int r = vp_elf_open(bin, &e);
     if (r < 0)
         return r;
+    free(in->version);
+    free(in->toolchain);
     in->version = e->ollama_version ? vp_xstrdup(e->ollama_version) : NULL;
     in->toolchain = e->go_toolchain ? vp_xstrdup(e->go_toolchain) : NULL;
 
@@ -269,7 +316,7 @@ int vp_install_identify(const char *root, struct vp_install *in)
     in->has_cuda_dirs = has_cuda_backend(root, lib);
 
     unsigned by_layout;
-    const char *layout;
+    const char *layout, *how = NULL;
     if (in->has_llama_server)
         by_layout = 1u << VP_ERA_E, layout = "lib/ollama/llama-server";
     else if (in->has_runners)
@@ -285,23 +332,24 @@ int vp_install_identify(const char *root, struct vp_install *in)
     free(in->era_reason);
     if (by_version) {
         in->eras = by_version;
-        if (by_version & by_layout)
-            in->era_reason = vp_xasprintf("release %s read from the binary's build info; "
-                                          "layout agrees (%s)",
-                                          in->version, layout);
-        else
-            in->era_reason = vp_xasprintf("release %s read from the binary's build info; "
-                                          "the layout (%s) looks like another era: files "
-                                          "from two releases are mixed",
-                                          in->version, layout);
-    } else {
-        in->eras = by_layout;
-        in->era_reason = vp_xasprintf("%s; era from the layout (%s)",
-                                      in->version ? "unrecognised release"
-                                                  : "no Ollama version in the binary's "
-                                                    "build info",
+        in->era_reason = vp_xasprintf("release %s read from the binary's build info; %s (%s)",
+                                      in->version,
+                                      by_version & by_layout ? "the layout agrees"
+                                                             : "the layout looks like another "
+                                                               "era: files from two releases "
+                                                               "are mixed",
                                       layout);
+        return 0;
     }
+    in->eras = by_layout;
+    if (by_layout == (1u << VP_ERA_C | 1u << VP_ERA_D))
+        in->eras = tell_c_from_d(root, in, &how);
+    in->era_reason = vp_xasprintf("%s (a -trimpath build keeps no -ldflags); era from the "
+                                  "layout (%s)%s%s",
+                                  in->version ? "unrecognised release"
+                                              : "no Ollama version in the binary's build info",
+                                  layout, how ? " and the files' contents: " : "",
+                                  how ? how : "");
     return 0;
 }
 

@@ -92,7 +92,8 @@ bool vp_elf_dynstr_shared(const struct vp_elf *e, uint64_t off, uint64_t len,
     for (size_t i = 0; i < e->dyn_used; i++) {
         if (d[i].d_tag != DT_SYMTAB)
             continue;
-        if (!vp_elf_vaddr_to_off(e, d[i].d_un.d_ptr, e->n_dynsym * sizeof(Elf64_Sym), &symoff))
+        if (!vp_elf_vaddr_to_off(e, d[i].d_un.d_ptr, e->n_dynsym * sizeof(Elf64_Sym), &symoff) ||
+            symoff % 8)
             return true;
         const Elf64_Sym *sym = (const Elf64_Sym *)(e->img + symoff);
         for (size_t k = 0; k < e->n_dynsym; k++) {
@@ -228,7 +229,7 @@ static const char *dyn_string(struct vp_elf *e, uint64_t off, const char *what, 
 static int count_gnu_hash(struct vp_elf *e, uint64_t vaddr, size_t *ret)
 {
     uint64_t off;
-    if (!vp_elf_vaddr_to_off(e, vaddr, 16, &off))
+    if (!vp_elf_vaddr_to_off(e, vaddr, 16, &off) || off % 4)
         return BAD("%s: corrupt dynamic section: DT_GNU_HASH is not mapped", e->path);
     const uint32_t *hdr = (const uint32_t *)(e->img + off);
     uint64_t nbuckets = hdr[0], symoffset = hdr[1], bloom = hdr[2];
@@ -270,7 +271,7 @@ static int count_dynsym(struct vp_elf *e, const uint64_t *tags)
     }
     if (tags[DT_HASH]) {
         uint64_t off;
-        if (!vp_elf_vaddr_to_off(e, tags[DT_HASH], 8, &off))
+        if (!vp_elf_vaddr_to_off(e, tags[DT_HASH], 8, &off) || off % 4)
             return BAD("%s: corrupt dynamic section: DT_HASH is not mapped", e->path);
         e->n_dynsym = ((const uint32_t *)(e->img + off))[1];
         return 0;
@@ -289,7 +290,8 @@ static int load_symbols(struct vp_elf *e, uint64_t symtab, uint64_t gnu_hash,
     if (!e->n_dynsym || !symtab)
         return 0;
     uint64_t off;
-    if (!vp_elf_vaddr_to_off(e, symtab, (uint64_t)e->n_dynsym * sizeof(Elf64_Sym), &off))
+    if (!vp_elf_vaddr_to_off(e, symtab, (uint64_t)e->n_dynsym * sizeof(Elf64_Sym), &off) ||
+        off % 8)
         return BAD("%s: corrupt dynamic section: the symbol table lies outside the file",
                    e->path);
     const Elf64_Sym *sym = (const Elf64_Sym *)(e->img + off);

@@ -378,7 +378,7 @@ static bool plain_char(unsigned char c)
 
 char *vp_escape(const char *s)
 {
-    char *out = vp_xmalloc(strlen(s) * 3 + 1), *p = out;
+    char *out = vp_xmalloc(strlen(s) * 3 + 2), *p = out;
     if (!*s) { /* the empty string is a lone '%' */
         strcpy(out, "%");
         return out;

@@ -198,12 +198,21 @@ static void on_signal(int sig)
 
 void __sanitizer_set_death_callback(void (*cb)(void)) __attribute__((weak));
 
+/* UBSan keeps its own death callbacks in gcc builds: make it abort, so on_signal reports. */
+const char *__ubsan_default_options(void);
+const char *__ubsan_default_options(void)
+{
+    return "print_stacktrace=1:abort_on_error=1";
+}
+
 int main(int argc, char **argv)
 {
-    static const int sigs[] = {SIGSEGV, SIGBUS, SIGABRT, SIGILL, SIGFPE};
-    for (size_t k = 0; k < VP_ARRAY_SIZE(sigs); k++)
+    /* ASan handles SIGSEGV itself and then calls the death callback. */
+    static const int sigs[] = {SIGABRT, SIGBUS, SIGILL, SIGFPE, SIGSEGV};
+    bool asan = __sanitizer_set_death_callback != NULL;
+    for (size_t k = 0; k < VP_ARRAY_SIZE(sigs) - asan; k++)
         signal(sigs[k], on_signal);
-    if (__sanitizer_set_death_callback)
+    if (asan)
         __sanitizer_set_death_callback(on_fatal);
     int i = 1;
     for (; i < argc && vp_startswith(argv[i], "--"); i++) {
