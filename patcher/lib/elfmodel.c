@@ -210,7 +210,7 @@ static int load_interp(struct vp_elf *e)
         if (p->p_type != PT_INTERP)
             continue;
         if (!fits(p->p_offset, p->p_filesz, e->size) || p->p_filesz == 0 ||
-            e->img[p->p_offset + p->p_filesz - 1] != '\0')
+            e->img[p->p_offset + p->p_filesz - 1] != '\0' || e->interp)
             return BAD("%s: corrupt PT_INTERP", e->path);
         e->interp = vp_xstrdup((const char *)e->img + p->p_offset);
     }
