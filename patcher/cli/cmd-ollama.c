@@ -350,6 +350,34 @@ static void check_writable(struct run *r)
     }
 }
 
+static int build_plan(struct run *r, const struct vp_shims *shims, const char *patchelf)
+{
+    if (vp_plan_build(r->o->c.root, r->in, shims, patchelf, &r->plan) < 0)
+        return fail_run(r, VP_EXIT_ERROR);
+    r->have_plan = true;
+    for (size_t i = 0; i < r->plan.notes.n; i++)
+        if (!vp_strv_contains(&r->notes, r->plan.notes.v[i]))
+            vp_strv_push(&r->notes, r->plan.notes.v[i]);
+    check_writable(r);
+    if (!r->plan.all_covered) {
+        vp_error(-ENOTSUP, "some routes to the driver cannot be covered by patching files on "
+                           "disk; the audit mechanism (LD_AUDIT) would cover them");
+        return fail_run(r, VP_EXIT_UNCOVERED);
+    }
+    return VP_EXIT_OK;
+}
+
+static int lock_state(struct run *r, struct vp_state *st, unsigned flags, bool *locked)
+{
+    if (vp_state_open(r->o->c.state_ondisk, flags | VP_STATE_LOCK, r->o->lock_timeout * 1000,
+                      st) < 0)
+        return fail_run(r, VP_EXIT_ERROR);
+    *locked = true;
+    for (size_t i = 0; i < st->recovered.n; i++)
+        vp_strv_push(&r->notes, st->recovered.v[i]);
+    return VP_EXIT_OK;
+}
+
 static int run(struct run *r)
 {
     struct opts *o = r->o;
@@ -402,29 +430,29 @@ static int run(struct run *r)
         return fail_run(r, VP_EXIT_ERROR);
     }
 
+    /* The plan is made under the lock (a recovered journal or another run may change
+     * files); the state dir is only created once there is something to write. */
     _cleanup_(freep) char *patchelf = find_patchelf(o->patchelf);
-    int rc = vp_plan_build(o->c.root, r->in, &shims, patchelf, &r->plan);
-    vp_shims_release(&shims);
-    if (rc < 0)
-        return fail_run(r, VP_EXIT_ERROR);
-    r->have_plan = true;
-    for (size_t i = 0; i < r->plan.notes.n; i++)
-        vp_strv_push(&r->notes, r->plan.notes.v[i]);
-    check_writable(r);
-    if (!r->plan.all_covered) {
-        vp_error(-ENOTSUP, "some routes to the driver cannot be covered by patching files on "
-                           "disk; the audit mechanism (LD_AUDIT) would cover them");
-        return fail_run(r, VP_EXIT_UNCOVERED);
+    struct vp_state st = {.lock_fd = -1};
+    bool locked = false;
+    int rc = VP_EXIT_OK;
+    if (!o->dry_run && access(o->c.state_ondisk, F_OK) == 0)
+        rc = lock_state(r, &st, 0, &locked);
+    if (rc == VP_EXIT_OK)
+        rc = build_plan(r, &shims, patchelf);
+    if (rc == VP_EXIT_OK && !o->dry_run && !locked) {
+        rc = lock_state(r, &st, VP_STATE_CREATE, &locked);
+        vp_plan_release(&r->plan);
+        r->have_plan = false;
+        if (rc == VP_EXIT_OK)
+            rc = build_plan(r, &shims, patchelf);
     }
-    if (o->dry_run)
-        return VP_EXIT_OK;
-
-    struct vp_state st;
-    if (vp_state_open(o->c.state_ondisk, VP_STATE_CREATE | VP_STATE_LOCK,
-                      o->lock_timeout * 1000, &st) < 0)
-        return fail_run(r, VP_EXIT_ERROR);
-    for (size_t i = 0; i < st.recovered.n; i++)
-        vp_strv_push(&r->notes, st.recovered.v[i]);
+    vp_shims_release(&shims);
+    if (rc != VP_EXIT_OK || o->dry_run) {
+        if (locked)
+            vp_state_close(&st);
+        return rc;
+    }
     struct vp_verify_opts vo = {.libexec = libexec, .live = true};
     _cleanup_(freep) char *eras = era_names(r->in->eras);
     struct vp_apply_opts ao = {.patchelf = patchelf, .verify = &vo, .version = r->in->version,

@@ -219,7 +219,10 @@ static int replay(struct vp_state *st)
     jrecs_release(r, n);
     if (res < 0)
         return res;
-    if (!committed && restored)
+    if (committed)
+        vp_strv_push(&st->recovered, "an interrupted run had made all its changes; the "
+                                     "leftovers of its journal were cleaned up");
+    else if (restored)
         vp_strv_push_take(&st->recovered,
                           vp_xasprintf("an interrupted run was undone: %u file(s) restored to "
                                        "what they were before it",

@@ -257,8 +257,10 @@ int vp_root_realpath(const char *root, const char *path, char **ret)
             break;
         }
         target[n] = '\0';
+        /* An absolute target restarts from the root, a relative one from the
+         * directory that holds the link (which is what done is now). */
         char *next = target[0] == '/' ? vp_xasprintf("%s%s", target, pending)
-                                      : vp_xasprintf("%s/%s%s", done, target, pending);
+                                      : vp_xasprintf("/%s%s", target, pending);
         free(pending);
         pending = next;
         if (target[0] == '/') {
