@@ -132,8 +132,11 @@ static int stage_elf(struct vp_txn *t, const struct vp_plan *p, const struct vp_
     vp_fault("staged");
 
     _cleanup_(freep) char *bdir = vp_state_backup_dir(t->st);
-    _cleanup_(freep) char *prev = ours ? vp_xasprintf("%s/txn-%d-%u", bdir, (int)getpid(), idx)
-                                       : vp_xasprintf("%s/%s", bdir, cr.orig_b3);
+    /* A backup keeps one inode: named by content and inode, so an identical file that
+     * replaced it (an upgrade to the same bytes) gets its own. */
+    _cleanup_(freep) char *prev =
+        ours ? vp_xasprintf("%s/txn-%d-%u", bdir, (int)getpid(), idx)
+             : vp_xasprintf("%s/%s.%llu", bdir, cr.orig_b3, (unsigned long long)st.st_ino);
     if ((r = vp_txn_keep_prev(t, ondisk, prev, !ours)) < 0)
         return r;
 

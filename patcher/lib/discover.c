@@ -108,7 +108,8 @@ char *vp_service_exec_binary(const char *root, char **ret_unit)
         closedir(dir);
     }
     if (have_unit) {
-        qsort(files.v, files.n, sizeof(char *), cmp_base); /* systemd applies them by name */
+        if (files.n) /* systemd applies them in the order of their names */
+            qsort(files.v, files.n, sizeof(char *), cmp_base);
         for (size_t i = 0; i < files.n; i++) {
             _cleanup_(freep) char *f = vp_rooted(root, files.v[i]);
             scan_unit(f, &prog, &unit, files.v[i]);

@@ -413,17 +413,21 @@ static int load_dynamic(struct vp_elf *e)
                     .name = vp_xstrdup(s), .stroff = d[i].d_un.d_val, .dynidx = i};
             break;
         case DT_SONAME:
-            if ((s = dyn_string(e, d[i].d_un.d_val, "DT_SONAME", &r)))
+            if ((s = dyn_string(e, d[i].d_un.d_val, "DT_SONAME", &r))) {
+                free(e->soname); /* the loader keeps the last of repeated tags */
                 e->soname = vp_xstrdup(s);
+            }
             break;
         case DT_RPATH:
             if ((s = dyn_string(e, d[i].d_un.d_val, "DT_RPATH", &r))) {
+                free(e->rpath);
                 e->rpath = vp_xstrdup(s);
                 e->rpath_dynidx = i;
             }
             break;
         case DT_RUNPATH:
             if ((s = dyn_string(e, d[i].d_un.d_val, "DT_RUNPATH", &r))) {
+                free(e->runpath);
                 e->runpath = vp_xstrdup(s);
                 e->runpath_dynidx = i;
             }

@@ -301,6 +301,15 @@ static int plan_proc(struct vp_plan *p, const char *root, const struct vp_era_sp
         _cleanup_(vp_elf_freep) struct vp_elf *e = NULL;
         if ((r = open_in_root(root, exe, &e)) < 0)
             break;
+        if (!vp_elf_is_executable(e)) {
+            /* No dynamic loader runs for it: it cannot load a driver by any route. */
+            vp_strv_push_take(&p->notes,
+                              vp_xasprintf("%s is a %s: it cannot load libcuda or NVML at all, "
+                                           "so the %s process has no GPU route to redirect "
+                                           "(a cgo build is needed for GPU support)",
+                                           exe, vp_elf_kind_name(e->kind), ps->role));
+            continue;
+        }
         _cleanup_(freep) char *dir = vp_dirname(exe);
         /* Runner variants (era B) that never reach the driver are left alone; a process
          * that dlopen()s GPU backends always can. */

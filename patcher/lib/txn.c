@@ -293,7 +293,7 @@ int vp_state_open(const char *dir, unsigned flags, int timeout_ms, struct vp_sta
                      st.dir, (unsigned)(s.st_mode & 07777));
         goto fail;
     }
-    if (flags & VP_STATE_CREATE) {
+    if (flags & (VP_STATE_CREATE | VP_STATE_LOCK)) {
         _cleanup_(freep) char *b = vp_state_backup_dir(&st);
         if ((r = vp_mkdir_p(b, 0700)) < 0)
             goto fail;

@@ -10,11 +10,15 @@
 
 static _Thread_local char last_error[1024];
 
+/* Formats into a scratch buffer first: callers may pass vp_last_error() as an argument
+ * to wrap the previous message. */
 static void vset(int err, bool with_errno, const char *fmt, va_list ap)
 {
-    int n = vsnprintf(last_error, sizeof(last_error), fmt, ap);
-    if (with_errno && n >= 0 && (size_t)n < sizeof(last_error))
-        snprintf(last_error + n, sizeof(last_error) - (size_t)n, ": %s", strerror(-err));
+    char buf[sizeof(last_error)];
+    int n = vsnprintf(buf, sizeof(buf), fmt, ap);
+    if (with_errno && n >= 0 && (size_t)n < sizeof(buf))
+        snprintf(buf + n, sizeof(buf) - (size_t)n, ": %s", strerror(-err));
+    memcpy(last_error, buf, sizeof(buf));
 }
 
 int vp_error(int err, const char *fmt, ...)
