@@ -282,13 +282,15 @@ static unsigned tell_c_from_d(const char *root, const struct vp_install *in, con
     for (size_t i = 0; i < libs.n; i++)
         base |= fingerprints(root, libs.v[i]);
     vp_strv_release(&libs);
-    bool glob = bin & FP_CUDA_GLOB, wsl = base & FP_WSL_NVML;
+    /* mem_nvml sits in ggml-base; a release whose cgo build compiles ggml into
+     * bin/ollama carries it there instead. */
+    bool glob = bin & FP_CUDA_GLOB, wsl = (bin | base) & FP_WSL_NVML;
     if (glob && !wsl) {
         *how = "bin/ollama carries the Go discovery globs (up to C)";
         return 1u << VP_ERA_C;
     }
     if (wsl && !glob) {
-        *how = "libggml-base carries the NVML route through the WSL path (D on)";
+        *how = "the NVML route through the WSL path is present (D on)";
         return 1u << VP_ERA_D;
     }
     *how = glob ? "both C and D fingerprints are present: covering both"

@@ -1,0 +1,52 @@
+#!/bin/sh
+# Builds vgpu-patch and shows it at work on a built-in Ollama-shaped tree (era E, the
+# current release layout): before patching, a decoy "real driver" first on
+# LD_LIBRARY_PATH answers libcuda.so.1 in every Ollama process; after
+# `vgpu-patch ollama`, the shims do. Then status, verify and an exact rollback.
+# Everything happens under the build directory (a fake root; no system file changes).
+set -eu
+cd "$(dirname "$0")/.."
+build=${BUILD_DIR:-build}
+jobs=$(nproc 2>/dev/null || echo 2)
+
+if [ ! -f "$build/CMakeCache.txt" ]; then
+    cmake -S . -B "$build" -DCMAKE_BUILD_TYPE=RelWithDebInfo >/dev/null
+fi
+cmake --build "$build" -j "$jobs" >/dev/null
+
+top=$(pwd)
+ex=$top/$build/example
+vp=$top/$build/bin/vgpu-patch
+rm -rf "$ex"
+mkdir -p "$ex/root/usr/local" "$ex/shims"
+VGPU_TEST_FIXTURES=$top/$build/fixtures sh tests/fixtures/make-tree.sh e "$ex/root/usr/local"
+# Stand-ins until the real shims are built (next issue): right sonames, the marker
+# export, a cuInit that succeeds.
+cp "$build/fixtures/standin/libvgpu-cuda.so.1" "$build/fixtures/standin/libvgpu-nvml.so.1" "$ex/shims/"
+chmod 755 "$ex" "$ex/shims"
+chmod 644 "$ex/shims/"*
+
+answers() {
+    rm -f "$ex/report"
+    VGPU_FIXTURE_REPORT=$ex/report LD_LIBRARY_PATH=$top/$build/fixtures/decoy \
+        "$ex/root/usr/local/bin/ollama" serve >/dev/null 2>&1
+    sed 's/ loaded=.*//; s/^/  /' "$ex/report"
+}
+
+echo "== Ollama 0.30-shaped tree in $ex/root/usr/local; decoy driver first on LD_LIBRARY_PATH"
+echo "-- before: which file answers the driver names in each Ollama process"
+answers
+echo
+echo "== vgpu-patch ollama --root $ex/root --prefix /usr/local --shim-dir $ex/shims"
+"$vp" ollama --root "$ex/root" --prefix /usr/local --shim-dir "$ex/shims"
+echo
+echo "-- after: the same processes, same environment"
+answers
+echo
+echo "== vgpu-patch status"
+"$vp" status --root "$ex/root"
+echo
+echo "== vgpu-patch rollback"
+"$vp" rollback --root "$ex/root"
+echo "-- after rollback"
+answers
