@@ -41,8 +41,9 @@ setup_era() {
     chmod 644 "$SHIMS"/*
 }
 
-# vp COMMAND [ARGS]: vgpu-patch on the fake root; the exit code lands in $rc, output in
-# $T/out and $T/err.
+# vp COMMAND [ARGS]: vgpu-patch on the fake root; the exit code lands in $rc (read by
+# expect_rc), output in $T/out and $T/err.
+rc=0
 vp() {
     cmd=$1
     shift
@@ -88,7 +89,9 @@ assert_answers() {
         proc=${line%% *}
         cuda=$(printf '%s\n' "$line" | sed -n 's/.* libcuda\.so\.1=\([^ ]*\).*/\1/p')
         nvml=$(printf '%s\n' "$line" | sed -n 's/.* libnvidia-ml\.so\.1=\([^ ]*\).*/\1/p')
+        # shellcheck disable=SC2254 # the expected values are patterns
         case $cuda in $2) ;; *) fail "$proc: libcuda.so.1 answered by $cuda, expected $2" ;; esac
+        # shellcheck disable=SC2254
         case $nvml in $3) ;; *) fail "$proc: libnvidia-ml.so.1 answered by $nvml, expected $3" ;; esac
     done <"$1"
 }

@@ -17,6 +17,7 @@ cp "$VGPU_TEST_FIXTURES/bad/static-exe" "$VGPU_TEST_FIXTURES/bad/notelf" "$T/bad
 inspect_says() {
     set +e
     "$VGPU_PATCH" inspect "$T/bad/$1" >"$T/out" 2>"$T/err"
+    # shellcheck disable=SC2034 # read by expect_rc
     rc=$?
     set -e
     expect_rc "$2" "inspect $1"

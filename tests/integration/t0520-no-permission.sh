@@ -14,6 +14,7 @@ snapshot "$TREE" >"$T/before"
 as_nobody() {
     set +e
     setpriv --reuid=nobody --regid=nogroup --clear-groups "$VGPU_PATCH" "$@" >"$T/out" 2>"$T/err"
+    # shellcheck disable=SC2034 # read by expect_rc
     rc=$?
     set -e
 }
