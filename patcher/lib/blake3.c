@@ -8,8 +8,6 @@
 #include <fcntl.h>
 #include <immintrin.h>
 #include <string.h>
-#include <sys/mman.h>
-#include <sys/stat.h>
 
 #define CHUNK_LEN 1024
 enum { CHUNK_START = 1, CHUNK_END = 2, PARENT = 4, ROOT = 8 };
@@ -425,20 +423,25 @@ void vp_b3_hex(const uint8_t d[32], char out[VP_B3_HEX])
 int vp_b3_file(const char *path, char out[VP_B3_HEX])
 {
     _cleanup_(closep) int fd = open(path, O_RDONLY | O_CLOEXEC);
-    struct stat st;
-    if (fd < 0 || fstat(fd, &st) < 0)
+    if (fd < 0)
         return vp_error_errno(-errno, "cannot read %s", path);
+    (void)posix_fadvise(fd, 0, 0, POSIX_FADV_SEQUENTIAL);
+    /* A fixed buffer, not a mapping: memory stays small for a 1 GB library. */
+    size_t cap = 1 << 20;
+    _cleanup_(freep) uint8_t *buf = vp_xmalloc(cap);
     struct vp_b3 h;
-    uint8_t d[32];
     vp_b3_init(&h);
-    if (st.st_size > 0) {
-        void *map = mmap(NULL, (size_t)st.st_size, PROT_READ, MAP_PRIVATE, fd, 0);
-        if (map == MAP_FAILED)
-            return vp_error_errno(-errno, "cannot map %s", path);
-        (void)madvise(map, (size_t)st.st_size, MADV_SEQUENTIAL);
-        vp_b3_update(&h, map, (size_t)st.st_size);
-        munmap(map, (size_t)st.st_size);
+    for (;;) {
+        ssize_t n = read(fd, buf, cap);
+        if (n < 0 && errno == EINTR)
+            continue;
+        if (n < 0)
+            return vp_error_errno(-errno, "cannot read %s", path);
+        if (n == 0)
+            break;
+        vp_b3_update(&h, buf, (size_t)n);
     }
+    uint8_t d[32];
     vp_b3_final(&h, d);
     vp_b3_hex(d, out);
     return 0;

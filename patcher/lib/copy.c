@@ -51,12 +51,17 @@ static void *hash_thread(void *arg)
         uint64_t len = total - off < BLOCK ? total - off : BLOCK;
         if (off + len <= j->size && !overlaps(j->ps, off, len)) {
             vp_b3_update2(&a, &b, j->src + off, len);
-            continue;
+        } else {
+            if (off < j->size)
+                vp_b3_update(&a, j->src + off, j->size - off < len ? j->size - off : len);
+            patched_block(j, off, len, buf);
+            vp_b3_update(&b, buf, len);
         }
+        /* Hashed pages leave this process (the page cache keeps them): resident
+         * memory stays at one block whatever the file size. */
         if (off < j->size)
-            vp_b3_update(&a, j->src + off, j->size - off < len ? j->size - off : len);
-        patched_block(j, off, len, buf);
-        vp_b3_update(&b, buf, len);
+            (void)madvise((void *)(j->src + off), j->size - off < len ? j->size - off : len,
+                          MADV_DONTNEED);
     }
     free(buf);
     vp_b3_final(&a, j->orig);
