@@ -10,17 +10,17 @@
 #include <errno.h>
 #include <string.h>
 
-#define OLD_MAGIC     "ld.so-1.7.0"
-#define NEW_MAGIC     "glibc-ld.so.cache1.1"
-#define OLD_HDR_SIZE  16 /* magic[11], pad, nlibs */
-#define OLD_ENT_SIZE  12
-#define NEW_HDR_SIZE  48
-#define NEW_ENT_SIZE  24
-#define EXT_MAGIC     0xeaa42174u /* (uint32_t)-358342284 */
-#define EXT_HDR_SIZE  8
-#define EXT_SECT_SIZE 16
-#define EXT_TAG_HWCAPS 1
-#define HWCAP_EXTENSION (1ULL << 62)
+#define OLD_MAGIC            "ld.so-1.7.0"
+#define NEW_MAGIC            "glibc-ld.so.cache1.1"
+#define OLD_HDR_SIZE         16 /* magic[11], pad, nlibs */
+#define OLD_ENT_SIZE         12
+#define NEW_HDR_SIZE         48
+#define NEW_ENT_SIZE         24
+#define EXT_MAGIC            0xeaa42174u /* (uint32_t)-358342284 */
+#define EXT_HDR_SIZE         8
+#define EXT_SECT_SIZE        16
+#define EXT_TAG_HWCAPS       1
+#define HWCAP_EXTENSION      (1ULL << 62)
 #define HWCAP_ISA_LEVEL_MASK 0x3ffULL
 
 #define BAD(...) vp_error(-EBADMSG, __VA_ARGS__)
@@ -67,8 +67,8 @@ struct hwcaps_names {
     uint32_t n;
 };
 
-static int load_extensions(const uint8_t *d, size_t len, uint32_t ext_off,
-                           const struct strtab *t, struct hwcaps_names *ret)
+static int load_extensions(const uint8_t *d, size_t len, uint32_t ext_off, const struct strtab *t,
+                           struct hwcaps_names *ret)
 {
     *ret = (struct hwcaps_names){0};
     if (ext_off == 0)
@@ -105,8 +105,7 @@ static struct vp_ldcache *cache_new(size_t n, bool old_format)
 }
 
 static int add_entry(struct vp_ldcache *c, const struct strtab *t, size_t i, int32_t flags,
-                     uint32_t key, uint32_t value, uint64_t hwcap,
-                     const struct hwcaps_names *hw)
+                     uint32_t key, uint32_t value, uint64_t hwcap, const struct hwcaps_names *hw)
 {
     const char *soname = str_at(t, key), *path = str_at(t, value);
     if (!soname || !path)
@@ -117,8 +116,8 @@ static int add_entry(struct vp_ldcache *c, const struct strtab *t, size_t i, int
     if (((hwcap >> 32) & ~HWCAP_ISA_LEVEL_MASK) == (HWCAP_EXTENSION >> 32)) {
         uint32_t k = (uint32_t)hwcap;
         if (k >= hw->n)
-            return BAD("ld.so.cache: entry %zu names glibc-hwcaps subdirectory %u of %u", i,
-                       k, hw->n);
+            return BAD("ld.so.cache: entry %zu names glibc-hwcaps subdirectory %u of %u", i, k,
+                       hw->n);
         sub = str_at(t, rd32(hw->idx + (size_t)k * 4));
     }
     c->entries[c->n++] = (struct vp_ldcache_entry){
@@ -147,8 +146,8 @@ static int parse_new(const uint8_t *d, size_t len, size_t base, struct vp_ldcach
     if (!fits(ents + ents_len, len_strings, len))
         return BAD("ld.so.cache: the string table (%u bytes) runs past the end of the file",
                    len_strings);
-    struct strtab t = {.d = d, .base = base, .lo = ents + ents_len,
-                       .hi = ents + ents_len + len_strings};
+    struct strtab t = {
+        .d = d, .base = base, .lo = ents + ents_len, .hi = ents + ents_len + len_strings};
     struct hwcaps_names hw;
     int r = load_extensions(d, len, ext_off, &t, &hw);
     if (r < 0)
@@ -176,8 +175,7 @@ static int parse_old(const uint8_t *d, size_t len, struct vp_ldcache **ret)
         return BAD("ld.so.cache: %u old-format entries do not fit in %zu bytes", nlibs, len);
     /* The new table hides at the start of the old string table, 8-byte aligned. */
     uint64_t new_off = (tab_end + 7) & ~(uint64_t)7;
-    if (fits(new_off, NEW_HDR_SIZE, len) &&
-        memcmp(d + new_off, NEW_MAGIC, strlen(NEW_MAGIC)) == 0)
+    if (fits(new_off, NEW_HDR_SIZE, len) && memcmp(d + new_off, NEW_MAGIC, strlen(NEW_MAGIC)) == 0)
         return parse_new(d, len, (size_t)new_off, ret);
 
     struct strtab t = {.d = d, .base = tab_end, .lo = tab_end, .hi = len};

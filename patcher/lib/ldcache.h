@@ -18,7 +18,7 @@ struct vp_ldcache_entry {
     char *path;    /* the file ld.so opens */
     int32_t flags; /* VP_LDCACHE_FLAG_* */
     uint64_t hwcap;
-    char *hwcaps;  /* glibc-hwcaps subdirectory ("x86-64-v3") for such entries, else NULL */
+    char *hwcaps; /* glibc-hwcaps subdirectory ("x86-64-v3") for such entries, else NULL */
 };
 
 struct vp_ldcache {

@@ -12,9 +12,15 @@ static const char *const debian12_dirs[] = {"/lib/x86_64-linux-gnu", "/usr/lib/x
                                             "/lib", "/usr/lib"};
 /* What `ld.so --help` lists here: glibc-hwcaps levels, then the legacy hwcaps subdirectories
  * (AT_PLATFORM x86_64, tls) that 2.36 still searches. */
-static const char *const debian12_subdirs[] = {
-    "glibc-hwcaps/x86-64-v4/", "glibc-hwcaps/x86-64-v3/", "glibc-hwcaps/x86-64-v2/",
-    "tls/x86_64/x86_64/", "tls/x86_64/", "tls/", "x86_64/x86_64/", "x86_64/", ""};
+static const char *const debian12_subdirs[] = {"glibc-hwcaps/x86-64-v4/",
+                                               "glibc-hwcaps/x86-64-v3/",
+                                               "glibc-hwcaps/x86-64-v2/",
+                                               "tls/x86_64/x86_64/",
+                                               "tls/x86_64/",
+                                               "tls/",
+                                               "x86_64/x86_64/",
+                                               "x86_64/",
+                                               ""};
 
 /* What a lookup saw on the way: a candidate of another ELF class, any candidate at all (ld.so
  * appends errno's text to "cannot open shared object file" only when it tried one). */
@@ -47,8 +53,11 @@ void vp_lfound_release(struct vp_lfound *f)
 static struct vp_lfound found_of(enum vp_how how, const char *path, size_t obj, size_t entry,
                                  const char *dir)
 {
-    return (struct vp_lfound){.how = how, .path = path ? vp_xstrdup(path) : NULL, .obj = obj,
-                              .entry = entry, .dir = dir ? vp_xstrdup(dir) : NULL};
+    return (struct vp_lfound){.how = how,
+                              .path = path ? vp_xstrdup(path) : NULL,
+                              .obj = obj,
+                              .entry = entry,
+                              .dir = dir ? vp_xstrdup(dir) : NULL};
 }
 
 static char *abs_path(const struct vp_lspace *ls, const char *path)
@@ -56,31 +65,26 @@ static char *abs_path(const struct vp_lspace *ls, const char *path)
     return path[0] == '/' ? vp_xstrdup(path) : vp_path_join(ls->cwd, path);
 }
 
-/* The runtime path abs with symlinks resolved inside the root. realpath(3) for "/": the same
- * answer, and vp_root_realpath() mis-resolves relative symlinks at the time of writing. */
+/* The runtime path abs with symlinks resolved inside the root (chroot semantics). */
 static int resolve(const struct vp_lspace *ls, const char *abs, char **ret)
 {
-    if (strcmp(ls->root, "/") != 0)
-        return vp_root_realpath(ls->root, abs, ret);
-    char *r = realpath(abs, NULL);
-    if (!r)
-        return -errno;
-    *ret = r;
-    return 0;
+    return vp_root_realpath(ls->root, abs, ret);
 }
 
 /* open_verify: 1 = an x86_64 ELF file (c filled); 0 = absent, or an ELF file of another class
  * or machine, which ld.so skips (*other_class for ELFCLASS32); < 0 = ld.so's fatal error. */
-static int try_file(const struct vp_lspace *ls, const char *path, struct cand *c,
-                    struct seen *sn)
+static int try_file(const struct vp_lspace *ls, const char *path, struct cand *c, struct seen *sn)
 {
     _cleanup_(freep) char *abs = abs_path(ls, path);
     _cleanup_(freep) char *inside = NULL;
+    struct stat st;
     sn->tried = true;
+    /* Most candidates do not exist: with the real root one stat() says so. */
+    if (strcmp(ls->root, "/") == 0 && stat(abs, &st) < 0)
+        return 0;
     if (resolve(ls, abs, &inside) < 0)
         return 0;
     _cleanup_(freep) char *file = vp_rooted(ls->root, inside);
-    struct stat st;
     if (stat(file, &st) < 0)
         return 0; /* ENOENT, ENOTDIR, EACCES: the search goes on */
     if (S_ISDIR(st.st_mode))
@@ -303,8 +307,8 @@ static int open_dyn_list(const struct vp_lspace *ls, size_t i, char tag, const c
     return r;
 }
 
-static int try_cache(const struct vp_lspace *ls, size_t dl, const char *name,
-                     struct vp_lfound *f, struct cand *c, struct seen *sn)
+static int try_cache(const struct vp_lspace *ls, size_t dl, const char *name, struct vp_lfound *f,
+                     struct cand *c, struct seen *sn)
 {
     /* The glibc-hwcaps levels searched are the ones the cache may answer with. */
     char lvl[16][64];
@@ -331,8 +335,8 @@ static int try_cache(const struct vp_lspace *ls, size_t dl, const char *name,
 }
 
 /* The search for a bare name requested by object loader (SIZE_MAX: none). */
-static int search(const struct vp_lspace *ls, size_t loader, const char *name,
-                  struct vp_lfound *f, struct cand *c, struct seen *sn)
+static int search(const struct vp_lspace *ls, size_t loader, const char *name, struct vp_lfound *f,
+                  struct cand *c, struct seen *sn)
 {
     const struct vp_elf *le = elf_of(ls, loader);
     bool searched = false;
@@ -398,8 +402,8 @@ ssize_t vp_lspace_find_loaded(const struct vp_lspace *ls, const char *name)
 
 /* _dl_map_object without the side effects: an object already loaded (by name, soname or the
  * same file), a new verified file (c filled), or VP_HOW_NOT_FOUND. */
-static int lookup(const struct vp_lspace *ls, size_t loader, const char *name,
-                  struct vp_lfound *f, struct cand *c, struct seen *sn)
+static int lookup(const struct vp_lspace *ls, size_t loader, const char *name, struct vp_lfound *f,
+                  struct cand *c, struct seen *sn)
 {
     enum vp_how how;
     ssize_t m = match_loaded(ls, name, &how);
@@ -412,8 +416,8 @@ static int lookup(const struct vp_lspace *ls, size_t loader, const char *name,
         r = search(ls, loader, name, f, c, sn);
     } else {
         bool had = false;
-        _cleanup_(freep) char *x = loader < ls->n ? expand(ls, loader, name, &had)
-                                                  : vp_xstrdup(name);
+        _cleanup_(freep) char *x =
+            loader < ls->n ? expand(ls, loader, name, &had) : vp_xstrdup(name);
         r = x && *x ? try_file(ls, x, c, sn) : 0;
         if (r > 0)
             *f = found_of(VP_HOW_PATH, x, SIZE_MAX, SIZE_MAX, NULL);
@@ -438,9 +442,9 @@ static int lookup(const struct vp_lspace *ls, size_t loader, const char *name,
 static char *origin_of(const struct vp_lspace *ls, const char *path)
 {
     /* dl-object.c: the directory of l_name, made absolute with the cwd, not normalised. */
-    char *abs = path[0] == '/' ? vp_xstrdup(path)
-                               : vp_xasprintf("%s%s%s", ls->cwd,
-                                              vp_endswith(ls->cwd, "/") ? "" : "/", path);
+    char *abs = path[0] == '/'
+                    ? vp_xstrdup(path)
+                    : vp_xasprintf("%s%s%s", ls->cwd, vp_endswith(ls->cwd, "/") ? "" : "/", path);
     char *slash = strrchr(abs, '/');
     slash[slash == abs ? 1 : 0] = '\0';
     return abs;
@@ -515,7 +519,7 @@ static int map_object(struct vp_lspace *ls, size_t loader, const char *name, boo
     return 0;
 }
 
-/* _dl_map_object_deps: the DT_NEEDED of objects first.. (and of what they bring in), breadth
+/* _dl_map_object_deps: the DT_NEEDED of objects first..n (and of what they bring in), breadth
  * first, each looked up with the needing object as loader. */
 static int load_deps(struct vp_lspace *ls, size_t first, bool trace)
 {
@@ -663,8 +667,11 @@ int vp_lspace_load_exe(struct vp_lspace *ls, const char *exe, const char *const 
     _cleanup_(freep) char *abs = abs_path(ls, exe), *real = NULL;
     if (resolve(ls, abs, &real) < 0)
         real = vp_path_normalize(abs);
-    struct vp_lobj o = {.name = vp_xstrdup(exe), .file = c.file, .elf = c.elf,
-                        .loader = SIZE_MAX, .origin = vp_dirname(real)};
+    struct vp_lobj o = {.name = vp_xstrdup(exe),
+                        .file = c.file,
+                        .elf = c.elf,
+                        .loader = SIZE_MAX,
+                        .origin = vp_dirname(real)};
     vp_strv_push(&o.aliases, exe);
     o.found = found_of(VP_HOW_PATH, exe, SIZE_MAX, SIZE_MAX, NULL);
     ls->exe = add_obj(ls, &o);
@@ -705,8 +712,7 @@ int vp_lspace_dlopen(struct vp_lspace *ls, size_t caller, const char *name, size
     return 0;
 }
 
-int vp_lspace_resolve(struct vp_lspace *ls, size_t caller, const char *name,
-                      struct vp_lfound *ret)
+int vp_lspace_resolve(struct vp_lspace *ls, size_t caller, const char *name, struct vp_lfound *ret)
 {
     struct vp_lfound f = {0};
     struct cand c = {0};

@@ -37,16 +37,16 @@ void vp_lfound_release(struct vp_lfound *f);
 
 /* One object of the namespace (a struct link_map). */
 struct vp_lobj {
-    char *name;               /* l_name: the runtime path it was found under */
-    char *file;               /* on-disk path: root + that path with symlinks resolved */
-    struct vp_elf *elf;       /* NULL for a placeholder of a missing library (trace mode) */
-    size_t loader;            /* l_loader: the object whose DT_NEEDED loaded it, or SIZE_MAX */
-    struct vp_strv aliases;   /* l_libname: names it was requested under, first one first */
-    char *origin;             /* $ORIGIN; NULL when unknown */
-    struct vp_lfound found;   /* how it was found when it was loaded */
-    bool faked;               /* a missing library, kept like `ld.so --list` does */
-    dev_t dev;                /* identity for the same-file check (0/0 for the executable */
-    ino_t ino;                /*  and ld.so itself, which ld.so never compares either) */
+    char *name;             /* l_name: the runtime path it was found under */
+    char *file;             /* on-disk path: root + that path with symlinks resolved */
+    struct vp_elf *elf;     /* NULL for a placeholder of a missing library (trace mode) */
+    size_t loader;          /* l_loader: the object whose DT_NEEDED loaded it, or SIZE_MAX */
+    struct vp_strv aliases; /* l_libname: names it was requested under, first one first */
+    char *origin;           /* $ORIGIN; NULL when unknown */
+    struct vp_lfound found; /* how it was found when it was loaded */
+    bool faked;             /* a missing library, kept as ldd lists it ("not found") */
+    dev_t dev;              /* identity for the same-file check (0/0 for the executable */
+    ino_t ino;              /*  and ld.so itself, which ld.so never compares either) */
 };
 
 /* One namespace of one process. Fields may be adjusted between init and the first load. */
@@ -55,18 +55,18 @@ struct vp_lspace {
     char *cwd;   /* the process's working directory (runtime path) */
     char *llp;   /* LD_LIBRARY_PATH, NULL when unset */
     bool secure; /* AT_SECURE: LD_LIBRARY_PATH ignored, DSTs restricted */
-    bool trace;  /* like `ld.so --list`: a missing library becomes a placeholder and loading
-                  * goes on; otherwise loading stops with ld.so's error */
-    struct vp_ldcache *cache;     /* root/etc/ld.so.cache; NULL when absent or unreadable */
-    int cache_error;              /* why cache is NULL (negative errno), 0 when loaded */
-    struct vp_strv default_dirs;  /* Debian 12: /lib/x86_64-linux-gnu /usr/lib/... /lib /usr/lib */
-    struct vp_strv subdirs;       /* tried inside every directory, in order, each ending in '/',
-                                   * the last one "" (the directory itself) */
-    const char *platform, *lib;   /* $PLATFORM and $LIB */
-    struct vp_strv warnings;      /* what ld.so would print and ignore (a preload not found) */
-    struct vp_lobj *objs;         /* in load order (the namespace's link map list) */
+    bool trace;  /* like ldd (LD_TRACE_LOADED_OBJECTS=1): a missing library becomes a placeholder
+                  * and loading goes on; otherwise it stops with ld.so's error, as at start */
+    struct vp_ldcache *cache;    /* root/etc/ld.so.cache; NULL when absent or unreadable */
+    int cache_error;             /* why cache is NULL (negative errno), 0 when loaded */
+    struct vp_strv default_dirs; /* Debian 12: /lib/x86_64-linux-gnu /usr/lib/... /lib /usr/lib */
+    struct vp_strv subdirs;      /* tried inside every directory, in order, each ending in '/',
+                                  * the last one "" (the directory itself) */
+    const char *platform, *lib;  /* $PLATFORM and $LIB */
+    struct vp_strv warnings;     /* what ld.so would print and ignore (a preload not found) */
+    struct vp_lobj *objs;        /* in load order (the namespace's link map list) */
     size_t n, cap;
-    size_t exe;                   /* index of the executable, SIZE_MAX before load_exe */
+    size_t exe; /* index of the executable, SIZE_MAX before load_exe */
 };
 
 /* Sets up a namespace over root with Debian 12's defaults and root/etc/ld.so.cache (an absent
@@ -93,8 +93,7 @@ int vp_lspace_dlopen(struct vp_lspace *ls, size_t caller, const char *name, size
  * anything: an already loaded object, or the file a search would open. Returns 0 with
  * ret->how == VP_HOW_NOT_FOUND when nothing answers, a negative errno when ld.so would stop
  * with an error (a candidate that is not ELF, an executable, ...). */
-int vp_lspace_resolve(struct vp_lspace *ls, size_t caller, const char *name,
-                      struct vp_lfound *ret);
+int vp_lspace_resolve(struct vp_lspace *ls, size_t caller, const char *name, struct vp_lfound *ret);
 
 /* The object that answers name right now with no search (dlopen RTLD_NOLOAD): matched by
  * l_name, an alias or DT_SONAME, first in load order; -1 if none. */

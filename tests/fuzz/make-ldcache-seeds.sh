@@ -16,8 +16,10 @@ for lib in libz.so.1 libelf.so.1 libc.so.6; do
 done
 if [ "$(id -u)" = 0 ] && [ -x /sbin/ldconfig ]; then
     for fmt in new old compat; do
-        /sbin/ldconfig -X -c "$fmt" -r "$root" -C "/etc/ld.so.cache.$fmt" \
-            -f /etc/ld.so.conf 2>/dev/null && cp "$root/etc/ld.so.cache.$fmt" "$out/" || true
+        if /sbin/ldconfig -X -c "$fmt" -r "$root" -C "/etc/ld.so.cache.$fmt" \
+            -f /etc/ld.so.conf 2>/dev/null; then
+            cp "$root/etc/ld.so.cache.$fmt" "$out/"
+        fi
     done
 fi
 rm -rf "$root"

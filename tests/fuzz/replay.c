@@ -1,11 +1,13 @@
 /* Replays inputs through a fuzz target without libFuzzer, for CTest and gcc builds:
- *   replay-NAME [--mutate] [--max-size BYTES] PATH...
+ *   replay-NAME [--mutate] [--max-size BYTES] [--grid N] [--tail N] [--corruptions N] PATH...
  * Every regular file under each PATH (directories recursively, symlinks not followed) is fed
  * as it is. With --mutate, each one is also fed
- *   - truncated to every length on a grid of ~256 steps and to each of its last 64 lengths;
- *   - with ~300 deterministic corruptions (bytes, 16/32/64-bit words set to edge values or
- *     flipped), most of them in the ELF header, the program headers and the dynamic section
- *     when the input is an ELF file the model can read, else in its first 4 KiB.
+ *   - truncated to every length on a grid of ~N steps (256) and to each of its last N (64)
+ *     lengths;
+ *   - with N (300) deterministic corruptions (bytes, 16/32/64-bit words set to edge values or
+ *     flipped, dynamic entries retagged), most of them in the ELF header, the program headers,
+ *     the dynamic section and its string table when the input is an ELF file the model can
+ *     read, else in its first 4 KiB.
  * A crash or sanitizer report fails the run; the last line names the input and mutation. */
 #include <dirent.h>
 #include <errno.h>
@@ -18,18 +20,18 @@
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 
-#define N_CORRUPT 300
-
 struct region {
     uint64_t off, len;
+    bool dynamic; /* an array of Elf64_Dyn: entries get retagged too */
 };
 
 static struct {
     bool mutate;
     uint64_t max_size;
+    size_t grid, tail, corruptions;
     size_t files, execs;
     const char *current;
-} opt = {.max_size = 4u << 20};
+} opt = {.max_size = 4u << 20, .grid = 256, .tail = 64, .corruptions = 300};
 
 /* The input being replayed, for a crash report from a signal or sanitizer abort. */
 static char last_what[256];
@@ -72,7 +74,7 @@ static size_t regions_of(const char *path, uint64_t size, struct region r[4])
         r[n++] = (struct region){0, sizeof(Elf64_Ehdr)};
         r[n++] = (struct region){e->ehdr.e_phoff, e->phnum * sizeof(Elf64_Phdr)};
         if (e->has_dynamic)
-            r[n++] = (struct region){e->dyn_off, e->dyn_slots * sizeof(Elf64_Dyn)};
+            r[n++] = (struct region){e->dyn_off, e->dyn_slots * sizeof(Elf64_Dyn), true};
         if (e->strsz)
             r[n++] = (struct region){e->strtab_off, e->strsz};
         vp_elf_free(e);
@@ -82,12 +84,22 @@ static size_t regions_of(const char *path, uint64_t size, struct region r[4])
     return n;
 }
 
-static void corrupt(uint8_t *buf, uint64_t size, const struct region *r, size_t nr,
-                    uint64_t *seed, char *what, size_t wlen, int i)
+static void corrupt(uint8_t *buf, uint64_t size, const struct region *r, size_t nr, uint64_t *seed,
+                    char *what, size_t wlen, int i)
 {
-    static const uint64_t edges[] = {0, 1, 0x7f, 0x80, 0xff, 0x7fff, 0xffff, 0x7fffffff,
-                                     0x80000000, 0xffffffff, 0x7fffffffffffffffULL,
-                                     0x8000000000000000ULL, UINT64_MAX};
+    static const uint64_t edges[] = {0,
+                                     1,
+                                     0x7f,
+                                     0x80,
+                                     0xff,
+                                     0x7fff,
+                                     0xffff,
+                                     0x7fffffff,
+                                     0x80000000,
+                                     0xffffffff,
+                                     0x7fffffffffffffffULL,
+                                     0x8000000000000000ULL,
+                                     UINT64_MAX};
     uint64_t pick = next_rand(seed);
     /* Nine in ten inside a region, the rest anywhere. */
     struct region g = pick % 10 ? r[(pick >> 8) % nr] : (struct region){0, size};
@@ -97,6 +109,19 @@ static void corrupt(uint8_t *buf, uint64_t size, const struct region *r, size_t 
         g.len = size - g.off;
     if (!g.len)
         return;
+    if (g.dynamic && g.len >= sizeof(Elf64_Dyn) && next_rand(seed) % 2) {
+        /* Retag an entry: duplicates and strays of the tags the model reads. */
+        static const int64_t tags[] = {DT_NULL,    DT_NEEDED,     DT_STRTAB, DT_SYMTAB,
+                                       DT_STRSZ,   DT_SONAME,     DT_RPATH,  DT_RUNPATH,
+                                       DT_HASH,    DT_FLAGS,      DT_INIT,   DT_GNU_HASH,
+                                       DT_VERNEED, DT_VERNEEDNUM, DT_FLAGS_1};
+        uint64_t at = g.off + next_rand(seed) % (g.len / sizeof(Elf64_Dyn)) * sizeof(Elf64_Dyn);
+        int64_t tag = tags[next_rand(seed) % VP_ARRAY_SIZE(tags)];
+        memcpy(buf + at, &tag, sizeof(tag));
+        snprintf(what, wlen, "%s: corruption %d: dynamic entry at %#llx retagged %lld", opt.current,
+                 i, (unsigned long long)at, (long long)tag);
+        return;
+    }
     uint64_t at = g.off + next_rand(seed) % g.len;
     unsigned width = 1u << (next_rand(seed) % 4); /* 1, 2, 4, 8 bytes */
     if (at + width > size)
@@ -129,12 +154,12 @@ static void replay_file(const char *path)
     feed((const uint8_t *)data, size, what);
     if (!opt.mutate || !size)
         return;
-    size_t step = size / 256 ? size / 256 : 1;
-    for (size_t len = 0; len < size; len += step) {
+    size_t step = opt.grid && size / opt.grid ? size / opt.grid : 1;
+    for (size_t len = 0; opt.grid && len < size; len += step) {
         snprintf(what, sizeof(what), "%s: truncated to %zu", path, len);
         feed((const uint8_t *)data, len, what);
     }
-    for (size_t k = 1; k <= 64 && k <= size; k++) {
+    for (size_t k = 1; k <= opt.tail && k <= size; k++) {
         snprintf(what, sizeof(what), "%s: truncated to %zu", path, size - k);
         feed((const uint8_t *)data, size - k, what);
     }
@@ -142,7 +167,7 @@ static void replay_file(const char *path)
     size_t nr = regions_of(path, size, r);
     uint64_t seed = fnv1a(vp_basename(path));
     uint8_t *buf = vp_xmalloc(size);
-    for (int i = 0; i < N_CORRUPT; i++) {
+    for (int i = 0; i < (int)opt.corruptions; i++) {
         memcpy(buf, data, size);
         int n = 1 + (int)(next_rand(&seed) % 3); /* one to three corruptions at once */
         for (int k = 0; k < n; k++)
@@ -220,8 +245,17 @@ int main(int argc, char **argv)
             opt.mutate = true;
         } else if (strcmp(argv[i], "--max-size") == 0 && i + 1 < argc) {
             opt.max_size = strtoull(argv[++i], NULL, 0);
+        } else if (strcmp(argv[i], "--grid") == 0 && i + 1 < argc) {
+            opt.grid = strtoull(argv[++i], NULL, 0);
+        } else if (strcmp(argv[i], "--tail") == 0 && i + 1 < argc) {
+            opt.tail = strtoull(argv[++i], NULL, 0);
+        } else if (strcmp(argv[i], "--corruptions") == 0 && i + 1 < argc) {
+            opt.corruptions = strtoull(argv[++i], NULL, 0);
         } else {
-            fprintf(stderr, "usage: %s [--mutate] [--max-size BYTES] PATH...\n", argv[0]);
+            fprintf(stderr,
+                    "usage: %s [--mutate] [--max-size BYTES] [--grid N] [--tail N] "
+                    "[--corruptions N] PATH...\n",
+                    argv[0]);
             return 2;
         }
     }

@@ -119,8 +119,7 @@ static void ldconfig_caches_in_every_format_parse(void **state)
     }
     /* ldconfig over an empty directory: a valid cache with no entries. */
     _cleanup_(freep) char *empty = vp_xasprintf(
-        "rm -f %s/libs/*; /sbin/ldconfig -X -r %s -C /etc/c.empty -f /etc/ld.so.conf", root,
-        root);
+        "rm -f %s/libs/*; /sbin/ldconfig -X -r %s -C /etc/c.empty -f /etc/ld.so.conf", root, root);
     assert_int_equal(system(empty), 0);
     _cleanup_(freep) char *file = vp_xasprintf("%s/etc/c.empty", root);
     struct vp_ldcache *c = NULL;
@@ -194,8 +193,8 @@ static void build_new(struct img *im, size_t base, const struct ent *e, size_t n
         put32(h + 32, (uint32_t)ext);
         put32(im->b + ext, 0xeaa42174u);
         put32(im->b + ext + 4, 1);
-        put32(im->b + ext + 8, 1);                    /* tag: glibc-hwcaps */
-        put32(im->b + ext + 16, (uint32_t)data);      /* offset */
+        put32(im->b + ext + 8, 1);                   /* tag: glibc-hwcaps */
+        put32(im->b + ext + 16, (uint32_t)data);     /* offset */
         put32(im->b + ext + 20, (uint32_t)(nn * 4)); /* size */
         for (size_t i = 0; i < nn; i++)
             put32(im->b + data + i * 4, (uint32_t)names[i]);
@@ -425,7 +424,7 @@ static void lookup_follows_ld_so(void **state)
 {
     (void)state;
     const struct ent e[] = {
-        {0x0003, "libfoo.so.1", "/lib32/libfoo.so.1", 0},   /* i386: never for x86_64 */
+        {0x0003, "libfoo.so.1", "/lib32/libfoo.so.1", 0}, /* i386: never for x86_64 */
         {F64, "libfoo.so.1", "/first/libfoo.so.1", 0},
         {F64, "libfoo.so.1", "/second/libfoo.so.1", 0},
         {F64, "libbar.so.2", "/legacy/libbar.so.2", 1ULL << 5}, /* legacy hwcap: skipped */

@@ -18,8 +18,8 @@
 
 #include "loader.h"
 
-#define T      VGPU_LDTREE
-#define LDSO   "/lib64/ld-linux-x86-64.so.2"
+#define T    VGPU_LDTREE
+#define LDSO "/lib64/ld-linux-x86-64.so.2"
 
 /* "@" in scenario strings stands for the tree. */
 static char *at(const char *s)
@@ -167,7 +167,7 @@ struct scen {
 static int real_ldso(const struct scen *s, bool trace, char **out, char **err)
 {
     _cleanup_(freep) char *exe = at(s->exe), *llp = at(s->llp), *pre = at(s->preload),
-                      *cwd = at(s->cwd ? s->cwd : "/");
+                          *cwd = at(s->cwd ? s->cwd : "/");
     char *env[4] = {0}, **e = env;
     _cleanup_(freep) char *e1 = llp ? vp_xasprintf("LD_LIBRARY_PATH=%s", llp) : NULL;
     _cleanup_(freep) char *e2 = pre ? vp_xasprintf("LD_PRELOAD=%s", pre) : NULL;
@@ -184,7 +184,7 @@ static int real_ldso(const struct scen *s, bool trace, char **out, char **err)
 static int model_load(const struct scen *s, bool trace, struct vp_lspace *ls)
 {
     _cleanup_(freep) char *exe = at(s->exe), *llp = at(s->llp), *pre = at(s->preload),
-                      *cwd = at(s->cwd ? s->cwd : "/");
+                          *cwd = at(s->cwd ? s->cwd : "/");
     assert_int_equal(vp_lspace_init(ls, "/", llp, cwd), 0);
     ls->trace = trace;
     struct vp_strv pv = {0};
@@ -386,8 +386,8 @@ static void check_steps(const char *probe, const char *llp, const struct step *s
         *nl = '\0';
         model_step(&ls, &steps[i], res, sizeof(res));
         if (strcmp(line, res) != 0)
-            print_message("%s LD_LIBRARY_PATH=%s step %zu %s@%s\n  real:  %s\n  model: %s\n",
-                          probe, llp ? llp : "-", i, steps[i].caller, steps[i].name, line, res);
+            print_message("%s LD_LIBRARY_PATH=%s step %zu %s@%s\n  real:  %s\n  model: %s\n", probe,
+                          llp ? llp : "-", i, steps[i].caller, steps[i].name, line, res);
         assert_string_equal(line, res);
         line = nl + 1;
     }
@@ -412,26 +412,53 @@ static void dlopen_cases_match_the_real_loader(void **state)
         const char *expect;
     } cases[] = {
         /* §1: the caller's RUNPATH, and LD_LIBRARY_PATH before it. */
-        {"@/bin/probe", NULL, {"@/lib/libcaller-runpath.so", NULL, "libcuda.so.1"}, "OK @/real/libcuda.so.1"},
-        {"@/bin/probe", "@/alt", {"@/lib/libcaller-runpath.so", NULL, "libcuda.so.1"}, "OK @/alt/libcuda.so.1"},
+        {"@/bin/probe",
+         NULL,
+         {"@/lib/libcaller-runpath.so", NULL, "libcuda.so.1"},
+         "OK @/real/libcuda.so.1"},
+        {"@/bin/probe",
+         "@/alt",
+         {"@/lib/libcaller-runpath.so", NULL, "libcuda.so.1"},
+         "OK @/alt/libcuda.so.1"},
         /* §1: the caller's RPATH before LD_LIBRARY_PATH. */
-        {"@/bin/probe", "@/alt", {"@/lib/libcaller-rpath.so", NULL, "libcuda.so.1"}, "OK @/real/libcuda.so.1"},
+        {"@/bin/probe",
+         "@/alt",
+         {"@/lib/libcaller-rpath.so", NULL, "libcuda.so.1"},
+         "OK @/real/libcuda.so.1"},
         /* §1: a caller without paths gets the executable's RPATH, not its RUNPATH. */
-        {"@/bin/probe-rpath-real", NULL, {"@/lib/libcaller.so", NULL, "libcuda.so.1"}, "OK @/real/libcuda.so.1"},
+        {"@/bin/probe-rpath-real",
+         NULL,
+         {"@/lib/libcaller.so", NULL, "libcuda.so.1"},
+         "OK @/real/libcuda.so.1"},
         {"@/bin/probe-runpath-real", NULL, {"@/lib/libcaller.so", NULL, "libcuda.so.1"}, NOTFOUND},
         {"@/bin/probe", NULL, {"@/lib/libcaller.so", NULL, "libcuda.so.1"}, NOTFOUND},
         /* The executable's own RUNPATH applies to its own dlopen calls. */
         {"@/bin/probe-runpath-real", NULL, {"-", NULL, "libcuda.so.1"}, "OK @/real/libcuda.so.1"},
         {"@/bin/probe-runpath-real", "@/alt", {"-", NULL, "libcuda.so.1"}, "OK @/alt/libcuda.so.1"},
         /* §1: RPATH up the loader chain: B (no paths, A's DT_NEEDED) calls dlopen. */
-        {"@/bin/probe", NULL, {"@/lib/liba-rpath.so", "@/lib/libb.so", "libcuda.so.1"}, "OK @/real/libcuda.so.1"},
-        {"@/bin/probe", "@/alt", {"@/lib/liba-runpath.so", "@/lib/libb.so", "libcuda.so.1"}, "OK @/alt/libcuda.so.1"},
-        {"@/bin/probe", NULL, {"@/lib/liba-runpath.so", "@/lib/libb.so", "libcuda.so.1"},
-         "ERR caller @/lib/liba-runpath.so: libcuda.so.1: cannot open shared object file: No such file or directory"},
-        {"@/bin/probe-rpath-real", NULL, {"@/lib/liba-runpath.so", "@/lib/libb.so", "libcuda.so.1"}, "OK @/real/libcuda.so.1"},
+        {"@/bin/probe",
+         NULL,
+         {"@/lib/liba-rpath.so", "@/lib/libb.so", "libcuda.so.1"},
+         "OK @/real/libcuda.so.1"},
+        {"@/bin/probe",
+         "@/alt",
+         {"@/lib/liba-runpath.so", "@/lib/libb.so", "libcuda.so.1"},
+         "OK @/alt/libcuda.so.1"},
+        {"@/bin/probe",
+         NULL,
+         {"@/lib/liba-runpath.so", "@/lib/libb.so", "libcuda.so.1"},
+         "ERR caller @/lib/liba-runpath.so: libcuda.so.1: cannot open shared object file: No such "
+         "file or directory"},
+        {"@/bin/probe-rpath-real",
+         NULL,
+         {"@/lib/liba-runpath.so", "@/lib/libb.so", "libcuda.so.1"},
+         "OK @/real/libcuda.so.1"},
         /* §1: a dlopen()ed object has no l_loader: its needs do not see the caller's RPATH. */
         {"@/bin/probe", NULL, {"@/lib/libcaller-rpath.so", NULL, "libmid.so"}, NOTFOUND},
-        {"@/bin/probe-rpath-real", NULL, {"@/lib/libcaller-rpath.so", NULL, "libmid.so"}, "OK @/lib/libmid.so"},
+        {"@/bin/probe-rpath-real",
+         NULL,
+         {"@/lib/libcaller-rpath.so", NULL, "libmid.so"},
+         "OK @/lib/libmid.so"},
     };
     for (size_t i = 0; i < VP_ARRAY_SIZE(cases); i++)
         check_steps(cases[i].probe, cases[i].llp, &cases[i].st, 1, cases[i].expect);
@@ -504,8 +531,7 @@ static void explanations_name_the_rule_that_matched(void **state)
     assert_int_equal(ls.objs[cu].found.how, VP_HOW_RPATH);
     assert_int_equal(ls.objs[cu].found.obj, ls.exe);
     assert_int_equal(ls.objs[cu].loader, obj_named(&ls, "@/lib/libmid.so"));
-    assert_describes(&ls, &ls.objs[cu].found,
-                     "via DT_RPATH entry 1 of @/bin/rpath-mid (@/real/)");
+    assert_describes(&ls, &ls.objs[cu].found, "via DT_RPATH entry 1 of @/bin/rpath-mid (@/real/)");
     vp_lspace_release(&ls);
 
     load(&ls, "@/bin/chain-rpath", NULL, false);
@@ -527,9 +553,8 @@ static void explanations_name_the_rule_that_matched(void **state)
     assert_int_equal(ls.objs[shim].found.how, VP_HOW_PATH);
     struct vp_lfound f;
     size_t n = ls.n;
-    assert_int_equal(vp_lspace_resolve(&ls, obj_named(&ls, "@/lib/libmid-runpath.so"),
-                                       "libcuda.so.1", &f),
-                     0);
+    assert_int_equal(
+        vp_lspace_resolve(&ls, obj_named(&ls, "@/lib/libmid-runpath.so"), "libcuda.so.1", &f), 0);
     assert_int_equal(f.how, VP_HOW_LOADED_SONAME);
     assert_int_equal(f.obj, shim);
     assert_describes(&ls, &f, "already loaded @/shim/libcuda.so.1, whose DT_SONAME matches");
@@ -635,7 +660,7 @@ static void fake_root_is_a_chroot(void **state)
         root);
     assert_int_equal(system(mk), 0);
     _cleanup_(freep) char *alt = at("@/alt/libcuda.so.1"), *shim = at("@/shim/libcuda.so.1"),
-                      *plain = at("@/bin/plain");
+                          *plain = at("@/bin/plain");
     _cleanup_(freep) char *deflib = vp_xasprintf("%s/usr/lib/x86_64-linux-gnu/libcuda.so.1", root);
     _cleanup_(freep) char *app = vp_xasprintf("%s/usr/bin/app", root);
     _cleanup_(freep) char *opt = vp_xasprintf("%s/opt/cuda/libcuda.so.1", root);
@@ -675,6 +700,19 @@ static void fake_root_is_a_chroot(void **state)
     vp_lspace_release(&ls);
     _cleanup_(freep) char *nopre = vp_xasprintf("rm %s/etc/ld.so.preload %s", root, deflib);
     assert_int_equal(system(nopre), 0);
+
+    /* A relative symlink resolves from the directory that holds it. */
+    _cleanup_(freep) char *rel = vp_xasprintf("ln -s cuda %s/opt/rel", root);
+    assert_int_equal(system(rel), 0);
+    assert_int_equal(vp_lspace_init(&ls, root, "/opt/rel", "/"), 0);
+    ls.trace = true;
+    assert_int_equal(vp_lspace_load_exe(&ls, "/usr/bin/app", NULL), 0);
+    cu = vp_lspace_find_loaded(&ls, "libcuda.so.1");
+    assert_true(cu >= 0);
+    assert_string_equal(ls.objs[cu].name, "/opt/rel/libcuda.so.1");
+    assert_string_equal(ls.objs[cu].file, opt);
+    assert_string_equal(ls.objs[cu].origin, "/opt/rel");
+    vp_lspace_release(&ls);
 
     /* Its own ld.so.cache (written by ldconfig -r, which needs root for its chroot). */
     if (geteuid() == 0) {
