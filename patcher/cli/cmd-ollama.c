@@ -201,6 +201,38 @@ static void json_routes(struct vp_json *j, const struct vp_plan *p)
     vp_json_end_array(j);
 }
 
+static void json_prediction(struct vp_json *j, const char *key, const struct vp_prediction *pd)
+{
+    static const char *const names[VP_PREDICT_N] = {VP_SONAME_CUDA, VP_SONAME_NVML};
+    vp_json_begin_object(j, key);
+    for (int k = 0; k < VP_PREDICT_N; k++) {
+        vp_json_begin_object(j, names[k]);
+        vp_json_string(j, "file", pd->file[k]);
+        vp_json_string(j, "how", pd->how[k]);
+        vp_json_end_object(j);
+    }
+    vp_json_end_object(j);
+}
+
+/* Each process Ollama starts, with what the loader model says answers the driver names
+ * before and after the patch. */
+static void json_processes(struct vp_json *j, const struct vp_plan *p)
+{
+    vp_json_begin_array(j, "processes");
+    for (size_t i = 0; i < p->n_procs; i++) {
+        const struct vp_plan_process *pr = &p->procs[i];
+        vp_json_begin_object(j, NULL);
+        vp_json_string(j, "role", pr->role);
+        vp_json_string(j, "executable", pr->exe);
+        cli_json_strv(j, "ld_library_path", &pr->libpath);
+        cli_json_strv(j, "backends", &pr->backends);
+        json_prediction(j, "before", &pr->today);
+        json_prediction(j, "after", &pr->after);
+        vp_json_end_object(j);
+    }
+    vp_json_end_array(j);
+}
+
 static const char *mechanism(const struct run *r)
 {
     if (r->code == VP_EXIT_OK && !r->o->dry_run && r->have_plan)
@@ -231,8 +263,10 @@ static void report_json(struct run *r)
     vp_json_string(&j, "shim_dir", r->shim_dir);
     cli_json_hooks(&j, &r->hooks);
     json_plan_files(&j, r);
-    if (r->have_plan)
+    if (r->have_plan) {
+        json_processes(&j, &r->plan);
         json_routes(&j, &r->plan);
+    }
     vp_json_uint(&j, "bytes_written", r->res.bytes_written);
     if (r->res.verified)
         cli_json_checks(&j, &r->res.verify);
@@ -271,6 +305,14 @@ static void print_plan(const struct run *r)
         }
         printf("      method: %s (%s)\n", vp_write_method_name(f->choice.method),
                f->choice.reason);
+    }
+    printf("processes (the loader model's answer for libcuda.so.1 before -> after the "
+           "patch):\n");
+    for (size_t i = 0; i < p->n_procs; i++) {
+        const struct vp_plan_process *pr = &p->procs[i];
+        printf("  %-13s %s\n      %s -> %s\n", pr->role, pr->exe,
+               pr->today.file[VP_PREDICT_CUDA] ? pr->today.file[VP_PREDICT_CUDA] : "nothing",
+               pr->after.file[VP_PREDICT_CUDA] ? pr->after.file[VP_PREDICT_CUDA] : "nothing");
     }
     printf("routes to libcuda / NVML:\n");
     for (size_t i = 0; i < p->n_routes; i++) {

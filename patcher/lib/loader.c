@@ -82,9 +82,16 @@ static int try_file(const struct vp_lspace *ls, const char *path, struct cand *c
     /* Most candidates do not exist: with the real root one stat() says so. */
     if (strcmp(ls->root, "/") == 0 && stat(abs, &st) < 0)
         return 0;
-    if (resolve(ls, abs, &inside) < 0)
+    bool host = false;
+    for (size_t i = 0; i < ls->host_dirs.n && !host; i++) {
+        size_t n = strlen(ls->host_dirs.v[i]);
+        host = strncmp(abs, ls->host_dirs.v[i], n) == 0 && abs[n] == '/';
+    }
+    if (resolve(ls, abs, &inside) < 0 && !host)
         return 0;
-    _cleanup_(freep) char *file = vp_rooted(ls->root, inside);
+    _cleanup_(freep) char *file = host ? realpath(abs, NULL) : vp_rooted(ls->root, inside);
+    if (!file)
+        return 0;
     if (stat(file, &st) < 0)
         return 0; /* ENOENT, ENOTDIR, EACCES: the search goes on */
     if (S_ISDIR(st.st_mode))
@@ -582,6 +589,7 @@ void vp_lspace_release(struct vp_lspace *ls)
     vp_strv_release(&ls->default_dirs);
     vp_strv_release(&ls->subdirs);
     vp_strv_release(&ls->warnings);
+    vp_strv_release(&ls->host_dirs);
     free(ls->root);
     free(ls->cwd);
     free(ls->llp);

@@ -1,5 +1,6 @@
 /* plan: edits per file, derived from the era table's routes and ELF facts. */
 #include "plan.h"
+#include "predict.h"
 
 #include <errno.h>
 #include <limits.h>
@@ -279,6 +280,25 @@ static void plan_routes(struct vp_plan *p, const char *root, const struct vp_era
     }
 }
 
+/* The loader model's view of the process today and with the shims loaded as the patch
+ * loads them; the second must name the shims, or the route is not covered. */
+static void predict(struct vp_plan *p, const char *root, struct vp_plan_process *pr,
+                    bool exe_ok)
+{
+    const char *const shims[] = {p->shims.cuda, p->shims.nvml, NULL};
+    vp_predict_process(root, pr, p->shims.dir, NULL, &pr->today);
+    if (!exe_ok)
+        return;
+    vp_predict_process(root, pr, p->shims.dir, shims, &pr->after);
+    for (int k = 0; k < VP_PREDICT_N; k++)
+        if (!pr->after.file[k] || strcmp(pr->after.file[k], shims[k]) != 0)
+            add_route(p, pr->role, VP_ROUTE_NEEDED, k ? VP_SONAME_NVML : VP_SONAME_CUDA, false,
+                      vp_xasprintf("the loader model predicts %s even with the shims loaded "
+                                   "first: %s",
+                                   pr->after.file[k] ? pr->after.file[k] : "nothing",
+                                   pr->after.how[k]));
+}
+
 static int plan_proc(struct vp_plan *p, const char *root, const struct vp_era_spec *era,
                      const struct vp_proc_spec *ps, const struct vp_install *in,
                      const char *patchelf)
@@ -340,6 +360,7 @@ static int plan_proc(struct vp_plan *p, const char *root, const struct vp_era_sp
                 r = plan_library(p, root, lib, ps->role, patchelf);
         }
         plan_routes(p, root, era, ps, exe, ok == 1, in->has_lib_ollama);
+        predict(p, root, pr, ok == 1);
     }
     vp_strv_release(&exes);
     return r < 0 ? r : 0;
@@ -403,6 +424,8 @@ void vp_plan_release(struct vp_plan *p)
         free(p->procs[i].exe);
         vp_strv_release(&p->procs[i].libpath);
         vp_strv_release(&p->procs[i].backends);
+        vp_prediction_release(&p->procs[i].today);
+        vp_prediction_release(&p->procs[i].after);
     }
     free(p->files);
     free(p->routes);

@@ -35,12 +35,21 @@ struct vp_plan_route {
     char *mechanism; /* "patch", or the fallback that would cover it ("audit") */
 };
 
+enum { VP_PREDICT_CUDA, VP_PREDICT_NVML, VP_PREDICT_N };
+
+/* What the loader model says answers the driver sonames in a process (predict.h). */
+struct vp_prediction {
+    char *file[VP_PREDICT_N]; /* runtime path of the answering file, NULL when none */
+    char *how[VP_PREDICT_N];  /* how the loader got it, in words */
+};
+
 /* One process Ollama starts, as the verifier reproduces it. */
 struct vp_plan_process {
     char *role;
     char *exe;               /* runtime path */
     struct vp_strv libpath;  /* LD_LIBRARY_PATH Ollama gives it (runtime paths) */
     struct vp_strv backends; /* libraries it dlopen()s by absolute path */
+    struct vp_prediction today, after; /* before the patch, and with it */
 };
 
 struct vp_plan {

@@ -32,6 +32,10 @@ mkdir -p "$LIBDIR"
 cp -a "$DECOY"/libcuda.so* "$DECOY"/libnvidia-ml.so* "$LIBDIR/"
 vp_ollama --dry-run --json
 expect_rc 0 "NVIDIA-looking driver in a system dir"
+# The loader model sees that driver answering today, and the shim after the patch.
+grep -q '"file": "/usr/lib/x86_64-linux-gnu/libcuda.so.1"' "$T/out" ||
+    fail "the prediction does not name the system driver as today's answer"
+grep -q "\"file\": \"$SHIMS/libvgpu-cuda.so.1\"" "$T/out" || fail "the prediction lacks the shim"
 
 note "ld.so.preload"
 mkdir -p "$ROOT/etc"
