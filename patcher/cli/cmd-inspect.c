@@ -1,5 +1,6 @@
 /* vgpu-patch inspect: the ELF facts vgpu-patch bases its plan on, for diagnosis. */
 #include "cli.h"
+#include "loader.h"
 
 #include <getopt.h>
 #include <string.h>
@@ -7,9 +8,49 @@
 static const char help[] =
     "Usage: vgpu-patch inspect FILE... [--json]\n"
     "Show the ELF facts of each file that matter for loading libcuda / NVML: type,\n"
-    "interpreter, DT_NEEDED, DT_SONAME, RPATH vs RUNPATH, flags, spare dynamic slots,\n"
+    "interpreter, DT_NEEDED (and where each resolves here, with this LD_LIBRARY_PATH),\n"
+    "DT_SONAME, RPATH vs RUNPATH, flags, spare dynamic slots,\n"
     "version requirements, dlopen imports, Go build facts, the driver names it contains\n"
     "as strings (dlopen routes), and how vgpu-patch could add the shims to it.\n";
+
+/* Where each DT_NEEDED of path resolves on this system, by the loader model, with this
+ * process's LD_LIBRARY_PATH: an executable as at its start, a library as if dlopen()ed. */
+static void resolve_needed(const char *path, const struct vp_elf *e, struct vp_strv *out)
+{
+    struct vp_lspace ls;
+    char *abs = realpath(path, NULL);
+    if (!abs || !e->has_dynamic || vp_lspace_init(&ls, "/", getenv("LD_LIBRARY_PATH"), "/") < 0) {
+        free(abs);
+        return;
+    }
+    ls.trace = true;
+    size_t top = SIZE_MAX;
+    char why[300] = "";
+    _cleanup_(freep) char *self = NULL;
+    if (vp_elf_is_executable(e)) {
+        if (vp_lspace_load_exe(&ls, abs, NULL) == 0 || ls.exe != SIZE_MAX)
+            top = ls.exe;
+    } else if (!(self = realpath("/proc/self/exe", NULL)) ||
+               vp_lspace_load_exe(&ls, self, NULL) < 0 ||
+               vp_lspace_dlopen(&ls, ls.exe, abs, &top, NULL) < 0) {
+        /* as if a program without RPATH (this one) dlopen()ed it */
+        /* dlopen() is all or nothing: say why instead of guessing per name */
+        snprintf(why, sizeof(why), "not resolved: a dlopen of it fails here (%s)",
+                 vp_last_error());
+        top = SIZE_MAX;
+    }
+    for (size_t i = 0; i < e->n_needed; i++) {
+        ssize_t idx = top == SIZE_MAX ? -1 : vp_lspace_find_loaded(&ls, e->needed[i].name);
+        if (idx < 0 || ls.objs[idx].faked) {
+            vp_strv_push(out, *why ? why : "not found");
+            continue;
+        }
+        _cleanup_(freep) char *how = vp_lfound_describe(&ls, &ls.objs[idx].found);
+        vp_strv_push_take(out, vp_xasprintf("%s (%s)", ls.objs[idx].name, how));
+    }
+    vp_lspace_release(&ls);
+    free(abs);
+}
 
 static const char *rpath_kind(const struct vp_elf *e)
 {
@@ -29,14 +70,21 @@ static void hypothetical(const struct vp_elf *e, struct vp_write_choice *c)
 
 static void json_file(struct vp_json *j, const char *path, const struct vp_elf *e)
 {
+    struct vp_strv where = {0};
+    resolve_needed(path, e, &where);
     vp_json_begin_object(j, NULL);
     vp_json_string(j, "path", path);
     vp_json_string(j, "type", vp_elf_kind_name(e->kind));
     vp_json_string(j, "interpreter", e->interp);
     vp_json_begin_array(j, "needed");
-    for (size_t i = 0; i < e->n_needed; i++)
-        vp_json_string(j, NULL, e->needed[i].name);
+    for (size_t i = 0; i < e->n_needed; i++) {
+        vp_json_begin_object(j, NULL);
+        vp_json_string(j, "name", e->needed[i].name);
+        vp_json_string(j, "resolves_to", i < where.n ? where.v[i] : NULL);
+        vp_json_end_object(j);
+    }
     vp_json_end_array(j);
+    vp_strv_release(&where);
     vp_json_string(j, "soname", e->soname);
     vp_json_string(j, "rpath", e->rpath);
     vp_json_string(j, "runpath", e->runpath);
@@ -79,8 +127,11 @@ static void text_file(const char *path, const struct vp_elf *e)
            e->shnum ? "" : " (no section headers)");
     if (e->interp)
         printf("  interpreter: %s\n", e->interp);
+    struct vp_strv where = {0};
+    resolve_needed(path, e, &where);
     for (size_t i = 0; i < e->n_needed; i++)
-        printf("  needed: %s\n", e->needed[i].name);
+        printf("  needed: %s -> %s\n", e->needed[i].name, i < where.n ? where.v[i] : "?");
+    vp_strv_release(&where);
     if (e->soname)
         printf("  soname: %s\n", e->soname);
     printf("  search path: %s%s%s\n", rpath_kind(e), e->runpath || e->rpath ? " = " : "",
