@@ -96,9 +96,23 @@ static int find_key(const char *name)
     return -1;
 }
 
+static bool has_control(const char *v)
+{
+    for (; *v; v++)
+        if ((unsigned char)*v < 0x20 || *v == 0x7f)
+            return true;
+    return false;
+}
+
 static void set(struct vp_conf *c, int k, const char *v, enum vp_conf_source src,
                 const char *where)
 {
+    if (has_control(v)) {
+        vp_strv_push_take(&c->problems, vp_xasprintf("%s: the value of %s contains a control "
+                                                     "character",
+                                                     where, keys[k].name));
+        return;
+    }
     if (!keys[k].valid(v)) {
         vp_strv_push_take(&c->problems, vp_xasprintf("%s: bad value '%s' for %s (expected %s)",
                                                      where, v, keys[k].name, keys[k].expect));
