@@ -1,4 +1,7 @@
 #!/bin/sh
+# Many variables set here are read by report.sh, which this script sources from a computed
+# path that shellcheck cannot follow.
+# shellcheck disable=SC2034
 # run-bench.sh: the vgpu-patch benchmark (README.md in this folder). Makes (once, cached) a
 # full-size Ollama era-E tree, then measures in one run: `cp -a` of the whole tree, `cp` of the
 # files vgpu-patch rewrites, `vgpu-patch ollama`, the naive patchelf method, `status`, `verify`

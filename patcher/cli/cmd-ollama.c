@@ -6,6 +6,7 @@
 #include <getopt.h>
 #include <string.h>
 #include <sys/statvfs.h>
+#include <time.h>
 
 static const char help[] =
     "Usage: vgpu-patch ollama [OPTIONS]\n"
@@ -121,7 +122,15 @@ struct run {
     char *shim_dir;
     char *error;
     int code;
+    double ms_prepare; /* discovery, checks and planning */
 };
+
+static double now_ms(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (double)ts.tv_sec * 1e3 + (double)ts.tv_nsec / 1e6;
+}
 
 static void json_install(struct vp_json *j, const char *key, const struct vp_install *in)
 {
@@ -268,6 +277,11 @@ static void report_json(struct run *r)
         json_routes(&j, &r->plan);
     }
     vp_json_uint(&j, "bytes_written", r->res.bytes_written);
+    vp_json_begin_object(&j, "timings_ms");
+    vp_json_double(&j, "prepare", r->ms_prepare);
+    vp_json_double(&j, "write", r->res.ms_write);
+    vp_json_double(&j, "verify", r->res.ms_verify);
+    vp_json_end_object(&j);
     if (r->res.verified)
         cli_json_checks(&j, &r->res.verify);
     vp_json_begin_object(&j, "wiring");
@@ -464,10 +478,7 @@ static int run(struct run *r)
     if (vp_shims_open(r->shim_dir, &shims) < 0)
         return fail_run(r, VP_EXIT_ERROR);
     _cleanup_(freep) char *libexec = vp_verify_default_libexec();
-    static const char *const cuda_syms[] = {VP_SHIM_MARKER, "cuInit", NULL};
-    static const char *const nvml_syms[] = {VP_SHIM_MARKER, "nvmlInit_v2", NULL};
-    if (vp_verify_shim_loads(libexec, shims.cuda, cuda_syms) < 0 ||
-        vp_verify_shim_loads(libexec, shims.nvml, nvml_syms) < 0) {
+    if (vp_verify_shims_load(libexec, &shims) < 0) {
         vp_shims_release(&shims);
         return fail_run(r, VP_EXIT_ERROR);
     }
@@ -495,6 +506,7 @@ static int run(struct run *r)
             vp_state_close(&st);
         return rc;
     }
+    r->ms_prepare = now_ms() - r->ms_prepare;
     struct vp_verify_opts vo = {.libexec = libexec, .live = true};
     _cleanup_(freep) char *eras = era_names(r->in->eras);
     struct vp_apply_opts ao = {.patchelf = patchelf, .verify = &vo, .version = r->in->version,
@@ -512,7 +524,7 @@ int cmd_ollama(int argc, char **argv)
     int code = parse(argc, argv, &o);
     if (code)
         return code;
-    struct run r = {.o = &o, .disc = {.chosen = -1}};
+    struct run r = {.o = &o, .disc = {.chosen = -1}, .ms_prepare = now_ms()};
     r.code = run(&r);
     if (o.c.json)
         report_json(&r);

@@ -64,6 +64,7 @@ struct vp_lspace {
                                   * the last one "" (the directory itself) */
     const char *platform, *lib;  /* $PLATFORM and $LIB */
     struct vp_strv warnings;     /* what ld.so would print and ignore (a preload not found) */
+    struct vp_strv dir_keys, dir_vals; /* resolved search directories (a cache) */
     struct vp_strv host_dirs;    /* runtime dirs read at their own path, not under root: the
                                   * shim dir, which --root never re-roots */
     struct vp_lobj *objs;        /* in load order (the namespace's link map list) */

@@ -5,6 +5,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <poll.h>
+#include <pthread.h>
 #include <signal.h>
 #include <string.h>
 #include <sys/wait.h>
@@ -125,4 +126,43 @@ void vp_spawn_result_release(struct vp_spawn_result *r)
     free(r->err);
     free(r->report);
     *r = (struct vp_spawn_result){0};
+}
+
+struct pool {
+    struct vp_spawn_job *jobs;
+    size_t n, next;
+    pthread_mutex_t lock;
+};
+
+static void *worker(void *arg)
+{
+    struct pool *p = arg;
+    for (;;) {
+        pthread_mutex_lock(&p->lock);
+        size_t i = p->next < p->n ? p->next++ : SIZE_MAX;
+        pthread_mutex_unlock(&p->lock);
+        if (i == SIZE_MAX)
+            return NULL;
+        struct vp_spawn_job *j = &p->jobs[i];
+        j->rc = vp_spawn(j->argv, j->envp, j->report, j->timeout_ms, &j->res);
+        if (j->rc < 0)
+            snprintf(j->error, sizeof(j->error), "%s", vp_last_error());
+    }
+}
+
+void vp_spawn_all(struct vp_spawn_job *jobs, size_t n, unsigned parallel)
+{
+    struct pool p = {.jobs = jobs, .n = n};
+    pthread_mutex_init(&p.lock, NULL);
+    if (parallel > 16)
+        parallel = 16;
+    pthread_t th[16];
+    unsigned started = 0;
+    for (unsigned i = 1; i < parallel && i < n; i++)
+        if (pthread_create(&th[started], NULL, worker, &p) == 0)
+            started++;
+    worker(&p);
+    for (unsigned i = 0; i < started; i++)
+        pthread_join(th[i], NULL);
+    pthread_mutex_destroy(&p.lock);
 }

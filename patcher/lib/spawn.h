@@ -4,6 +4,7 @@
 #define VP_SPAWN_H
 
 #include <stdbool.h>
+#include <stddef.h>
 #include <sys/resource.h>
 
 struct vp_spawn_result {
@@ -20,6 +21,20 @@ struct vp_spawn_result {
 int vp_spawn(char *const argv[], char *const envp[], bool report, int timeout_ms,
              struct vp_spawn_result *ret);
 void vp_spawn_result_release(struct vp_spawn_result *r);
+
+/* One program to run with vp_spawn_all. */
+struct vp_spawn_job {
+    char *const *argv, *const *envp;
+    bool report;
+    int timeout_ms;
+    int rc; /* vp_spawn's return */
+    char error[256]; /* its message when rc < 0 */
+    struct vp_spawn_result res;
+};
+
+/* Runs the jobs, at most parallel at a time (the probes are independent processes: on
+ * a machine with several cores they overlap). Each job's rc and res are filled. */
+void vp_spawn_all(struct vp_spawn_job *jobs, size_t n, unsigned parallel);
 /* Whether it exited with status 0. */
 bool vp_spawn_ok(const struct vp_spawn_result *r);
 

@@ -130,11 +130,76 @@ static void parse_list(const char *out, struct vp_strv *files, struct vp_strv *m
     vp_strv_release(&lines);
 }
 
-static void run_list(struct vp_verify *v, struct vp_check *c, const struct vp_plan *p,
-                     const struct vp_plan_process *pr, const char *decoy, const char *file,
-                     const struct vp_strv *preload)
+/* The probe programs to run, deduplicated: two processes with the same executable or
+ * backend under the same environment need one run. */
+struct jobset {
+    struct vp_spawn_job *jobs;
+    struct vp_strv *argv, *env; /* owned by the set, one per job */
+    char **key;
+    size_t n;
+};
+
+static size_t job_add(struct jobset *js, struct vp_strv *argv, struct vp_strv *env, bool report)
 {
-    struct vp_strv argv = {0}, env = {0}, files = {0}, missing = {0};
+    _cleanup_(freep) char *key = vp_xstrdup(report ? "R" : "-");
+    for (int pass = 0; pass < 2; pass++) {
+        const struct vp_strv *sv = pass ? env : argv;
+        for (size_t i = 0; i < sv->n; i++) {
+            char *next = vp_xasprintf("%s\x1f%s", key, sv->v[i]);
+            free(key);
+            key = next;
+        }
+    }
+    for (size_t i = 0; i < js->n; i++)
+        if (!strcmp(js->key[i], key)) {
+            vp_strv_release(argv);
+            vp_strv_release(env);
+            return i;
+        }
+    size_t i = js->n++;
+    js->jobs = vp_xrealloc(js->jobs, js->n * sizeof(*js->jobs));
+    js->argv = vp_xrealloc(js->argv, js->n * sizeof(*js->argv));
+    js->env = vp_xrealloc(js->env, js->n * sizeof(*js->env));
+    js->key = vp_xrealloc(js->key, js->n * sizeof(*js->key));
+    js->argv[i] = *argv;
+    js->env[i] = *env;
+    js->key[i] = key;
+    key = NULL;
+    *argv = (struct vp_strv){0};
+    *env = (struct vp_strv){0};
+    js->jobs[i] = (struct vp_spawn_job){.report = report, .timeout_ms = PROBE_TIMEOUT_MS};
+    return i;
+}
+
+static void jobs_run(struct jobset *js, size_t from)
+{
+    for (size_t i = from; i < js->n; i++) {
+        js->jobs[i].argv = js->argv[i].v;
+        js->jobs[i].envp = js->env[i].v;
+    }
+    long cpus = sysconf(_SC_NPROCESSORS_ONLN);
+    vp_spawn_all(js->jobs + from, js->n - from, cpus > 1 ? (unsigned)cpus : 1);
+}
+
+static void jobs_release(struct jobset *js)
+{
+    for (size_t i = 0; i < js->n; i++) {
+        vp_spawn_result_release(&js->jobs[i].res);
+        vp_strv_release(&js->argv[i]);
+        vp_strv_release(&js->env[i]);
+        free(js->key[i]);
+    }
+    free(js->jobs);
+    free(js->argv);
+    free(js->env);
+    free(js->key);
+}
+
+static size_t list_job(struct jobset *js, const struct vp_plan *p,
+                       const struct vp_plan_process *pr, const char *decoy, const char *file,
+                       const struct vp_strv *preload)
+{
+    struct vp_strv argv = {0}, env = {0};
     vp_strv_push(&argv, LDSO);
     if (preload && preload->n) {
         vp_strv_push(&argv, "--preload");
@@ -149,32 +214,35 @@ static void run_list(struct vp_verify *v, struct vp_check *c, const struct vp_pl
     vp_strv_push(&argv, "--list");
     vp_strv_push_take(&argv, vp_rooted(p->root, file));
     build_env(p, pr, decoy, NULL, &env);
-    struct vp_spawn_result res;
-    if (vp_spawn(argv.v, env.v, false, PROBE_TIMEOUT_MS, &res) < 0) {
-        fail(v, c, vp_xasprintf("cannot run %s: %s", LDSO, vp_last_error()));
-    } else {
-        parse_list(res.out, &files, &missing);
-        if (!vp_spawn_ok(&res) && !missing.n)
-            fail(v, c, vp_xasprintf("ld.so --list failed: %s", res.err));
-        for (size_t i = 0; i < missing.n && c->ok; i++)
-            if (!strcmp(missing.v[i], VP_SONAME_CUDA) || !strcmp(missing.v[i], VP_SONAME_NVML) ||
-                vp_startswith(missing.v[i], "/"))
-                fail(v, c, vp_xasprintf("%s is not found", missing.v[i]));
-        if (c->ok)
-            judge(v, c, p, &files, decoy, !preload);
-        vp_spawn_result_release(&res);
+    return job_add(js, &argv, &env, false);
+}
+
+static void judge_list(struct vp_verify *v, struct vp_check *c, const struct vp_plan *p,
+                       const struct vp_spawn_job *j, const char *decoy, bool want_both)
+{
+    struct vp_strv files = {0}, missing = {0};
+    if (j->rc < 0) {
+        fail(v, c, vp_xasprintf("cannot run %s: %s", LDSO, j->error));
+        return;
     }
-    vp_strv_release(&argv);
-    vp_strv_release(&env);
+    parse_list(j->res.out, &files, &missing);
+    if (!vp_spawn_ok(&j->res) && !missing.n)
+        fail(v, c, vp_xasprintf("ld.so --list failed: %s", j->res.err));
+    for (size_t i = 0; i < missing.n && c->ok; i++)
+        if (!strcmp(missing.v[i], VP_SONAME_CUDA) || !strcmp(missing.v[i], VP_SONAME_NVML) ||
+            vp_startswith(missing.v[i], "/"))
+            fail(v, c, vp_xasprintf("%s is not found", missing.v[i]));
+    if (c->ok)
+        judge(v, c, p, &files, decoy, want_both);
     vp_strv_release(&files);
     vp_strv_release(&missing);
 }
 
-static void exec_probe(struct vp_verify *v, const struct vp_plan *p,
+/* Returns the job, or SIZE_MAX when the executable cannot be probed (set-id). */
+static size_t exec_job(struct jobset *js, struct vp_check *c, const struct vp_plan *p,
                        const struct vp_plan_process *pr, const char *decoy, const char *audit)
 {
-    struct vp_check *c = add_check(v, pr->role, pr->exe, "exec-probe");
-    struct vp_strv argv = {0}, env = {0}, files = {0};
+    struct vp_strv argv = {0}, env = {0};
     vp_strv_push_take(&argv, vp_rooted(p->root, pr->exe));
     struct stat st;
     if (stat(argv.v[0], &st) == 0 && (st.st_mode & (S_ISUID | S_ISGID))) {
@@ -183,42 +251,43 @@ static void exec_probe(struct vp_verify *v, const struct vp_plan *p,
         c->message = vp_xstrdup("set-id executable: the start probe cannot observe it in "
                                 "secure mode; the ld.so --list check stands for it");
         vp_strv_release(&argv);
-        return;
+        return SIZE_MAX;
     }
     build_env(p, pr, decoy, audit, &env);
-    struct vp_spawn_result res;
-    if (vp_spawn(argv.v, env.v, true, PROBE_TIMEOUT_MS, &res) < 0) {
-        fail(v, c, vp_xasprintf("cannot start %s: %s", argv.v[0], vp_last_error()));
-    } else {
-        struct vp_strv lines = {0};
-        vp_strv_split(&lines, res.report, "\n");
-        bool preinit = false;
-        for (size_t i = 0; i < lines.n; i++) {
-            if (vp_startswith(lines.v[i], "obj "))
-                vp_strv_push(&files, lines.v[i] + 4);
-            preinit |= vp_startswith(lines.v[i], "preinit");
-        }
-        vp_strv_release(&lines);
-        if (!preinit)
-            fail(v, c, vp_xasprintf("%s did not reach its start under the probe (status %d%s): "
-                                    "%.300s",
-                                    pr->exe, res.status, res.timed_out ? ", timed out" : "",
-                                    res.err));
-        else
-            judge(v, c, p, &files, decoy, true);
-        vp_spawn_result_release(&res);
+    return job_add(js, &argv, &env, true);
+}
+
+static void judge_exec(struct vp_verify *v, struct vp_check *c, const struct vp_plan *p,
+                       const struct vp_spawn_job *j, const char *decoy)
+{
+    if (j->rc < 0) {
+        fail(v, c, vp_xasprintf("cannot start %s: %s", c->subject, j->error));
+        return;
     }
-    vp_strv_release(&argv);
-    vp_strv_release(&env);
+    struct vp_strv lines = {0}, files = {0};
+    vp_strv_split(&lines, j->res.report, "\n");
+    bool preinit = false;
+    for (size_t i = 0; i < lines.n; i++) {
+        if (vp_startswith(lines.v[i], "obj "))
+            vp_strv_push(&files, lines.v[i] + 4);
+        preinit |= vp_startswith(lines.v[i], "preinit");
+    }
+    if (!preinit)
+        fail(v, c, vp_xasprintf("%s did not reach its start under the probe (status %d%s): "
+                                "%.300s",
+                                c->subject, j->res.status, j->res.timed_out ? ", timed out" : "",
+                                j->res.err));
+    else
+        judge(v, c, p, &files, decoy, true);
+    vp_strv_release(&lines);
     vp_strv_release(&files);
 }
 
-static void load_probe(struct vp_verify *v, const struct vp_plan *p,
+static size_t load_job(struct jobset *js, const struct vp_plan *p,
                        const struct vp_plan_process *pr, const char *decoy, const char *probe,
                        const char *lib, const struct vp_strv *preload)
 {
-    struct vp_check *c = add_check(v, pr->role, lib, "load-probe");
-    struct vp_strv argv = {0}, env = {0}, files = {0};
+    struct vp_strv argv = {0}, env = {0};
     vp_strv_push(&argv, probe);
     vp_strv_push(&argv, "load");
     for (size_t i = 0; i < preload->n; i++) {
@@ -227,25 +296,27 @@ static void load_probe(struct vp_verify *v, const struct vp_plan *p,
     }
     vp_strv_push_take(&argv, vp_rooted(p->root, lib));
     build_env(p, pr, decoy, NULL, &env);
-    struct vp_spawn_result res;
-    if (vp_spawn(argv.v, env.v, false, PROBE_TIMEOUT_MS, &res) < 0) {
-        fail(v, c, vp_xasprintf("cannot run %s: %s", probe, vp_last_error()));
-    } else {
-        struct vp_strv lines = {0};
-        vp_strv_split(&lines, res.out, "\n");
-        for (size_t i = 0; i < lines.n; i++)
-            if (vp_startswith(lines.v[i], "obj "))
-                vp_strv_push(&files, lines.v[i] + 4);
-        if (!vp_spawn_ok(&res))
-            fail(v, c, vp_xasprintf("%s does not load: %s", lib,
-                                    lines.n ? lines.v[lines.n - 1] : res.err));
-        else
-            judge(v, c, p, &files, decoy, true);
-        vp_strv_release(&lines);
-        vp_spawn_result_release(&res);
+    return job_add(js, &argv, &env, false);
+}
+
+static void judge_load(struct vp_verify *v, struct vp_check *c, const struct vp_plan *p,
+                       const struct vp_spawn_job *j, const char *decoy)
+{
+    if (j->rc < 0) {
+        fail(v, c, vp_xasprintf("cannot run the load probe: %s", j->error));
+        return;
     }
-    vp_strv_release(&argv);
-    vp_strv_release(&env);
+    struct vp_strv lines = {0}, files = {0};
+    vp_strv_split(&lines, j->res.out, "\n");
+    for (size_t i = 0; i < lines.n; i++)
+        if (vp_startswith(lines.v[i], "obj "))
+            vp_strv_push(&files, lines.v[i] + 4);
+    if (!vp_spawn_ok(&j->res))
+        fail(v, c, vp_xasprintf("%s does not load: %s", c->subject,
+                                lines.n ? lines.v[lines.n - 1] : j->res.err));
+    else
+        judge(v, c, p, &files, decoy, true);
+    vp_strv_release(&lines);
     vp_strv_release(&files);
 }
 
@@ -299,6 +370,13 @@ static void shim_needed(const struct vp_plan *p, const char *exe, struct vp_strv
             vp_strv_push(out, e->needed[i].name);
 }
 
+/* A check waiting for its probe: the check index and the job that answers it. */
+struct pending {
+    size_t check, job;
+    enum { P_LIST, P_LIST_PRELOAD, P_EXEC, P_LOAD } kind;
+    size_t proc, backend;
+};
+
 int vp_verify_plan(const struct vp_plan *p, const struct vp_verify_opts *o, struct vp_verify *ret)
 {
     struct vp_verify v = {.ok = true};
@@ -310,24 +388,65 @@ int vp_verify_plan(const struct vp_plan *p, const struct vp_verify_opts *o, stru
         return vp_error(-ENOENT, "the verification helpers are missing from %s", o->libexec);
     }
     check_files(&v, p);
+
+    /* Round 1: the loader lists, which run no code of the files. */
+    struct jobset js = {0};
+    struct pending *pend = NULL;
+    size_t np = 0;
+    struct vp_strv *pre = vp_xcalloc(p->n_procs + 1, sizeof(*pre));
     for (size_t i = 0; i < p->n_procs; i++) {
         const struct vp_plan_process *pr = &p->procs[i];
-        struct vp_check *c = add_check(&v, pr->role, pr->exe, "ld.so-list");
-        run_list(&v, c, p, pr, decoy, pr->exe, NULL);
-        if (o->live && c->ok)
-            exec_probe(&v, p, pr, decoy, audit);
-        struct vp_strv pre = {0};
-        shim_needed(p, pr->exe, &pre);
+        shim_needed(p, pr->exe, &pre[i]);
+        pend = vp_xrealloc(pend, (np + 1 + pr->backends.n) * sizeof(*pend));
+        add_check(&v, pr->role, pr->exe, "ld.so-list");
+        pend[np++] = (struct pending){v.n - 1, list_job(&js, p, pr, decoy, pr->exe, NULL),
+                                      P_LIST, i, 0};
         for (size_t k = 0; k < pr->backends.n; k++) {
-            struct vp_check *b = add_check(&v, pr->role, pr->backends.v[k], "ld.so-list");
-            run_list(&v, b, p, pr, decoy, pr->backends.v[k], &pre);
-            /* Constructors run in the load probe: only once the list shows that no
-             * route reaches a driver other than the shims. */
-            if (o->live && b->ok)
-                load_probe(&v, p, pr, decoy, probe, pr->backends.v[k], &pre);
+            add_check(&v, pr->role, pr->backends.v[k], "ld.so-list");
+            pend[np++] = (struct pending){
+                v.n - 1, list_job(&js, p, pr, decoy, pr->backends.v[k], &pre[i]),
+                P_LIST_PRELOAD, i, k};
         }
-        vp_strv_release(&pre);
     }
+    jobs_run(&js, 0);
+    for (size_t i = 0; i < np; i++)
+        judge_list(&v, &v.v[pend[i].check], p, &js.jobs[pend[i].job], decoy,
+                   pend[i].kind == P_LIST);
+
+    /* Round 2: probes that run code (constructors) — only where the list showed that no
+     * route reaches a driver other than the shims. */
+    size_t first = js.n, nlists = np;
+    for (size_t i = 0; o->live && i < nlists; i++) {
+        if (!v.v[pend[i].check].ok)
+            continue;
+        const struct vp_plan_process *pr = &p->procs[pend[i].proc];
+        pend = vp_xrealloc(pend, (np + 1) * sizeof(*pend));
+        if (pend[i].kind == P_LIST) {
+            struct vp_check *c = add_check(&v, pr->role, pr->exe, "exec-probe");
+            size_t job = exec_job(&js, c, p, pr, decoy, audit);
+            if (job != SIZE_MAX)
+                pend[np++] = (struct pending){v.n - 1, job, P_EXEC, pend[i].proc, 0};
+        } else {
+            const char *lib = pr->backends.v[pend[i].backend];
+            add_check(&v, pr->role, lib, "load-probe");
+            pend[np++] = (struct pending){
+                v.n - 1, load_job(&js, p, pr, decoy, probe, lib, &pre[pend[i].proc]), P_LOAD,
+                pend[i].proc, 0};
+        }
+    }
+    jobs_run(&js, first);
+    for (size_t i = nlists; i < np; i++) {
+        struct vp_check *c = &v.v[pend[i].check];
+        if (pend[i].kind == P_EXEC)
+            judge_exec(&v, c, p, &js.jobs[pend[i].job], decoy);
+        else
+            judge_load(&v, c, p, &js.jobs[pend[i].job], decoy);
+    }
+    for (size_t i = 0; i < p->n_procs; i++)
+        vp_strv_release(&pre[i]);
+    free(pre);
+    free(pend);
+    jobs_release(&js);
     *ret = v;
     return 0;
 }
@@ -346,26 +465,30 @@ void vp_verify_release(struct vp_verify *v)
     *v = (struct vp_verify){0};
 }
 
-int vp_verify_shim_loads(const char *libexec, const char *shim, const char *const *symbols)
+int vp_verify_shims_load(const char *libexec, const struct vp_shims *shims)
 {
     _cleanup_(freep) char *probe = vp_path_join(libexec, "vgpu-probe");
-    struct vp_strv argv = {0};
-    vp_strv_push(&argv, probe);
-    vp_strv_push(&argv, "check-shim");
-    vp_strv_push(&argv, shim);
-    for (size_t i = 0; symbols[i]; i++)
-        vp_strv_push(&argv, symbols[i]);
-    char *env[] = {"PATH=/usr/sbin:/usr/bin:/sbin:/bin", "LC_ALL=C", NULL};
-    struct vp_spawn_result res;
-    int r = vp_spawn(argv.v, env, false, PROBE_TIMEOUT_MS, &res);
-    vp_strv_release(&argv);
-    if (r < 0)
-        return vp_error(r, "cannot run %s: %s", probe, vp_last_error());
-    if (!vp_spawn_ok(&res)) {
-        char *msg = vp_startswith(res.out, "error ") ? res.out + 6 : res.err;
-        msg[strcspn(msg, "\n")] = '\0';
-        r = vp_error(-ENOEXEC, "the shim %s does not load on this system: %s", shim, msg);
+    char *const env[] = {"PATH=/usr/sbin:/usr/bin:/sbin:/bin", "LC_ALL=C", NULL};
+    char *const cuda[] = {probe, "check-shim", shims->cuda, VP_SHIM_MARKER, "cuInit", NULL};
+    char *const nvml[] = {probe, "check-shim", shims->nvml, VP_SHIM_MARKER, "nvmlInit_v2", NULL};
+    struct vp_spawn_job jobs[2] = {
+        {.argv = cuda, .envp = env, .timeout_ms = PROBE_TIMEOUT_MS},
+        {.argv = nvml, .envp = env, .timeout_ms = PROBE_TIMEOUT_MS},
+    };
+    vp_spawn_all(jobs, 2, 2);
+    int r = 0;
+    for (int i = 0; i < 2; i++) {
+        struct vp_spawn_job *j = &jobs[i];
+        if (r == 0 && j->rc < 0) {
+            r = vp_error(j->rc, "cannot run %s: %s", probe, j->error);
+        } else if (r == 0 && !vp_spawn_ok(&j->res)) {
+            char *msg = vp_startswith(j->res.out, "error ") ? j->res.out + 6 : j->res.err;
+            msg[strcspn(msg, "\n")] = '\0';
+            r = vp_error(-ENOEXEC, "the shim %s does not load on this system: %s",
+                         j->argv[2], msg);
+        }
+        if (j->rc == 0)
+            vp_spawn_result_release(&j->res);
     }
-    vp_spawn_result_release(&res);
     return r;
 }

@@ -36,8 +36,8 @@ char *vp_verify_default_libexec(void);
 int vp_verify_plan(const struct vp_plan *p, const struct vp_verify_opts *o, struct vp_verify *ret);
 void vp_verify_release(struct vp_verify *v);
 
-/* Checks in a child process that a shim loads here and exports the symbols (NULL-
- * terminated). Returns 0, or -ENOEXEC with the loader's message. */
-int vp_verify_shim_loads(const char *libexec, const char *shim, const char *const *symbols);
+/* Checks in child processes that both shims load here and export the marker and cuInit /
+ * nvmlInit_v2. Returns 0, or -ENOEXEC with the loader's message. */
+int vp_verify_shims_load(const char *libexec, const struct vp_shims *shims);
 
 #endif
