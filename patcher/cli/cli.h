@@ -24,6 +24,7 @@ struct vp_common {
     const char *state_dir; /* runtime path (inside root) */
     bool json;
     char *state_ondisk;    /* root + state_dir */
+    char *root_norm;       /* owned: the normalised root that root points to */
 };
 
 struct vp_command {

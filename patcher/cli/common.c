@@ -44,15 +44,17 @@ int cli_common_finish(struct vp_common *c)
     if (c->state_dir[0] != '/')
         return cli_fail(VP_EXIT_USAGE, "--state-dir must be an absolute path (got %s)",
                         c->state_dir);
-    _cleanup_(freep) char *root = vp_path_normalize(c->root);
-    c->state_ondisk = vp_rooted(root, c->state_dir);
+    c->root_norm = vp_path_normalize(c->root); /* "/x/" and "/x" name the same root */
+    c->root = c->root_norm;
+    c->state_ondisk = vp_rooted(c->root, c->state_dir);
     return 0;
 }
 
 void cli_common_release(struct vp_common *c)
 {
     free(c->state_ondisk);
-    c->state_ondisk = NULL;
+    free(c->root_norm);
+    c->state_ondisk = c->root_norm = NULL;
 }
 
 void cli_json_begin(struct vp_json *j, const char *command)

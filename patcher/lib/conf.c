@@ -27,6 +27,8 @@ static bool is_size(const char *v)
 {
     if (!strcmp(v, "none"))
         return true;
+    if (*v < '0' || *v > '9')
+        return false; /* strtoull would take "-8G" and wrap it */
     char *end;
     errno = 0;
     unsigned long long n = strtoull(v, &end, 10);

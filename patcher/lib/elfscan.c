@@ -11,7 +11,8 @@ static const char *const needles[] = {"libcuda.so", "libnvidia-ml.so"};
 static bool path_char(uint8_t c)
 {
     return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') ||
-           c == '/' || c == '.' || c == '_' || c == '-' || c == '$' || c == '{' || c == '}';
+           c == '/' || c == '.' || c == '_' || c == '-' || c == '$' || c == '{' || c == '}' ||
+           c == '*'; /* globs have wildcards in directories too */
 }
 
 static void add_route(struct vp_elf *e, const char *text, bool nvml)

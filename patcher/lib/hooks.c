@@ -4,7 +4,6 @@
 
 #include <dirent.h>
 #include <errno.h>
-#include <glob.h>
 #include <string.h>
 #include <sys/stat.h>
 
@@ -64,7 +63,10 @@ static void each_line(const char *root, const char *path,
 static void preload_line(struct vp_hooks *h, const char *file, unsigned n, char *line, void *ud)
 {
     (void)ud;
-    if (*line == '#' || !*line)
+    char *hash = strchr(line, '#'); /* glibc blanks everything from '#' to the end */
+    if (hash)
+        *hash = '\0';
+    if (!*line)
         return;
     struct vp_strv words = {0};
     vp_strv_split(&words, line, " \t:");
@@ -80,7 +82,7 @@ static bool assigns_loader_var(const char *s, const char **var)
     static const char *const vars[] = {"LD_PRELOAD=", "LD_AUDIT="};
     for (size_t i = 0; i < VP_ARRAY_SIZE(vars); i++) {
         const char *hit = strstr(s, vars[i]);
-        if (hit && (hit == s || strchr(" \t\"'", hit[-1]))) {
+        if (hit && (hit == s || strchr(" \t\"'=", hit[-1]))) {
             *var = vars[i];
             return true;
         }
@@ -150,14 +152,11 @@ static void scan_global_env(const char *root, struct vp_hooks *h)
 {
     enum vp_hook_kind k = VP_HOOK_GLOBAL_ENV;
     each_line(root, "/etc/environment", env_line, h, &k);
-    _cleanup_(freep) char *pat = vp_rooted(root, "/etc/profile.d/*.sh");
-    glob_t g;
-    if (glob(pat, 0, NULL, &g) != 0)
-        return;
-    size_t skip = strcmp(root, "/") ? strlen(root) : 0;
-    for (size_t i = 0; i < g.gl_pathc; i++)
-        each_line(root, g.gl_pathv[i] + skip, env_line, h, &k);
-    globfree(&g);
+    struct vp_strv files = {0};
+    vp_root_glob(root, "/etc/profile.d/*.sh", &files);
+    for (size_t i = 0; i < files.n; i++)
+        each_line(root, files.v[i], env_line, h, &k);
+    vp_strv_release(&files);
 }
 
 static bool driver_name(const char *name, bool *nvml)
@@ -241,14 +240,7 @@ static void system_lib_dirs(const char *root, struct vp_strv *dirs)
             if (vp_startswith(line, "include") && (line[7] == ' ' || line[7] == '\t')) {
                 char *pat = line + 7 + strspn(line + 7, " \t");
                 pat[strcspn(pat, " \t\r")] = '\0';
-                _cleanup_(freep) char *rp = vp_rooted(root, pat);
-                glob_t g;
-                if (glob(rp, 0, NULL, &g) == 0) {
-                    size_t skip = strcmp(root, "/") ? strlen(root) : 0;
-                    for (size_t i = 0; i < g.gl_pathc; i++)
-                        vp_strv_push(&confs, g.gl_pathv[i] + skip);
-                    globfree(&g);
-                }
+                vp_root_glob(root, pat, &confs);
                 continue;
             }
             line[strcspn(line, " \t\r")] = '\0';

@@ -1,6 +1,8 @@
 /* json: streaming writer with RFC 8259 string escaping. */
 #include "json.h"
 
+#include <math.h>
+
 static void indent(struct vp_json *j)
 {
     for (int i = 0; i < j->depth; i++)
@@ -120,7 +122,10 @@ void vp_json_uint(struct vp_json *j, const char *key, uint64_t value)
 void vp_json_double(struct vp_json *j, const char *key, double value)
 {
     member(j, key);
-    fprintf(j->out, "%.3f", value);
+    if (isfinite(value))
+        fprintf(j->out, "%.3f", value);
+    else
+        fputs("null", j->out); /* JSON has no NaN or infinity */
 }
 
 void vp_json_bool(struct vp_json *j, const char *key, bool value)

@@ -204,14 +204,19 @@ static bool path_exists(const char *root, const char *path)
     return lstat(p, &st) == 0;
 }
 
-static void plan_link(struct vp_plan *p, const char *root, const char *role)
+/* The in-tree link that answers the glob; false when a file that is not a link is in
+ * its place (it is never replaced: the glob would keep finding it). */
+static bool plan_link(struct vp_plan *p, const char *root, const char *role)
 {
     _cleanup_(freep) char *link = vp_path_join(p->prefix, "lib/ollama/" VP_SONAME_CUDA);
     struct vp_plan_file *f = find_file(p, link);
+    _cleanup_(freep) char *ondisk = vp_rooted(root, link);
+    struct stat st;
+    if (!f && lstat(ondisk, &st) == 0 && !S_ISLNK(st.st_mode))
+        return false;
     if (!f) {
         f = add_file(p, link, VP_ROLE_LINK);
         f->link_target = vp_xstrdup(p->shims.cuda);
-        _cleanup_(freep) char *ondisk = vp_rooted(root, link);
         char cur[PATH_MAX];
         ssize_t n = readlink(ondisk, cur, sizeof(cur) - 1);
         if (n >= 0) {
@@ -221,6 +226,7 @@ static void plan_link(struct vp_plan *p, const char *root, const char *role)
     }
     if (!vp_strv_contains(&f->processes, role))
         vp_strv_push(&f->processes, role);
+    return true;
 }
 
 static void plan_routes(struct vp_plan *p, const char *root, const struct vp_era_spec *era,
@@ -256,8 +262,8 @@ static void plan_routes(struct vp_plan *p, const char *root, const struct vp_era
                                        rs->target, rs->note));
             break;
         case VP_ROUTE_GLOB:
-            if (!rs->nvml && era->glob_lib_ollama_first && has_lib_ollama && exe_ok) {
-                plan_link(p, root, ps->role);
+            if (!rs->nvml && era->glob_lib_ollama_first && has_lib_ollama && exe_ok &&
+                plan_link(p, root, ps->role)) {
                 add_route(p, ps->role, rs->kind, rs->target, true,
                           vp_xasprintf("the glob looks in lib/ollama first: the link "
                                        "lib/ollama/%s -> %s answers it, and the resolved path "
@@ -265,10 +271,11 @@ static void plan_routes(struct vp_plan *p, const char *root, const struct vp_era
                                        VP_SONAME_CUDA, shim, exe));
             } else {
                 add_route(p, ps->role, rs->kind, rs->target, false,
-                          vp_xasprintf("%s: the glob reaches system directories before any "
-                                       "file vgpu-patch may write, and dlopen()s the match by "
-                                       "absolute path; only LD_AUDIT redirects that",
-                                       rs->note));
+                          vp_xasprintf("%s: the glob reaches a file vgpu-patch may not replace "
+                                       "(a system directory, or a lib/ollama/%s that is not a "
+                                       "link) and dlopen()s it by absolute path; only LD_AUDIT "
+                                       "redirects that",
+                                       rs->note, VP_SONAME_CUDA));
             }
             break;
         case VP_ROUTE_EXTRACTED:

@@ -37,10 +37,9 @@ static int check_one(const char *p, bool ancestor)
     return 0;
 }
 
-static int check_chain(const char *path, int depth)
+/* Checks path and each of its ancestors as they are named (links not followed). */
+static int check_chain(const char *path)
 {
-    if (depth > 40)
-        return vp_error(-ELOOP, "too many symbolic links checking %s", path);
     _cleanup_(freep) char *norm = vp_path_normalize(path);
     int r = check_one(norm, false);
     if (r < 0)
@@ -58,22 +57,22 @@ static int check_chain(const char *path, int depth)
             break;
         }
     }
-    /* A symlink's target must pass too. */
-    char target[PATH_MAX];
-    ssize_t n = readlink(norm, target, sizeof(target) - 1);
-    if (n < 0)
-        return 0;
-    target[n] = '\0';
-    _cleanup_(freep) char *dir = vp_dirname(norm);
-    _cleanup_(freep) char *next = target[0] == '/' ? vp_xstrdup(target) : vp_path_join(dir, target);
-    return check_chain(next, depth + 1);
+    return 0;
 }
 
 int vp_trust_check(const char *path)
 {
     if (path[0] != '/')
         return vp_error(-EINVAL, "%s is not an absolute path", path);
-    return check_chain(path, 0);
+    /* The names as given, then the directories they really are: a link anywhere on the
+     * way (even a root-owned one) must not lead through a directory others can write. */
+    int r = check_chain(path);
+    if (r < 0)
+        return r;
+    _cleanup_(freep) char *real = realpath(path, NULL);
+    if (!real)
+        return vp_error_errno(-errno, "cannot resolve %s", path);
+    return strcmp(real, path) ? check_chain(real) : 0;
 }
 
 static int check_shim(const char *path, const char *soname)

@@ -418,6 +418,9 @@ int vp_txn_keep_prev(struct vp_txn *t, const char *path, const char *prev, bool 
 int vp_txn_stage_link(struct vp_txn *t, const char *path, const char *target)
 {
     _cleanup_(freep) char *tmp = tmp_name(path, t->n);
+    struct stat st;
+    if (lstat(path, &st) == 0 && !S_ISLNK(st.st_mode))
+        return vp_error(-EEXIST, "%s exists and is not a link: not replacing it", path);
     char cur[4096];
     ssize_t n = readlink(path, cur, sizeof(cur) - 1);
     cur[n > 0 ? n : 0] = '\0';

@@ -312,6 +312,10 @@ int vp_read_file(const char *path, size_t max, char **ret, size_t *ret_len)
         if (n == 0)
             break;
         len += (size_t)n;
+        if (len > max) {
+            free(buf);
+            return vp_error(-EFBIG, "%s is larger than %zu bytes", path, max);
+        }
     }
     buf[len] = '\0';
     *ret = buf;
@@ -359,6 +363,8 @@ int vp_write_file_atomic(const char *path, const void *data, size_t len, mode_t 
 int vp_mkdir_p(const char *path, mode_t mode)
 {
     _cleanup_(freep) char *p = vp_xstrdup(path);
+    for (size_t n = strlen(p); n > 1 && p[n - 1] == '/'; n--)
+        p[n - 1] = '\0'; /* the last component is the one named, slash or not */
     for (char *s = p + 1;; s++) {
         if (*s == '/' || *s == '\0') {
             char c = *s;

@@ -1,0 +1,386 @@
+/* hooks: global loader hooks of earlier deployment methods, found in a fake root built per
+ * test in a mkdtemp directory: /etc/ld.so.preload, LD_PRELOAD/LD_AUDIT in the unit, its
+ * drop-ins and EnvironmentFile=, /etc/environment and profile.d, and libraries answering to
+ * the driver sonames in system dirs (including ld.so.conf includes) and in the Ollama tree.
+ * Driver-like files are the fixtures' legacy shim, stand-in shims and NVIDIA-looking decoy. */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <cmocka.h>
+
+#include <errno.h>
+#include <ftw.h>
+#include <string.h>
+#include <sys/stat.h>
+
+#include "hooks.h"
+
+static int rm_one(const char *p, const struct stat *st, int flag, struct FTW *ftw)
+{
+    (void)st, (void)flag, (void)ftw;
+    return remove(p);
+}
+
+static int make_root(void **state)
+{
+    char *root = vp_xstrdup("/tmp/vgpu-ut-hooks-XXXXXX");
+    if (!mkdtemp(root))
+        return -1;
+    *state = root;
+    return 0;
+}
+
+static int drop_root(void **state)
+{
+    nftw(*state, rm_one, 16, FTW_DEPTH | FTW_PHYS);
+    free(*state);
+    return 0;
+}
+
+static void put(const char *root, const char *rel, const char *text)
+{
+    _cleanup_(freep) char *p = vp_path_join(root, rel);
+    _cleanup_(freep) char *dir = vp_dirname(p);
+    assert_int_equal(vp_mkdir_p(dir, 0755), 0);
+    assert_int_equal(vp_write_file_atomic(p, text, strlen(text), 0644), 0);
+}
+
+static void lnk(const char *root, const char *rel, const char *target)
+{
+    _cleanup_(freep) char *p = vp_path_join(root, rel);
+    _cleanup_(freep) char *dir = vp_dirname(p);
+    assert_int_equal(vp_mkdir_p(dir, 0755), 0);
+    assert_int_equal(symlink(target, p), 0);
+}
+
+/* Copies a fixture file into the root. */
+static void put_fixture(const char *root, const char *rel, const char *fixture_rel)
+{
+    const char *fx = getenv("VGPU_TEST_FIXTURES");
+    if (!fx)
+        skip();
+    _cleanup_(freep) char *src = vp_path_join(fx, fixture_rel);
+    _cleanup_(freep) char *data = NULL;
+    size_t len;
+    if (vp_read_file(src, 64u << 20, &data, &len) < 0)
+        skip();
+    _cleanup_(freep) char *p = vp_path_join(root, rel);
+    _cleanup_(freep) char *dir = vp_dirname(p);
+    assert_int_equal(vp_mkdir_p(dir, 0755), 0);
+    assert_int_equal(vp_write_file_atomic(p, data, len, 0755), 0);
+}
+
+static size_t count(const struct vp_hooks *h, enum vp_hook_kind k)
+{
+    size_t n = 0;
+    for (size_t i = 0; i < h->n; i++)
+        n += h->v[i].kind == k;
+    return n;
+}
+
+/* The hook of kind k whose file is `file` and whose description contains `what`. */
+static const struct vp_hook *find(const struct vp_hooks *h, enum vp_hook_kind k,
+                                  const char *file, const char *what)
+{
+    for (size_t i = 0; i < h->n; i++)
+        if (h->v[i].kind == k && strcmp(h->v[i].file, file) == 0 && strstr(h->v[i].what, what))
+            return &h->v[i];
+    return NULL;
+}
+
+static void dump(const struct vp_hooks *h)
+{
+    for (size_t i = 0; i < h->n; i++)
+        print_message("  %s %s:%u %s\n", vp_hook_kind_name(h->v[i].kind), h->v[i].file,
+                      h->v[i].line, h->v[i].what);
+}
+
+static void scan(const char *root, const char *prefix, const struct vp_strv *owned,
+                 struct vp_hooks *h)
+{
+    assert_int_equal(vp_hooks_scan(root, prefix, owned, h), 0);
+}
+
+/* Asserts the number of hooks found, listing them when it differs. */
+#define ASSERT_HOOKS(h, want)                                                                \
+    do {                                                                                     \
+        if ((h)->n != (want))                                                                \
+            dump(h);                                                                         \
+        assert_int_equal((h)->n, (want));                                                    \
+    } while (0)
+
+static void clean_root_has_no_hooks(void **state)
+{
+    const char *root = *state;
+    put(root, "etc/ld.so.conf", "include /etc/ld.so.conf.d/*.conf\n");
+    put(root, "etc/environment", "PATH=/usr/bin\n# LD_PRELOAD=/old.so\nMY_LD_PRELOAD=x\n");
+    put(root, "etc/systemd/system/ollama.service",
+        "[Service]\nEnvironment=OLLAMA_HOST=0.0.0.0\nExecStart=/usr/bin/ollama serve\n");
+    put_fixture(root, "opt/ollama/bin/ollama", "trees/c/bin/ollama");
+    struct vp_hooks h;
+    scan(root, "/opt/ollama", NULL, &h);
+    ASSERT_HOOKS(&h, 0);
+    vp_hooks_release(&h);
+}
+
+static void preload_file_entries_are_reported_and_comments_ignored(void **state)
+{
+    const char *root = *state;
+    put(root, "etc/ld.so.preload",
+        "# the old method\n/usr/lib/libvgpu-cuda.so.1\n\n   /opt/a.so:/opt/b.so\t/opt/c.so\n");
+    struct vp_hooks h;
+    scan(root, NULL, NULL, &h);
+    ASSERT_HOOKS(&h, 4);
+    assert_int_equal(count(&h, VP_HOOK_PRELOAD_FILE), 4);
+    const struct vp_hook *k = find(&h, VP_HOOK_PRELOAD_FILE, "/etc/ld.so.preload",
+                                   "preloads /usr/lib/libvgpu-cuda.so.1");
+    assert_non_null(k);
+    assert_int_equal(k->line, 2);
+    k = find(&h, VP_HOOK_PRELOAD_FILE, "/etc/ld.so.preload", "preloads /opt/c.so");
+    assert_non_null(k);
+    assert_int_equal(k->line, 4);
+    assert_non_null(k->why);
+    assert_string_equal(vp_hook_kind_name(k->kind), "ld.so.preload");
+    vp_hooks_release(&h);
+}
+
+static void preload_file_trailing_comments_are_ignored(void **state)
+{
+    const char *root = *state;
+    /* glibc's rtld blanks everything from '#' to the end of the line in ld.so.preload. */
+    put(root, "etc/ld.so.preload", "/usr/lib/libvgpu-cuda.so.1 # added by hand\n");
+    struct vp_hooks h;
+    scan(root, NULL, NULL, &h);
+    size_t n = h.n;
+    vp_hooks_release(&h);
+    /* glibc blanks a comment from '#' to the end of the line: its words are no names. */
+    assert_int_equal(n, 1);
+}
+
+static void loader_variables_in_unit_drop_ins_and_environment_files(void **state)
+{
+    const char *root = *state;
+    put(root, "lib/systemd/system/ollama.service",
+        "[Unit]\nDescription=Ollama\n[Service]\nEnvironment=\"LD_PRELOAD=/usr/lib/x.so\"\n"
+        "EnvironmentFile=-/etc/default/ollama\nEnvironmentFile=/etc/vgpu/ollama.env\n"
+        "ExecStart=/usr/bin/ollama serve\n");
+    put(root, "etc/systemd/system/ollama.service.d/10-audit.conf",
+        "[Service]\n  Environment=OLLAMA_DEBUG=1 LD_AUDIT=/usr/lib/audit.so\n");
+    put(root, "etc/systemd/system/ollama.service.d/" VP_DROPIN_NAME,
+        "[Service]\nEnvironment=\"LD_AUDIT=/usr/lib/vgpu/audit.so\"\n");
+    put(root, "etc/systemd/system/ollama.service.d/20-note.txt",
+        "[Service]\nEnvironment=LD_PRELOAD=/not/a/drop-in.so\n");
+    put(root, "etc/default/ollama", "OLLAMA_HOST=0.0.0.0\nLD_PRELOAD='/opt/shim.so'\n");
+    put(root, "etc/vgpu/" VP_ENV_FILE_NAME, "LD_AUDIT=/usr/lib/vgpu/audit.so\n");
+    put(root, "etc/environment", "LANG=C\nLD_PRELOAD=/usr/lib/global.so\n");
+    put(root, "etc/profile.d/vgpu.sh", "# set by the old installer\nexport LD_AUDIT=/x.so\n");
+    struct vp_hooks h;
+    scan(root, NULL, NULL, &h);
+    const struct vp_hook *k;
+    k = find(&h, VP_HOOK_UNIT_ENV, "/lib/systemd/system/ollama.service", "LD_PRELOAD");
+    assert_non_null(k);
+    assert_int_equal(k->line, 4);
+    k = find(&h, VP_HOOK_UNIT_ENV, "/etc/systemd/system/ollama.service.d/10-audit.conf",
+             "LD_AUDIT");
+    assert_non_null(k);
+    assert_int_equal(k->line, 2);
+    k = find(&h, VP_HOOK_ENV_FILE, "/etc/default/ollama", "LD_PRELOAD");
+    assert_non_null(k);
+    assert_int_equal(k->line, 2);
+    k = find(&h, VP_HOOK_GLOBAL_ENV, "/etc/environment", "LD_PRELOAD");
+    assert_non_null(k);
+    assert_int_equal(k->line, 2);
+    k = find(&h, VP_HOOK_GLOBAL_ENV, "/etc/profile.d/vgpu.sh", "LD_AUDIT");
+    assert_non_null(k);
+    assert_int_equal(k->line, 2);
+    /* Our own drop-in and environment file, and a file that is no drop-in, are not hooks. */
+    assert_int_equal(count(&h, VP_HOOK_UNIT_ENV), 2);
+    assert_int_equal(count(&h, VP_HOOK_ENV_FILE), 1);
+    ASSERT_HOOKS(&h, 5);
+    vp_hooks_release(&h);
+}
+
+static void unquoted_environment_assignment_in_a_unit_is_reported(void **state)
+{
+    const char *root = *state;
+    put(root, "etc/systemd/system/ollama.service",
+        "[Service]\nEnvironment=LD_PRELOAD=/usr/lib/libvgpu-cuda.so.1\n"
+        "ExecStart=/usr/bin/ollama serve\n");
+    struct vp_hooks h;
+    scan(root, NULL, NULL, &h);
+    size_t n = count(&h, VP_HOOK_UNIT_ENV);
+    vp_hooks_release(&h);
+    /* systemd's plain form "Environment=LD_PRELOAD=..." puts the name right after '='. */
+    assert_int_equal(n, 1);
+}
+
+static void driver_names_in_system_dirs_unless_nvidia(void **state)
+{
+    const char *root = *state;
+    put_fixture(root, "usr/lib/x86_64-linux-gnu/libcuda.so.1", "legacy/libcuda.so.1");
+    put_fixture(root, "usr/lib/x86_64-linux-gnu/libcuda.so.580.65.06",
+                "decoy/libcuda.so.580.65.06");
+    put_fixture(root, "usr/lib/x86_64-linux-gnu/libnvidia-ml.so.1",
+                "decoy/libnvidia-ml.so.580.65.06");
+    put_fixture(root, "usr/local/lib/libnvidia-ml.so.1", "standin/libvgpu-nvml.so.1");
+    lnk(root, "lib64/libcuda.so", "/usr/lib/x86_64-linux-gnu/libcuda.so.580.65.06");
+    lnk(root, "usr/lib64/libcuda.so.1", "/nowhere/libcuda.so.1");
+    put_fixture(root, "usr/lib/libcudart.so.12", "legacy/libcuda.so.1"); /* not a driver name */
+    /* A directory listed only through an ld.so.conf include, and a comment. */
+    put(root, "etc/ld.so.conf", "# system\ninclude /etc/ld.so.conf.d/*.conf\n");
+    put(root, "etc/ld.so.conf.d/vgpu.conf", "/opt/vgpu/lib # old shim dir\n");
+    put(root, "etc/ld.so.conf.d/cuda.conf", "/usr/local/cuda/lib64\n");
+    put_fixture(root, "opt/vgpu/lib/libnvidia-ml.so.1", "legacy/libnvidia-ml.so.1");
+    put_fixture(root, "usr/local/cuda/lib64/libcuda.so.1", "decoy/libcuda.so.580.65.06");
+    struct vp_hooks h;
+    scan(root, NULL, NULL, &h);
+    assert_non_null(find(&h, VP_HOOK_SYSTEM_LIB, "/usr/lib/x86_64-linux-gnu/libcuda.so.1",
+                         "hand-made-shim"));
+    assert_non_null(
+        find(&h, VP_HOOK_SYSTEM_LIB, "/usr/local/lib/libnvidia-ml.so.1", "vgpu-patch-shim"));
+    assert_non_null(
+        find(&h, VP_HOOK_SYSTEM_LIB, "/opt/vgpu/lib/libnvidia-ml.so.1", "hand-made-shim"));
+    assert_non_null(find(&h, VP_HOOK_SYSTEM_LIB, "/usr/lib64/libcuda.so.1",
+                         "does not lead to a readable library"));
+    ASSERT_HOOKS(&h, 4); /* the decoys, their link and libcudart are not hooks */
+    vp_hooks_release(&h);
+}
+
+static void driver_names_inside_the_ollama_tree(void **state)
+{
+    const char *root = *state;
+    put_fixture(root, "opt/ollama/bin/ollama", "trees/c/bin/ollama");
+    put_fixture(root, "usr/lib/old/libcuda.so.1", "legacy/libcuda.so.1");
+    put_fixture(root, "usr/lib/vgpu/libvgpu-cuda.so.1", "standin/libvgpu-cuda.so.1");
+    lnk(root, "opt/ollama/lib/ollama/libcuda.so.1", "/usr/lib/old/libcuda.so.1");
+    lnk(root, "opt/ollama/lib/ollama/cuda_v12/libcuda.so", "../libcuda.so.1");
+    lnk(root, "opt/ollama/lib/ollama/cuda_v13/libcuda.so.1", "/usr/lib/vgpu/libvgpu-cuda.so.1");
+    put_fixture(root, "opt/ollama/lib/ollama/a/b/c/libcuda.so.1", "legacy/libcuda.so.1");
+    struct vp_hooks h;
+    scan(root, "/opt/ollama", NULL, &h);
+    const struct vp_hook *k =
+        find(&h, VP_HOOK_TREE_LIB, "/opt/ollama/lib/ollama/libcuda.so.1", "hand-made-shim");
+    assert_non_null(k);
+    assert_non_null(strstr(k->what, "-> /usr/lib/old/libcuda.so.1"));
+    assert_non_null(find(&h, VP_HOOK_TREE_LIB, "/opt/ollama/lib/ollama/cuda_v12/libcuda.so",
+                         "hand-made-shim"));
+    /* Our shim inside the tree is what a patched tree has; three levels down is too deep. */
+    ASSERT_HOOKS(&h, 2);
+    assert_int_equal(count(&h, VP_HOOK_TREE_LIB), 2);
+    vp_hooks_release(&h);
+
+    /* Without a prefix the tree is not looked at. */
+    scan(root, NULL, NULL, &h);
+    ASSERT_HOOKS(&h, 0);
+    vp_hooks_release(&h);
+}
+
+static void owned_paths_are_never_reported(void **state)
+{
+    const char *root = *state;
+    put_fixture(root, "usr/lib/old/libcuda.so.1", "legacy/libcuda.so.1");
+    lnk(root, "opt/ollama/lib/ollama/libcuda.so.1", "/usr/lib/old/libcuda.so.1");
+    put_fixture(root, "usr/local/lib/libcuda.so.1", "legacy/libcuda.so.1");
+    struct vp_strv owned = {0};
+    vp_strv_push(&owned, "/opt/ollama/lib/ollama/libcuda.so.1");
+    struct vp_hooks h;
+    scan(root, "/opt/ollama", &owned, &h);
+    ASSERT_HOOKS(&h, 1);
+    assert_string_equal(h.v[0].file, "/usr/local/lib/libcuda.so.1");
+    vp_hooks_release(&h);
+    vp_strv_push(&owned, "/usr/local/lib/libcuda.so.1");
+    scan(root, "/opt/ollama", &owned, &h);
+    ASSERT_HOOKS(&h, 0);
+    vp_hooks_release(&h);
+    vp_strv_release(&owned);
+}
+
+static void root_with_a_trailing_slash_reports_the_same_runtime_paths(void **state)
+{
+    const char *root = *state;
+    put(root, "etc/profile.d/vgpu.sh", "export LD_PRELOAD=/x.so\n");
+    put(root, "etc/environment", "LD_AUDIT=/y.so\n");
+    char *slashed = vp_xasprintf("%s/", root);
+    struct vp_hooks h;
+    scan(slashed, NULL, NULL, &h);
+    free(slashed);
+    ASSERT_HOOKS(&h, 2);
+    bool env = find(&h, VP_HOOK_GLOBAL_ENV, "/etc/environment", "LD_AUDIT") != NULL;
+    bool profile = find(&h, VP_HOOK_GLOBAL_ENV, "/etc/profile.d/vgpu.sh", "LD_PRELOAD") != NULL;
+    vp_hooks_release(&h);
+    assert_true(env);
+    /* A root given with a trailing slash must still give runtime paths starting at '/'. */
+    assert_true(profile);
+}
+
+static void driver_identity_follows_marker_and_exports(void **state)
+{
+    (void)state;
+    const char *fx = getenv("VGPU_TEST_FIXTURES");
+    if (!fx)
+        skip();
+    static const struct {
+        const char *rel;
+        bool nvml;
+        enum vp_driver_identity want;
+    } cases[] = {
+        {"decoy/libcuda.so.580.65.06", false, VP_DRIVER_NVIDIA},
+        {"decoy/libnvidia-ml.so.580.65.06", true, VP_DRIVER_NVIDIA},
+        {"standin/libvgpu-cuda.so.1", false, VP_DRIVER_OURS},
+        {"standin/libvgpu-nvml.so.1", true, VP_DRIVER_OURS},
+        {"legacy/libcuda.so.1", false, VP_DRIVER_HANDMADE},
+        {"legacy/libnvidia-ml.so.1", true, VP_DRIVER_HANDMADE},
+        {"decoy/libcuda.so.580.65.06", true, VP_DRIVER_HANDMADE}, /* no NVML exports */
+    };
+    for (size_t i = 0; i < VP_ARRAY_SIZE(cases); i++) {
+        _cleanup_(freep) char *p = vp_path_join(fx, cases[i].rel);
+        struct vp_elf *e = NULL;
+        assert_int_equal(vp_elf_open(p, &e), 0);
+        assert_int_equal(vp_driver_identify(e, cases[i].nvml), cases[i].want);
+        vp_elf_free(e);
+    }
+    assert_string_equal(vp_driver_identity_name(VP_DRIVER_OURS), "vgpu-patch-shim");
+
+    /* The CUDA stand-in with its marker renamed: cuGetExportTable, but only a handful of
+     * entry points, is a hand-made shim, not NVIDIA's driver. */
+    _cleanup_(freep) char *src = vp_path_join(fx, "standin/libvgpu-cuda.so.1");
+    _cleanup_(freep) char *data = NULL;
+    size_t len;
+    assert_int_equal(vp_read_file(src, 64u << 20, &data, &len), 0);
+    char *m = memmem(data, len, VP_SHIM_MARKER, sizeof(VP_SHIM_MARKER));
+    assert_non_null(m);
+    m[sizeof(VP_SHIM_MARKER) - 2] = 'X';
+    char dir[] = "/tmp/vgpu-ut-hooks-id-XXXXXX";
+    assert_non_null(mkdtemp(dir));
+    _cleanup_(freep) char *copy = vp_path_join(dir, "libcuda.so.1");
+    assert_int_equal(vp_write_file_atomic(copy, data, len, 0644), 0);
+    struct vp_elf *e = NULL;
+    assert_int_equal(vp_elf_open(copy, &e), 0);
+    unlink(copy);
+    rmdir(dir);
+    assert_false(e->exports_marker);
+    assert_true(e->exports_cu_export_table);
+    enum vp_driver_identity id = vp_driver_identify(e, false);
+    vp_elf_free(e);
+    assert_int_equal(id, VP_DRIVER_HANDMADE);
+}
+
+#define T(f) cmocka_unit_test_setup_teardown(f, make_root, drop_root)
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        T(clean_root_has_no_hooks),
+        T(preload_file_entries_are_reported_and_comments_ignored),
+        T(preload_file_trailing_comments_are_ignored),
+        T(loader_variables_in_unit_drop_ins_and_environment_files),
+        T(unquoted_environment_assignment_in_a_unit_is_reported),
+        T(driver_names_in_system_dirs_unless_nvidia),
+        T(driver_names_inside_the_ollama_tree),
+        T(owned_paths_are_never_reported),
+        T(root_with_a_trailing_slash_reports_the_same_runtime_paths),
+        cmocka_unit_test(driver_identity_follows_marker_and_exports),
+    };
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}
