@@ -83,6 +83,12 @@ report() {
     apply_med=$1 apply_min=$2
     set -- $(summary "$results/dry-run" wall_ns)
     dry_med=$1 dry_min=$2
+    set -- $(summary "$results/apply-phases" prepare_ns)
+    prep_med=$1 prep_min=$2
+    set -- $(summary "$results/apply-phases" write_ns)
+    write_med=$1 write_min=$2
+    set -- $(summary "$results/apply-phases" verify_ns)
+    vphase_med=$1 vphase_min=$2
     set -- $(summary "$results/naive" wall_ns)
     naive_med=$1 naive_min=$2
     set -- $(summary "$results/naive" tree_maxrss_kb)
@@ -111,6 +117,8 @@ report() {
     r_naive_apply=$(calc "$naive_med / $apply_med")
     r_apply_cpall=$(calc "$apply_med / $cpall_med")
     r_noverify_cpr=$(calc "($apply_med - $verify_med) / $cpr_med")
+    r_write_cpr=$(calc "$write_med / $cpr_med")
+    r_write_cprs=$(calc "$write_med / $cprs_med")
     g_copy=$(calc "($r_apply_cpr <= 1.2) ? 1 : 0")
     g_naive=$(calc "($r_naive_apply >= 10) ? 1 : 0")
     g_rss=$(calc "($self_max < 65536) ? 1 : 0")
@@ -137,6 +145,11 @@ report() {
     row "    the same + fsync of the copies (reference)" "$(ms "$cprs_med")" "$(ms "$cprs_min")" ""
     row "(3) vgpu-patch ollama (apply incl. verification)" "$(ms "$apply_med")" "$(ms "$apply_min")" \
         "own $(mib "$apply_self"); children $(mib "$apply_kids") ($apply_kids_exe)"
+    row "    its phases: prepare (discover, checks, plan)" "$(ms "$prep_med")" "$(ms "$prep_min")" \
+        "(vgpu-patch's own timings_ms)"
+    row "                write (copy, hash, edit, check, fsync, rename)" "$(ms "$write_med")" \
+        "$(ms "$write_min")" ""
+    row "                verify (lists, probes)" "$(ms "$vphase_med")" "$(ms "$vphase_min")" ""
     row "    --dry-run of it (discover, inspect, plan)" "$(ms "$dry_med")" "$(ms "$dry_min")" ""
     row "(4) naive: $naive_edits x patchelf, in place" "$(ms "$naive_med")" "$(ms "$naive_min")" \
         "patchelf $(mib "$naive_rss") (largest invocation)"
@@ -167,6 +180,8 @@ report() {
     printf '%-46s %-24s\n' "reference: apply vs cp + fsync of those files" "$(x "$r_apply_cprs")"
     printf '%-46s %-24s\n' "reference: apply vs cp -a of the whole tree" "$(x "$r_apply_cpall")"
     printf '%-46s %-24s\n' "reference: (apply - verify) vs cp, estimate" "$(x "$r_noverify_cpr")"
+    printf '%-46s %-24s\n' "reference: write phase vs cp of those files" "$(x "$r_write_cpr")"
+    printf '%-46s %-24s\n' "reference: write phase vs cp + fsync of them" "$(x "$r_write_cprs")"
     missed=$((apply_missed + status_missed + verify_missed + rollback_missed))
     [ "$missed" = 0 ] || echo "note: $missed traced processes exited before their peak could be read"
     echo
@@ -196,6 +211,9 @@ report_json() {
   $(j cp_rewritten_fsync "$cprs_med" "$cprs_min"),
   $(j apply "$apply_med" "$apply_min"),
   $(j apply_dry_run "$dry_med" "$dry_min"),
+  $(j apply_phase_prepare "$prep_med" "$prep_min"),
+  $(j apply_phase_write "$write_med" "$write_min"),
+  $(j apply_phase_verify "$vphase_med" "$vphase_min"),
   $(j naive "$naive_med" "$naive_min"),
   $(j verify "$verify_med" "$verify_min"),
   $(j rollback "$rollback_med" "$rollback_min"),
@@ -206,7 +224,9 @@ report_json() {
                    "naive_patchelf_max": $naive_rss},
   "ratios": {"apply_vs_cp_rewritten": $r_apply_cpr, "apply_vs_cp_rewritten_fsync": $r_apply_cprs,
              "naive_vs_apply": $r_naive_apply, "apply_vs_cp_all": $r_apply_cpall,
-             "apply_minus_verify_vs_cp_rewritten": $r_noverify_cpr},
+             "apply_minus_verify_vs_cp_rewritten": $r_noverify_cpr,
+             "write_phase_vs_cp_rewritten": $r_write_cpr,
+             "write_phase_vs_cp_rewritten_fsync": $r_write_cprs},
   "goals": {"apply_le_1.2x_cp": $( [ "$g_copy" = 1 ] && echo true || echo false),
             "naive_ge_10x_apply": $( [ "$g_naive" = 1 ] && echo true || echo false),
             "own_rss_lt_64mib": $( [ "$g_rss" = 1 ] && echo true || echo false),

@@ -220,8 +220,12 @@ while [ "$i" -lt "$repeat" ]; do
         "$vp" ollama --dry-run --root "$r" --prefix /usr/local --shim-dir "$shims" \
         >/dev/null 2>"$work/err" || fail "vgpu-patch ollama --dry-run failed: $(tail -n 5 "$work/err")"
     "$run" --result "$results/apply" -- \
-        "$vp" ollama --root "$r" --prefix /usr/local --shim-dir "$shims" \
-        >/dev/null 2>"$work/err" || fail "vgpu-patch ollama failed: $(tail -n 5 "$work/err")"
+        "$vp" ollama --root "$r" --prefix /usr/local --shim-dir "$shims" --json \
+        >"$work/apply-$i.json" 2>"$work/err" || fail "vgpu-patch ollama failed: $(tail -n 5 "$work/err")"
+    # vgpu-patch's own phase timings (its --json "timings_ms"), as ns like the runner's.
+    awk '/"timings_ms": \{/ { t = 1; next } t && /}/ { exit }
+         t { gsub(/[",:]/, " "); printf("%s_ns=%.0f ", $1, $2 * 1e6) } END { print "" }' \
+        "$work/apply-$i.json" >>"$results/apply-phases"
     if [ "$i" = 1 ]; then
         "$run" --repeat "$status_runs" --result "$results/status" -- "$vp" status --root "$r" \
             >/dev/null 2>&1 || fail "vgpu-patch status failed on the patched tree"

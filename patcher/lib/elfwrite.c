@@ -345,18 +345,12 @@ static void prepare_segment(const struct vp_elf *e, const struct vp_edit *edits,
     update_section(e, ps, e->shidx_dynamic, seg_off + dyn_rel, seg_vaddr + dyn_rel, dyn_size);
 }
 
-static int run_patchelf(const char *patchelf, char *const argv[], const char *path,
-                        struct vp_write_stats *st)
+/* Runs patchelf (argv[0] is its path) with a clean environment. */
+static int run_patchelf(char *const argv[], const char *path, struct vp_write_stats *st)
 {
     static char *const env[] = {"PATH=/usr/sbin:/usr/bin:/sbin:/bin", "LC_ALL=C", NULL};
-    char *args[8];
-    size_t n = 0;
-    args[n++] = (char *)patchelf;
-    for (size_t i = 1; argv[i] && n < 7; i++)
-        args[n++] = argv[i];
-    args[n] = NULL;
     struct vp_spawn_result res;
-    int r = vp_spawn(args, env, false, 600 * 1000, &res);
+    int r = vp_spawn(argv, env, false, 600 * 1000, &res);
     if (r < 0)
         return r;
     st->patchelf_runs++;
@@ -384,7 +378,7 @@ static int apply_patchelf(const char *patchelf, const char *path, const struct v
             continue;
         char *argv[6];
         size_t a = 0;
-        argv[a++] = (char *)"patchelf";
+        argv[a++] = (char *)patchelf;
         if (edits[i].kind == VP_EDIT_ADD_NEEDED) {
             argv[a++] = (char *)"--add-needed";
         } else {
@@ -394,7 +388,7 @@ static int apply_patchelf(const char *patchelf, const char *path, const struct v
         argv[a++] = edits[i].new_name;
         argv[a++] = (char *)path;
         argv[a] = NULL;
-        int r = run_patchelf(patchelf, argv, path, st);
+        int r = run_patchelf(argv, path, st);
         if (r < 0)
             return r;
     }

@@ -34,7 +34,7 @@ static struct {
 } opt = {.max_size = 4u << 20, .grid = 256, .tail = 64, .corruptions = 300};
 
 /* The input being replayed, for a crash report from a signal or sanitizer abort. */
-static char last_what[256];
+static char last_what[1024];
 
 static void feed(const uint8_t *data, size_t size, const char *what)
 {
