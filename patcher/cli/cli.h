@@ -62,10 +62,26 @@ char *cli_human_bytes(uint64_t n);
  * changed or missing; *detail explains anything but patched/linked. */
 const char *cli_entry_state(const char *root, const struct vp_entry *e, char **detail);
 
+/* A boolean option of one command (e.g. --dry-run). */
+struct cli_flag {
+    const char *name;
+    bool *set;
+};
+
+/* Parses the options of a command that takes the common ones plus flags (NULL-terminated
+ * array, may be NULL) and no arguments; prints help on -h. Returns -1 to go on, else the
+ * exit code to return (0 after --help, 2 on a usage error). */
+int cli_parse(int argc, char **argv, const char *cmd, const char *help, struct vp_common *c,
+              const struct cli_flag *flags);
+/* The manifest of the state dir (empty when there is no state dir); read-only, no lock.
+ * ret_interrupted (may be NULL): a journal is left by an interrupted run. */
+int cli_load_manifest(const struct vp_common *c, struct vp_manifest *ret, bool *ret_interrupted);
+
 /* Long options shared by commands, and their handling. */
 #define CLI_OPT_ROOT 1000
 #define CLI_OPT_STATE_DIR 1001
 #define CLI_OPT_JSON 1002
+#define CLI_OPT_FLAG 1100
 #define CLI_COMMON_LONGOPTS                                                              \
     {"root", required_argument, NULL, CLI_OPT_ROOT},                                     \
         {"state-dir", required_argument, NULL, CLI_OPT_STATE_DIR},                       \

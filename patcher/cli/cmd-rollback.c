@@ -6,7 +6,6 @@
 
 #include <errno.h>
 #include <fcntl.h>
-#include <getopt.h>
 #include <string.h>
 #include <sys/stat.h>
 
@@ -90,29 +89,11 @@ static enum outcome roll_entry(const char *root, const struct vp_entry *e, bool 
 
 int cmd_rollback(int argc, char **argv)
 {
-    static const struct option longopts[] = {CLI_COMMON_LONGOPTS,
-                                             {"dry-run", no_argument, NULL, 'n'}, {0}};
     struct vp_common c = {0};
     bool dry_run = false;
-    int opt;
-    while ((opt = getopt_long(argc, argv, "h", longopts, NULL)) != -1) {
-        if (cli_common_opt(&c, opt, optarg))
-            continue;
-        if (opt == 'n') {
-            dry_run = true;
-            continue;
-        }
-        if (opt == 'h') {
-            fputs(help, stdout);
-            return VP_EXIT_OK;
-        }
-        fputs(help, stderr);
-        return VP_EXIT_USAGE;
-    }
-    if (optind != argc)
-        return cli_fail(VP_EXIT_USAGE, "rollback: unexpected argument '%s'", argv[optind]);
-    int code = cli_common_finish(&c);
-    if (code)
+    const struct cli_flag flags[] = {{"dry-run", &dry_run}, {0}};
+    int code = cli_parse(argc, argv, "rollback", help, &c, flags);
+    if (code >= 0)
         return code;
 
     struct vp_state st;

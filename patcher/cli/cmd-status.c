@@ -3,7 +3,6 @@
 #include "cli.h"
 
 #include <errno.h>
-#include <getopt.h>
 #include <limits.h>
 #include <string.h>
 #include <sys/stat.h>
@@ -58,37 +57,13 @@ static bool shims_present(const char *dir)
 
 int cmd_status(int argc, char **argv)
 {
-    static const struct option longopts[] = {CLI_COMMON_LONGOPTS, {0}};
     struct vp_common c = {0};
-    int opt;
-    while ((opt = getopt_long(argc, argv, "h", longopts, NULL)) != -1) {
-        if (cli_common_opt(&c, opt, optarg))
-            continue;
-        if (opt == 'h') {
-            fputs(help, stdout);
-            return VP_EXIT_OK;
-        }
-        fputs(help, stderr);
-        return VP_EXIT_USAGE;
-    }
-    if (optind != argc)
-        return cli_fail(VP_EXIT_USAGE, "status: unexpected argument '%s'", argv[optind]);
-    int code = cli_common_finish(&c);
-    if (code)
+    int code = cli_parse(argc, argv, "status", help, &c, NULL);
+    if (code >= 0)
         return code;
-
-    struct vp_manifest m = {0};
-    bool interrupted = false;
-    struct vp_state st;
-    int r = vp_state_open(c.state_ondisk, 0, 0, &st);
-    if (r == 0) {
-        interrupted = vp_state_interrupted(&st);
-        r = vp_manifest_load(st.dir, &m);
-        vp_state_close(&st);
-    } else if (r == -ENOENT) {
-        r = 0;
-    }
-    if (r < 0) {
+    struct vp_manifest m;
+    bool interrupted;
+    if (cli_load_manifest(&c, &m, &interrupted) < 0) {
         cli_common_release(&c);
         return cli_fail(VP_EXIT_ERROR, "%s", vp_last_error());
     }

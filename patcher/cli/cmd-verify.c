@@ -4,7 +4,6 @@
 #include "cli.h"
 
 #include <errno.h>
-#include <getopt.h>
 #include <string.h>
 
 static const char help[] =
@@ -64,32 +63,12 @@ static int verify_install(const struct vp_common *c, const struct vp_manifest_in
 
 int cmd_verify(int argc, char **argv)
 {
-    static const struct option longopts[] = {CLI_COMMON_LONGOPTS, {0}};
     struct vp_common c = {0};
-    int opt;
-    while ((opt = getopt_long(argc, argv, "h", longopts, NULL)) != -1) {
-        if (cli_common_opt(&c, opt, optarg))
-            continue;
-        if (opt == 'h') {
-            fputs(help, stdout);
-            return VP_EXIT_OK;
-        }
-        fputs(help, stderr);
-        return VP_EXIT_USAGE;
-    }
-    if (optind != argc)
-        return cli_fail(VP_EXIT_USAGE, "verify: unexpected argument '%s'", argv[optind]);
-    int code = cli_common_finish(&c);
-    if (code)
+    int code = cli_parse(argc, argv, "verify", help, &c, NULL);
+    if (code >= 0)
         return code;
-    struct vp_manifest m = {0};
-    struct vp_state st;
-    int r = vp_state_open(c.state_ondisk, 0, 0, &st);
-    if (r == 0) {
-        r = vp_manifest_load(st.dir, &m);
-        vp_state_close(&st);
-    }
-    if (r < 0 && r != -ENOENT) {
+    struct vp_manifest m;
+    if (cli_load_manifest(&c, &m, NULL) < 0) {
         cli_common_release(&c);
         return cli_fail(VP_EXIT_ERROR, "%s", vp_last_error());
     }
@@ -105,7 +84,7 @@ int cmd_verify(int argc, char **argv)
     code = VP_EXIT_OK;
     for (size_t i = 0; i < m.n; i++) {
         struct install_report ir = {.disc = {.chosen = -1}};
-        r = verify_install(&c, &m.installs[i], libexec, &ir);
+        int r = verify_install(&c, &m.installs[i], libexec, &ir);
         if (r < 0)
             vp_strv_push_take(&ir.problems, vp_xasprintf("cannot verify: %s", vp_last_error()));
         if (ir.problems.n && code == VP_EXIT_OK)

@@ -2,6 +2,7 @@
 #include "cli.h"
 
 #include <errno.h>
+#include <getopt.h>
 #include <stdarg.h>
 #include <string.h>
 
@@ -163,4 +164,51 @@ char *cli_human_bytes(uint64_t n)
     if (n >= 10u << 10)
         return vp_xasprintf("%.1f KiB", (double)n / (1 << 10));
     return vp_xasprintf("%llu bytes", (unsigned long long)n);
+}
+
+int cli_parse(int argc, char **argv, const char *cmd, const char *help, struct vp_common *c,
+              const struct cli_flag *flags)
+{
+    struct option longopts[16] = {CLI_COMMON_LONGOPTS};
+    size_t n = 4, nflags = 0;
+    for (; flags && flags[nflags].name && n < VP_ARRAY_SIZE(longopts) - 1; nflags++)
+        longopts[n++] = (struct option){flags[nflags].name, no_argument, NULL,
+                                        CLI_OPT_FLAG + (int)nflags};
+    int opt;
+    while ((opt = getopt_long(argc, argv, "h", longopts, NULL)) != -1) {
+        if (cli_common_opt(c, opt, optarg))
+            continue;
+        if (opt >= CLI_OPT_FLAG && opt < CLI_OPT_FLAG + (int)nflags) {
+            *flags[opt - CLI_OPT_FLAG].set = true;
+            continue;
+        }
+        if (opt == 'h') {
+            fputs(help, stdout);
+            return VP_EXIT_OK;
+        }
+        fputs(help, stderr);
+        return VP_EXIT_USAGE;
+    }
+    if (optind != argc)
+        return cli_fail(VP_EXIT_USAGE, "%s: unexpected argument '%s'", cmd, argv[optind]);
+    int code = cli_common_finish(c);
+    return code ? code : -1;
+}
+
+int cli_load_manifest(const struct vp_common *c, struct vp_manifest *ret, bool *ret_interrupted)
+{
+    struct vp_state st;
+    *ret = (struct vp_manifest){0};
+    if (ret_interrupted)
+        *ret_interrupted = false;
+    int r = vp_state_open(c->state_ondisk, 0, 0, &st);
+    if (r == -ENOENT)
+        return 0; /* nothing was ever patched with this state dir */
+    if (r < 0)
+        return r;
+    if (ret_interrupted)
+        *ret_interrupted = vp_state_interrupted(&st);
+    r = vp_manifest_load(st.dir, ret);
+    vp_state_close(&st);
+    return r;
 }

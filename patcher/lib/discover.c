@@ -79,20 +79,18 @@ static int cmp_base(const void *a, const void *b)
     return strcmp(vp_basename(*(char *const *)a), vp_basename(*(char *const *)b));
 }
 
-char *vp_service_exec_binary(const char *root, char **ret_unit)
+void vp_service_files(const char *root, struct vp_strv *ret, bool *ret_has_unit)
 {
-    char *prog = NULL, *unit = NULL;
-    bool have_unit = false;
-    for (size_t i = 0; vp_unit_dirs[i] && !have_unit; i++) {
+    *ret_has_unit = false;
+    for (size_t i = 0; vp_unit_dirs[i] && !*ret_has_unit; i++) {
         _cleanup_(freep) char *rt = vp_path_join(vp_unit_dirs[i], "ollama.service");
         _cleanup_(freep) char *f = vp_rooted(root, rt);
         if (access(f, R_OK) == 0) {
-            scan_unit(f, &prog, &unit, rt);
-            have_unit = true;
+            vp_strv_push(ret, rt);
+            *ret_has_unit = true;
         }
     }
-    /* Drop-ins merge by file name; a name in an earlier directory masks later ones. */
-    struct vp_strv names = {0}, files = {0};
+    struct vp_strv names = {0}, dropins = {0};
     for (size_t i = 0; vp_unit_dirs[i]; i++) {
         _cleanup_(freep) char *rt = vp_path_join(vp_unit_dirs[i], "ollama.service.d");
         _cleanup_(freep) char *d = vp_rooted(root, rt);
@@ -103,19 +101,28 @@ char *vp_service_exec_binary(const char *root, char **ret_unit)
             if (!vp_endswith(de->d_name, ".conf") || vp_strv_contains(&names, de->d_name))
                 continue;
             vp_strv_push(&names, de->d_name);
-            vp_strv_push_take(&files, vp_xasprintf("%s/%s", rt, de->d_name));
+            vp_strv_push_take(&dropins, vp_xasprintf("%s/%s", rt, de->d_name));
         }
         closedir(dir);
     }
-    if (have_unit) {
-        if (files.n) /* systemd applies them in the order of their names */
-            qsort(files.v, files.n, sizeof(char *), cmp_base);
-        for (size_t i = 0; i < files.n; i++) {
-            _cleanup_(freep) char *f = vp_rooted(root, files.v[i]);
-            scan_unit(f, &prog, &unit, files.v[i]);
-        }
-    }
+    if (dropins.n)
+        qsort(dropins.v, dropins.n, sizeof(char *), cmp_base);
+    for (size_t i = 0; i < dropins.n; i++)
+        vp_strv_push(ret, dropins.v[i]);
     vp_strv_release(&names);
+    vp_strv_release(&dropins);
+}
+
+char *vp_service_exec_binary(const char *root, char **ret_unit)
+{
+    char *prog = NULL, *unit = NULL;
+    struct vp_strv files = {0};
+    bool has_unit;
+    vp_service_files(root, &files, &has_unit);
+    for (size_t i = 0; has_unit && i < files.n; i++) {
+        _cleanup_(freep) char *f = vp_rooted(root, files.v[i]);
+        scan_unit(f, &prog, &unit, files.v[i]);
+    }
     vp_strv_release(&files);
     if (!prog) {
         free(unit);

@@ -48,6 +48,12 @@ int vp_install_identify(const char *root, struct vp_install *in);
  * included); NULL when there is no such unit. *ret_unit names the file it came from. */
 char *vp_service_exec_binary(const char *root, char **ret_unit);
 
+/* The files systemd reads for ollama.service under root, as runtime paths: the unit (the
+ * first directory that has it) and then its drop-ins in the order systemd applies them
+ * (by name; a name in an earlier directory masks it in later ones). *ret_has_unit says
+ * whether the unit itself exists (drop-ins alone make no service). */
+void vp_service_files(const char *root, struct vp_strv *ret, bool *ret_has_unit);
+
 /* The systemd unit directories searched, in priority order. */
 extern const char *const vp_unit_dirs[];
 

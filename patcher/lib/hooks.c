@@ -126,22 +126,13 @@ static void unit_line(struct vp_hooks *h, const char *file, unsigned n, char *li
 static void scan_units(const char *root, struct vp_hooks *h)
 {
     struct unit_ctx u = {.root = root};
-    for (size_t i = 0; vp_unit_dirs[i]; i++) {
-        _cleanup_(freep) char *unit = vp_path_join(vp_unit_dirs[i], "ollama.service");
-        each_line(root, unit, unit_line, h, &u);
-        _cleanup_(freep) char *rt = vp_path_join(vp_unit_dirs[i], "ollama.service.d");
-        _cleanup_(freep) char *d = vp_rooted(root, rt);
-        DIR *dir = opendir(d);
-        if (!dir)
-            continue;
-        for (struct dirent *de; (de = readdir(dir));) {
-            if (!vp_endswith(de->d_name, ".conf") || strcmp(de->d_name, VP_DROPIN_NAME) == 0)
-                continue;
-            _cleanup_(freep) char *f = vp_path_join(rt, de->d_name);
-            each_line(root, f, unit_line, h, &u);
-        }
-        closedir(dir);
-    }
+    struct vp_strv files = {0};
+    bool has_unit;
+    vp_service_files(root, &files, &has_unit);
+    for (size_t i = 0; i < files.n; i++)
+        if (strcmp(vp_basename(files.v[i]), VP_DROPIN_NAME) != 0) /* ours */
+            each_line(root, files.v[i], unit_line, h, &u);
+    vp_strv_release(&files);
     enum vp_hook_kind k = VP_HOOK_ENV_FILE;
     for (size_t i = 0; i < u.env_files.n; i++)
         each_line(root, u.env_files.v[i], env_line, h, &k);

@@ -131,12 +131,5 @@ void vp_shims_release(struct vp_shims *s)
 
 char *vp_shims_default_dir(void)
 {
-    char self[PATH_MAX];
-    ssize_t n = readlink("/proc/self/exe", self, sizeof(self) - 1);
-    if (n < 0)
-        return NULL;
-    self[n] = '\0';
-    _cleanup_(freep) char *bindir = vp_dirname(self);
-    _cleanup_(freep) char *rel = vp_path_join(bindir, "../lib/vgpu");
-    return vp_path_normalize(rel);
+    return vp_self_relative("../lib/vgpu");
 }

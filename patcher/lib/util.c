@@ -455,3 +455,15 @@ void vp_root_glob(const char *root, const char *pattern, struct vp_strv *ret)
         vp_strv_push(ret, g.gl_pathv[i] + skip);
     globfree(&g);
 }
+
+char *vp_self_relative(const char *rel)
+{
+    char self[PATH_MAX];
+    ssize_t n = readlink("/proc/self/exe", self, sizeof(self) - 1);
+    if (n < 0)
+        return NULL;
+    self[n] = '\0';
+    _cleanup_(freep) char *bindir = vp_dirname(self);
+    _cleanup_(freep) char *joined = vp_path_join(bindir, rel);
+    return vp_path_normalize(joined);
+}

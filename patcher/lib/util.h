@@ -77,6 +77,10 @@ char *vp_path_normalize(const char *path);
  * components are kept as they are. Returns 0 or a negative errno. */
 int vp_root_realpath(const char *root, const char *path, char **ret);
 
+/* <directory of this program>/rel, normalised (how an installation finds its own
+ * parts); NULL when /proc/self/exe cannot be read. */
+char *vp_self_relative(const char *rel);
+
 /* Reads a whole small file (at most max bytes) into a NUL-terminated buffer. */
 int vp_read_file(const char *path, size_t max, char **ret, size_t *ret_len);
 /* Writes data to path atomically: path.tmp, fsync, rename, fsync of the directory. */

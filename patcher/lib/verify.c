@@ -12,14 +12,7 @@
 
 char *vp_verify_default_libexec(void)
 {
-    char self[PATH_MAX];
-    ssize_t n = readlink("/proc/self/exe", self, sizeof(self) - 1);
-    if (n < 0)
-        return NULL;
-    self[n] = '\0';
-    _cleanup_(freep) char *bindir = vp_dirname(self);
-    _cleanup_(freep) char *rel = vp_path_join(bindir, "../libexec/vgpu-patch");
-    return vp_path_normalize(rel);
+    return vp_self_relative("../libexec/vgpu-patch");
 }
 
 static struct vp_check *add_check(struct vp_verify *v, const char *process, const char *subject,
