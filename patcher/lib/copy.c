@@ -46,17 +46,20 @@ static void *hash_thread(void *arg)
     struct vp_b3 a, b;
     vp_b3_init(&a);
     vp_b3_init(&b);
-    uint64_t total = j->ps && j->ps->new_size > j->size ? j->ps->new_size : j->size;
+    /* The original is hashed to its end, the result to its own (longer or shorter). */
+    uint64_t total = j->ps->new_size > j->size ? j->ps->new_size : j->size;
     uint8_t *buf = vp_xmalloc(BLOCK);
     for (uint64_t off = 0; off < total; off += BLOCK) {
         uint64_t len = total - off < BLOCK ? total - off : BLOCK;
-        if (off + len <= j->size && !overlaps(j->ps, off, len)) {
+        uint64_t plen = off >= j->ps->new_size ? 0
+                        : j->ps->new_size - off < len ? j->ps->new_size - off : len;
+        if (off + len <= j->size && plen == len && !overlaps(j->ps, off, len)) {
             vp_b3_update2(&a, &b, j->src + off, len);
         } else {
             if (off < j->size)
                 vp_b3_update(&a, j->src + off, j->size - off < len ? j->size - off : len);
-            patched_block(j, off, len, buf);
-            vp_b3_update(&b, buf, len);
+            patched_block(j, off, plen, buf);
+            vp_b3_update(&b, buf, plen);
         }
         /* Hashed pages leave this process (the page cache keeps them): resident
          * memory stays at one block whatever the file size. */
@@ -106,7 +109,7 @@ static int copy_bytes(int src_fd, const uint8_t *src, uint64_t size, int dst_fd)
 int vp_copy_patched(int src_fd, uint64_t size, int dst_fd, const struct vp_patchset *ps,
                     struct vp_copy_result *ret)
 {
-    static const struct vp_patchset none = {0};
+    struct vp_patchset none = {.new_size = size};
     if (!ps)
         ps = &none;
     const uint8_t *src = NULL;
@@ -123,8 +126,8 @@ int vp_copy_patched(int src_fd, uint64_t size, int dst_fd, const struct vp_patch
 
     int r = copy_bytes(src_fd, src, size, dst_fd);
     uint64_t written = size;
-    uint64_t new_size = ps->new_size > size ? ps->new_size : size;
-    if (r == 0 && new_size > size && ftruncate(dst_fd, (off_t)new_size) < 0)
+    uint64_t new_size = ps->new_size;
+    if (r == 0 && new_size != size && ftruncate(dst_fd, (off_t)new_size) < 0)
         r = -errno;
     for (size_t i = 0; r == 0 && i < ps->n; i++) {
         r = write_all(dst_fd, ps->v[i].data, ps->v[i].len, ps->v[i].off);

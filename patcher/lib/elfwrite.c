@@ -109,6 +109,26 @@ static int choose_slot(const struct vp_elf *e, bool *loses_build_id)
     return with_id;
 }
 
+/* The program header of a segment this writer appended before: the last PT_LOAD, at the
+ * end of the file, holding exactly the string table and then the dynamic array. -1 if
+ * there is none. */
+static int own_segment(const struct vp_elf *e)
+{
+    int last = -1;
+    for (size_t i = 0; i < e->phnum; i++)
+        if (e->ph[i].p_type == PT_LOAD)
+            last = (int)i;
+    if (last < 0 || !e->has_dynamic)
+        return -1;
+    const Elf64_Phdr *l = &e->ph[last], *d = &e->ph[e->dyn_phidx];
+    uint64_t dyn_rel = align_up(e->strsz, 8);
+    bool ours = l->p_flags == (PF_R | PF_W) && l->p_filesz == l->p_memsz &&
+                l->p_offset + l->p_filesz == e->size && e->strtab_vaddr == l->p_vaddr &&
+                d->p_vaddr == l->p_vaddr + dyn_rel &&
+                l->p_filesz == dyn_rel + e->dyn_slots * sizeof(Elf64_Dyn);
+    return ours ? last : -1;
+}
+
 void vp_elfwrite_choose(const struct vp_elf *e, const struct vp_edit *edits, size_t n,
                         const char *patchelf, struct vp_write_choice *ret)
 {
@@ -132,6 +152,13 @@ void vp_elfwrite_choose(const struct vp_elf *e, const struct vp_edit *edits, siz
     if (inplace && spares <= e->dyn_spare) {
         ret->method = VP_WRITE_INPLACE;
         snprintf(ret->reason, sizeof(ret->reason), "the edits fit in the existing tables");
+        return;
+    }
+    if ((ret->slot = own_segment(e)) >= 0) {
+        ret->method = VP_WRITE_SEGMENT;
+        ret->reuse = true;
+        snprintf(ret->reason, sizeof(ret->reason),
+                 "the segment added by an earlier patch is rewritten with the grown tables");
         return;
     }
     ret->slot = choose_slot(e, &ret->loses_build_id);
@@ -257,7 +284,7 @@ static void update_section(const struct vp_elf *e, struct vp_patchset *ps, int i
 }
 
 static void prepare_segment(const struct vp_elf *e, const struct vp_edit *edits, size_t n,
-                            const bool *pending, int slot, struct vp_patchset *ps)
+                            const bool *pending, int slot, bool reuse, struct vp_patchset *ps)
 {
     /* The grown string table: the old one unchanged (every offset stays valid) plus
      * the new names. */
@@ -288,6 +315,10 @@ static void prepare_segment(const struct vp_elf *e, const struct vp_edit *edits,
         if (e->ph[i].p_type == PT_LOAD && e->ph[i].p_vaddr + e->ph[i].p_memsz > seg_vaddr)
             seg_vaddr = e->ph[i].p_vaddr + e->ph[i].p_memsz;
     seg_vaddr = align_up(seg_vaddr, PAGE);
+    if (reuse) { /* our earlier segment: same place, new contents, the file cut after it */
+        seg_off = e->ph[slot].p_offset;
+        seg_vaddr = e->ph[slot].p_vaddr;
+    }
     uint64_t dyn_rel = align_up(strsz, 8);
 
     _cleanup_(freep) Elf64_Dyn *d = copy_dynamic(e, n + SEGMENT_SPARE_SLOTS);
@@ -319,21 +350,29 @@ static void prepare_segment(const struct vp_elf *e, const struct vp_edit *edits,
     memcpy(seg, str, strsz);
     memcpy(seg + dyn_rel, d, dyn_size);
     patch_add(ps, seg_off, seg, seg_len); /* the gap before it reads as zeros */
+    ps->new_size = seg_off + seg_len;
 
     /* Program headers: the chosen slot becomes the new PT_LOAD, placed after the
-     * last PT_LOAD so the loads stay sorted by address; PT_DYNAMIC moves. */
+     * last PT_LOAD so the loads stay sorted by address; PT_DYNAMIC moves. A reused
+     * segment keeps its place. */
     _cleanup_(freep) Elf64_Phdr *ph = vp_xcalloc(e->phnum, sizeof(*ph));
-    size_t k = 0, at = 0;
-    for (size_t i = 0; i < e->phnum; i++)
-        if ((int)i != slot)
-            ph[k++] = e->ph[i];
-    for (size_t i = 0; i < k; i++)
-        if (ph[i].p_type == PT_LOAD)
-            at = i + 1;
-    memmove(&ph[at + 1], &ph[at], (k - at) * sizeof(*ph));
-    ph[at] = (Elf64_Phdr){.p_type = PT_LOAD, .p_flags = PF_R | PF_W, .p_offset = seg_off,
-                          .p_vaddr = seg_vaddr, .p_paddr = seg_vaddr, .p_filesz = seg_len,
-                          .p_memsz = seg_len, .p_align = PAGE};
+    const Elf64_Phdr load = {.p_type = PT_LOAD, .p_flags = PF_R | PF_W, .p_offset = seg_off,
+                             .p_vaddr = seg_vaddr, .p_paddr = seg_vaddr, .p_filesz = seg_len,
+                             .p_memsz = seg_len, .p_align = PAGE};
+    if (reuse) {
+        memcpy(ph, e->ph, e->phnum * sizeof(*ph));
+        ph[slot] = load;
+    } else {
+        size_t k = 0, at = 0;
+        for (size_t i = 0; i < e->phnum; i++)
+            if ((int)i != slot)
+                ph[k++] = e->ph[i];
+        for (size_t i = 0; i < k; i++)
+            if (ph[i].p_type == PT_LOAD)
+                at = i + 1;
+        memmove(&ph[at + 1], &ph[at], (k - at) * sizeof(*ph));
+        ph[at] = load;
+    }
     for (size_t i = 0; i < e->phnum; i++)
         if (ph[i].p_type == PT_DYNAMIC) {
             ph[i].p_offset = seg_off + dyn_rel;
@@ -408,7 +447,7 @@ int vp_elfwrite_prepare(const struct vp_elf *e, const struct vp_edit *edits, siz
         prepare_inplace(e, edits, n, pending, &ps);
         break;
     case VP_WRITE_SEGMENT:
-        prepare_segment(e, edits, n, pending, c->slot, &ps);
+        prepare_segment(e, edits, n, pending, c->slot, c->reuse, &ps);
         break;
     default:
         return vp_error(-ENOTSUP, "%s: no byte patch for method %s", e->path,

@@ -4,7 +4,8 @@
  *    slot plus a string that already exists);
  *  - segment: a new read-write PT_LOAD appended at the end holds the grown .dynstr
  *    and .dynamic; a PT_NULL or redundant PT_NOTE program header is turned into it,
- *    so the program header table never moves;
+ *    so the program header table never moves; a file patched this way before has its
+ *    segment rewritten (edits do not pile up segments);
  *  - patchelf: one edit per invocation (Debian 12's 0.14.3 corrupts multi-edit
  *    calls, #359), never on Go's internal-linker output (#146, #457).
  * The first two are computed as a patch set (byte ranges over the original), which the
@@ -39,6 +40,7 @@ enum vp_write_method {
 struct vp_write_choice {
     enum vp_write_method method;
     int slot;          /* program header turned into the new PT_LOAD (segment method) */
+    bool reuse;        /* slot is a segment vgpu-patch appended before: rewritten, not added */
     bool loses_build_id; /* the converted PT_NOTE held the only build-id note */
     char reason[256];  /* why this method (or why none) */
 };
@@ -52,7 +54,8 @@ struct vp_patch {
 struct vp_patchset {
     struct vp_patch *v; /* later entries win where they overlap */
     size_t n;
-    uint64_t new_size;  /* bytes between the original end and a patch read as zeros */
+    uint64_t new_size;  /* size of the result: it may cut the original short, and bytes
+                         * between the original end and a patch read as zeros */
 };
 
 void vp_patchset_release(struct vp_patchset *ps);
