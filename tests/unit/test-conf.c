@@ -10,11 +10,11 @@
 
 #include <ctype.h>
 #include <errno.h>
-#include <ftw.h>
 #include <string.h>
 #include <sys/stat.h>
 
 #include "conf.h"
+#include "testutil.h"
 
 static void env_name(enum vp_conf_key k, char out[64])
 {
@@ -37,44 +37,19 @@ static int clear_env(void **state)
     return 0;
 }
 
-static int rm_one(const char *p, const struct stat *st, int flag, struct FTW *ftw)
-{
-    (void)st, (void)flag, (void)ftw;
-    return remove(p);
-}
-
 /* A fake root whose /etc/vgpu/vgpu.conf holds text (NULL: no file). */
 static char *fake_root(const char *text)
 {
-    char *root = vp_xstrdup("/tmp/vgpu-ut-conf-XXXXXX");
-    assert_non_null(mkdtemp(root));
-    if (text) {
-        _cleanup_(freep) char *dir = vp_path_join(root, "etc/vgpu");
-        assert_int_equal(vp_mkdir_p(dir, 0755), 0);
-        _cleanup_(freep) char *f = vp_path_join(root, VP_CONF_PATH);
-        assert_int_equal(vp_write_file_atomic(f, text, strlen(text), 0644), 0);
-    }
+    char *root = tu_tmpdir(NULL);
+    if (text)
+        tu_put(root, VP_CONF_PATH, text);
     return root;
-}
-
-static void drop_root(char *root)
-{
-    nftw(root, rm_one, 16, FTW_DEPTH | FTW_PHYS);
-    free(root);
 }
 
 static void parse(struct vp_conf *c, const char *text)
 {
     *c = (struct vp_conf){0};
     vp_conf_parse(c, text, strlen(text), "vgpu.conf");
-}
-
-static bool has_problem(const struct vp_conf *c, const char *text)
-{
-    for (size_t i = 0; i < c->problems.n; i++)
-        if (strstr(c->problems.v[i], text))
-            return true;
-    return false;
 }
 
 static void every_key_is_read_from_the_file(void **state)
@@ -153,7 +128,7 @@ static void environment_beats_file_beats_default(void **state)
     assert_int_equal(c.source[VP_CONF_BACKEND], VP_CONF_DEFAULT);
     assert_int_equal(c.problems.n, 0);
     vp_conf_release(&c);
-    drop_root(root);
+    tu_rmtree(root);
 }
 
 static void missing_file_is_fine_and_unreadable_file_is_an_error(void **state)
@@ -171,7 +146,7 @@ static void missing_file_is_fine_and_unreadable_file_is_an_error(void **state)
     vp_clear_error();
     assert_true(vp_conf_load(&c, root) < 0);
     assert_non_null(strstr(vp_last_error(), "vgpu.conf"));
-    drop_root(root);
+    tu_rmtree(root);
 }
 
 static void comments_blanks_and_quotes_are_understood(void **state)
@@ -227,9 +202,10 @@ static void bad_environment_value_is_reported_and_the_file_value_kept(void **sta
     assert_string_equal(vp_conf_get(&c, VP_CONF_BACKEND), "native");
     assert_int_equal(c.source[VP_CONF_BACKEND], VP_CONF_FILE);
     assert_int_equal(c.problems.n, 1);
-    assert_true(has_problem(&c, "environment VGPU_BACKEND: bad value 'cuda' for backend"));
+    assert_true(
+        tu_strv_mentions(&c.problems, "environment VGPU_BACKEND: bad value 'cuda' for backend"));
     vp_conf_release(&c);
-    drop_root(root);
+    tu_rmtree(root);
 }
 
 static bool valid(enum vp_conf_key k, const char *v)
@@ -244,6 +220,24 @@ static bool valid(enum vp_conf_key k, const char *v)
     return ok;
 }
 
+/* Asserts that `key = v` is accepted, naming v when it is not. */
+static void assert_accepted(enum vp_conf_key k, const char *v)
+{
+    bool ok = valid(k, v);
+    if (!ok)
+        print_message("rejected '%s'\n", v);
+    assert_true(ok);
+}
+
+/* Asserts that `key = v` is refused, naming v when it is not. */
+static void assert_refused(enum vp_conf_key k, const char *v)
+{
+    bool ok = valid(k, v);
+    if (ok)
+        print_message("accepted '%s'\n", v);
+    assert_false(ok);
+}
+
 static void endpoint_accepts_vsock_unix_and_tcp_forms_only(void **state)
 {
     (void)state;
@@ -255,16 +249,10 @@ static void endpoint_accepts_vsock_unix_and_tcp_forms_only(void **state)
                                       "unix:relative", "unix:",       "tcp:host",
                                       "tcp::80",       "tcp:host:",   "http://host:80",
                                       "/run/x.sock"};
-    for (size_t i = 0; i < VP_ARRAY_SIZE(good); i++) {
-        if (!valid(VP_CONF_ENDPOINT, good[i]))
-            print_message("rejected %s\n", good[i]);
-        assert_true(valid(VP_CONF_ENDPOINT, good[i]));
-    }
-    for (size_t i = 0; i < VP_ARRAY_SIZE(bad); i++) {
-        if (valid(VP_CONF_ENDPOINT, bad[i]))
-            print_message("accepted %s\n", bad[i]);
-        assert_false(valid(VP_CONF_ENDPOINT, bad[i]));
-    }
+    for (size_t i = 0; i < VP_ARRAY_SIZE(good); i++)
+        assert_accepted(VP_CONF_ENDPOINT, good[i]);
+    for (size_t i = 0; i < VP_ARRAY_SIZE(bad); i++)
+        assert_refused(VP_CONF_ENDPOINT, bad[i]);
 }
 
 static void memory_limit_accepts_sizes_with_units(void **state)
@@ -275,12 +263,9 @@ static void memory_limit_accepts_sizes_with_units(void **state)
     static const char *const bad[] = {"0", "8X", "G", "8 G", "8g", "8GB", "", "1.5G",
                                       "99999999999999999999999"};
     for (size_t i = 0; i < VP_ARRAY_SIZE(good); i++)
-        assert_true(valid(VP_CONF_MEMORY_LIMIT, good[i]));
-    for (size_t i = 0; i < VP_ARRAY_SIZE(bad); i++) {
-        if (valid(VP_CONF_MEMORY_LIMIT, bad[i]))
-            print_message("accepted '%s'\n", bad[i]);
-        assert_false(valid(VP_CONF_MEMORY_LIMIT, bad[i]));
-    }
+        assert_accepted(VP_CONF_MEMORY_LIMIT, good[i]);
+    for (size_t i = 0; i < VP_ARRAY_SIZE(bad); i++)
+        assert_refused(VP_CONF_MEMORY_LIMIT, bad[i]);
 }
 
 static void memory_limit_rejects_a_negative_size(void **state)

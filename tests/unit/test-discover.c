@@ -10,49 +10,11 @@
 #include <cmocka.h>
 
 #include <errno.h>
-#include <ftw.h>
 #include <string.h>
 #include <sys/stat.h>
 
 #include "discover.h"
-
-static int rm_one(const char *p, const struct stat *st, int flag, struct FTW *ftw)
-{
-    (void)st, (void)flag, (void)ftw;
-    return remove(p);
-}
-
-static int make_root(void **state)
-{
-    char *root = vp_xstrdup("/tmp/vgpu-ut-discover-XXXXXX");
-    if (!mkdtemp(root))
-        return -1;
-    *state = root;
-    return 0;
-}
-
-static int drop_root(void **state)
-{
-    nftw(*state, rm_one, 16, FTW_DEPTH | FTW_PHYS);
-    free(*state);
-    return 0;
-}
-
-static void put(const char *root, const char *rel, const char *text)
-{
-    _cleanup_(freep) char *p = vp_path_join(root, rel);
-    _cleanup_(freep) char *dir = vp_dirname(p);
-    assert_int_equal(vp_mkdir_p(dir, 0755), 0);
-    assert_int_equal(vp_write_file_atomic(p, text, strlen(text), 0644), 0);
-}
-
-static void lnk(const char *root, const char *rel, const char *target)
-{
-    _cleanup_(freep) char *p = vp_path_join(root, rel);
-    _cleanup_(freep) char *dir = vp_dirname(p);
-    assert_int_equal(vp_mkdir_p(dir, 0755), 0);
-    assert_int_equal(symlink(target, p), 0);
-}
+#include "testutil.h"
 
 static const char *fixtures(void)
 {
@@ -65,16 +27,11 @@ static const char *fixtures(void)
     return fx;
 }
 
+/* Copies a fixture file into the root (fixtures() skips the test; a missing one fails it). */
 static void put_fixture(const char *root, const char *rel, const char *fixture_rel)
 {
-    _cleanup_(freep) char *src = vp_path_join(fixtures(), fixture_rel);
-    _cleanup_(freep) char *data = NULL;
-    size_t len;
-    assert_int_equal(vp_read_file(src, 64u << 20, &data, &len), 0);
-    _cleanup_(freep) char *p = vp_path_join(root, rel);
-    _cleanup_(freep) char *dir = vp_dirname(p);
-    assert_int_equal(vp_mkdir_p(dir, 0755), 0);
-    assert_int_equal(vp_write_file_atomic(p, data, len, 0755), 0);
+    fixtures();
+    tu_put_fixture(root, rel, fixture_rel);
 }
 
 #define UNIT "etc/systemd/system/ollama.service"
@@ -83,8 +40,9 @@ static void put_fixture(const char *root, const char *rel, const char *fixture_r
 static void exec_start_is_read_from_the_service_section(void **state)
 {
     const char *root = *state;
-    put(root, UNIT, "[Unit]\nDescription=x\n\n[Service]\nExecStart=/usr/local/bin/ollama serve\n"
-                    "[Install]\nWantedBy=default.target\nExecStart=/not/this\n");
+    tu_put(root, UNIT,
+           "[Unit]\nDescription=x\n\n[Service]\nExecStart=/usr/local/bin/ollama serve\n"
+           "[Install]\nWantedBy=default.target\nExecStart=/not/this\n");
     char *unit = NULL;
     _cleanup_(freep) char *bin = vp_service_exec_binary(root, &unit);
     assert_non_null(bin);
@@ -96,15 +54,16 @@ static void exec_start_is_read_from_the_service_section(void **state)
 static void unit_in_etc_masks_the_packaged_one(void **state)
 {
     const char *root = *state;
-    put(root, "lib/systemd/system/ollama.service", "[Service]\nExecStart=/usr/bin/ollama serve\n");
-    put(root, "usr/lib/systemd/system/ollama.service", "[Service]\nExecStart=/x/bin/ollama\n");
+    tu_put(root, "lib/systemd/system/ollama.service",
+           "[Service]\nExecStart=/usr/bin/ollama serve\n");
+    tu_put(root, "usr/lib/systemd/system/ollama.service", "[Service]\nExecStart=/x/bin/ollama\n");
     char *unit = NULL;
     char *bin = vp_service_exec_binary(root, &unit);
     assert_string_equal(bin, "/usr/bin/ollama");
     assert_string_equal(unit, "/lib/systemd/system/ollama.service");
     free(bin);
     free(unit);
-    put(root, UNIT, "[Service]\nExecStart=/opt/ollama/bin/ollama serve\n");
+    tu_put(root, UNIT, "[Service]\nExecStart=/opt/ollama/bin/ollama serve\n");
     bin = vp_service_exec_binary(root, NULL);
     assert_string_equal(bin, "/opt/ollama/bin/ollama");
     free(bin);
@@ -113,17 +72,18 @@ static void unit_in_etc_masks_the_packaged_one(void **state)
 static void drop_ins_apply_in_name_order_and_an_empty_exec_start_resets(void **state)
 {
     const char *root = *state;
-    put(root, "lib/systemd/system/ollama.service", "[Service]\nExecStart=/usr/bin/ollama serve\n");
+    tu_put(root, "lib/systemd/system/ollama.service",
+           "[Service]\nExecStart=/usr/bin/ollama serve\n");
     /* Created out of order, in two directories; systemd sorts them by file name. */
-    put(root, DROPINS "20-b.conf", "[Service]\nExecStart=\nExecStart=/b/bin/ollama serve\n");
-    put(root, DROPINS "10-a.conf", "[Service]\nExecStart=\nExecStart=/a/bin/ollama serve\n");
-    put(root, "run/systemd/system/ollama.service.d/15-c.conf",
-        "[Service]\nExecStart=\nExecStart=/c/bin/ollama serve\n");
+    tu_put(root, DROPINS "20-b.conf", "[Service]\nExecStart=\nExecStart=/b/bin/ollama serve\n");
+    tu_put(root, DROPINS "10-a.conf", "[Service]\nExecStart=\nExecStart=/a/bin/ollama serve\n");
+    tu_put(root, "run/systemd/system/ollama.service.d/15-c.conf",
+           "[Service]\nExecStart=\nExecStart=/c/bin/ollama serve\n");
     /* Same name in a later directory: masked by the /etc one, which sets no ExecStart. */
-    put(root, DROPINS "30-z.conf", "[Service]\nEnvironment=OLLAMA_DEBUG=1\n");
-    put(root, "lib/systemd/system/ollama.service.d/30-z.conf",
-        "[Service]\nExecStart=\nExecStart=/z/bin/ollama serve\n");
-    put(root, DROPINS "40-not-a-drop-in.txt", "[Service]\nExecStart=\nExecStart=/t\n");
+    tu_put(root, DROPINS "30-z.conf", "[Service]\nEnvironment=OLLAMA_DEBUG=1\n");
+    tu_put(root, "lib/systemd/system/ollama.service.d/30-z.conf",
+           "[Service]\nExecStart=\nExecStart=/z/bin/ollama serve\n");
+    tu_put(root, DROPINS "40-not-a-drop-in.txt", "[Service]\nExecStart=\nExecStart=/t\n");
     char *unit = NULL;
     char *bin = vp_service_exec_binary(root, &unit);
     assert_non_null(bin);
@@ -132,7 +92,7 @@ static void drop_ins_apply_in_name_order_and_an_empty_exec_start_resets(void **s
     free(bin);
     free(unit);
     /* A last drop-in with only the reset: no ExecStart at all. */
-    put(root, DROPINS "99-reset.conf", "[Service]\nExecStart=\n");
+    tu_put(root, DROPINS "99-reset.conf", "[Service]\nExecStart=\n");
     unit = (char *)0x1;
     assert_null(vp_service_exec_binary(root, &unit));
     assert_ptr_equal(unit, (char *)0x1);
@@ -143,7 +103,7 @@ static void no_unit_means_no_service_binary(void **state)
     const char *root = *state;
     assert_null(vp_service_exec_binary(root, NULL));
     /* Drop-ins alone do not make a unit. */
-    put(root, DROPINS "10-a.conf", "[Service]\nExecStart=\nExecStart=/a/bin/ollama serve\n");
+    tu_put(root, DROPINS "10-a.conf", "[Service]\nExecStart=\nExecStart=/a/bin/ollama serve\n");
     assert_null(vp_service_exec_binary(root, NULL));
 }
 
@@ -164,7 +124,7 @@ static void launcher_and_systemd_prefixes_are_unwrapped(void **state)
     };
     for (size_t i = 0; i < VP_ARRAY_SIZE(cases); i++) {
         _cleanup_(freep) char *text = vp_xasprintf("[Service]\nExecStart=%s\n", cases[i].exec);
-        put(root, UNIT, text);
+        tu_put(root, UNIT, text);
         _cleanup_(freep) char *bin = vp_service_exec_binary(root, NULL);
         if (!bin || strcmp(bin, cases[i].want) != 0)
             print_message("ExecStart=%s gave %s\n", cases[i].exec, bin ? bin : "NULL");
@@ -181,21 +141,13 @@ static const struct vp_install *by_prefix(const struct vp_discovery *d, const ch
     return NULL;
 }
 
-static bool noted(const struct vp_discovery *d, const char *text)
-{
-    for (size_t i = 0; i < d->notes.n; i++)
-        if (strstr(d->notes.v[i], text))
-            return true;
-    return false;
-}
-
 static void service_wins_and_the_other_installs_are_noted(void **state)
 {
     const char *root = *state;
     put_fixture(root, "usr/local/bin/ollama", "trees/c/bin/ollama");
     put_fixture(root, "usr/bin/ollama", "trees/b/bin/ollama"); /* the stale-copy trap */
     put_fixture(root, "opt/ollama/bin/ollama", "trees/e/bin/ollama");
-    put(root, UNIT, "[Service]\nExecStart=/opt/ollama/bin/ollama serve\n");
+    tu_put(root, UNIT, "[Service]\nExecStart=/opt/ollama/bin/ollama serve\n");
     struct vp_discovery d;
     assert_int_equal(vp_discover(root, NULL, NULL, &d), 0);
     assert_int_equal(d.n, 3);
@@ -211,9 +163,10 @@ static void service_wins_and_the_other_installs_are_noted(void **state)
     assert_int_equal(usr->found_by, VP_FOUND_PATH | VP_FOUND_SCAN);
     assert_null(local->unit);
     assert_int_equal(d.notes.n, 2);
-    assert_true(noted(&d, "another Ollama is installed at /usr (found by PATH)"));
-    assert_true(noted(&d, "another Ollama is installed at /usr/local (found by PATH)"));
-    assert_true(noted(&d, "acting on /opt/ollama (found by ollama.service)"));
+    assert_true(tu_strv_mentions(&d.notes, "another Ollama is installed at /usr (found by PATH)"));
+    assert_true(
+        tu_strv_mentions(&d.notes, "another Ollama is installed at /usr/local (found by PATH)"));
+    assert_true(tu_strv_mentions(&d.notes, "acting on /opt/ollama (found by ollama.service)"));
     vp_discovery_release(&d);
 }
 
@@ -241,9 +194,9 @@ static void links_to_one_binary_are_one_install(void **state)
 {
     const char *root = *state;
     put_fixture(root, "opt/ollama-0.5/bin/ollama", "trees/c/bin/ollama");
-    lnk(root, "usr/local/bin/ollama", "/opt/ollama-0.5/bin/ollama");
-    lnk(root, "custom/bin/ollama", "../../opt/ollama-0.5/bin/ollama");
-    lnk(root, "usr/bin/ollama", "/nowhere/ollama"); /* dangling: no install */
+    tu_lnk(root, "usr/local/bin/ollama", "/opt/ollama-0.5/bin/ollama");
+    tu_lnk(root, "custom/bin/ollama", "../../opt/ollama-0.5/bin/ollama");
+    tu_lnk(root, "usr/bin/ollama", "/nowhere/ollama");              /* dangling: no install */
     _cleanup_(freep) char *dir = vp_path_join(root, "sbin/ollama"); /* a directory */
     assert_int_equal(vp_mkdir_p(dir, 0755), 0);
     struct vp_discovery d;
@@ -263,14 +216,14 @@ static void prefix_wins_and_a_missing_one_is_an_error(void **state)
     const char *root = *state;
     put_fixture(root, "usr/local/bin/ollama", "trees/c/bin/ollama");
     put_fixture(root, "srv/ollama/bin/ollama", "trees/e/bin/ollama");
-    put(root, UNIT, "[Service]\nExecStart=/usr/local/bin/ollama serve\n");
+    tu_put(root, UNIT, "[Service]\nExecStart=/usr/local/bin/ollama serve\n");
     struct vp_discovery d;
     assert_int_equal(vp_discover(root, "/srv/ollama", NULL, &d), 0);
     const struct vp_install *c = &d.installs[d.chosen];
     assert_string_equal(c->prefix, "/srv/ollama");
     assert_int_equal(c->found_by, VP_FOUND_PREFIX);
-    assert_true(noted(&d, "/usr/local (found by ollama.service)"));
-    assert_true(noted(&d, "acting on /srv/ollama (found by --prefix)"));
+    assert_true(tu_strv_mentions(&d.notes, "/usr/local (found by ollama.service)"));
+    assert_true(tu_strv_mentions(&d.notes, "acting on /srv/ollama (found by --prefix)"));
     vp_discovery_release(&d);
 
     d.n = 77;
@@ -283,7 +236,7 @@ static void prefix_wins_and_a_missing_one_is_an_error(void **state)
 static void nothing_installed_is_enoent(void **state)
 {
     const char *root = *state;
-    put(root, UNIT, "[Service]\nExecStart=/usr/local/bin/ollama serve\n"); /* not there */
+    tu_put(root, UNIT, "[Service]\nExecStart=/usr/local/bin/ollama serve\n"); /* not there */
     struct vp_discovery d = {.n = 77};
     vp_clear_error();
     assert_int_equal(vp_discover(root, NULL, NULL, &d), -ENOENT);
@@ -355,7 +308,7 @@ static void release_wins_over_a_mixed_layout_and_no_fingerprint_covers_c_and_d(v
     free(in.era_reason);
     /* A C/D layout whose files carry neither fingerprint: both eras are covered. */
     put_fixture(root, "cd/bin/ollama", "bad/static-exe");
-    put(root, "cd/lib/ollama/cuda_v12/libggml-cuda.so", "");
+    tu_put(root, "cd/lib/ollama/cuda_v12/libggml-cuda.so", "");
     in = (struct vp_install){.prefix = "/cd", .binary = "/cd/bin/ollama"};
     assert_int_equal(vp_install_identify(root, &in), 0);
     assert_int_equal(in.eras, 1u << VP_ERA_C | 1u << VP_ERA_D);
@@ -364,7 +317,7 @@ static void release_wins_over_a_mixed_layout_and_no_fingerprint_covers_c_and_d(v
     free(in.toolchain);
     free(in.era_reason);
     /* A script is no binary to identify. */
-    put(root, "sh/bin/ollama", "#!/bin/sh\nexec /usr/local/bin/ollama \"$@\"\n");
+    tu_put(root, "sh/bin/ollama", "#!/bin/sh\nexec /usr/local/bin/ollama \"$@\"\n");
     in = (struct vp_install){.prefix = "/sh", .binary = "/sh/bin/ollama"};
     assert_int_equal(vp_install_identify(root, &in), -ENOEXEC);
 }
@@ -375,7 +328,7 @@ static void fingerprints_of_both_c_and_d_cover_both(void **state)
     /* A -trimpath C binary (Go discovery globs) beside D's libggml-base (WSL NVML route). */
     put_fixture(root, "cd/bin/ollama", "trees/c-trim/bin/ollama");
     put_fixture(root, "cd/lib/ollama/libggml-base.so", "trees/d/lib/ollama/libggml-base.so");
-    put(root, "cd/lib/ollama/cuda_v13/libggml-cuda.so", "");
+    tu_put(root, "cd/lib/ollama/cuda_v13/libggml-cuda.so", "");
     struct vp_install in = {.prefix = "/cd", .binary = "/cd/bin/ollama"};
     assert_int_equal(vp_install_identify(root, &in), 0);
     assert_null(in.version);
@@ -385,7 +338,7 @@ static void fingerprints_of_both_c_and_d_cover_both(void **state)
     free(in.era_reason);
 }
 
-#define T(f) cmocka_unit_test_setup_teardown(f, make_root, drop_root)
+#define T(f) cmocka_unit_test_setup_teardown(f, tu_setup_tmpdir, tu_teardown_tmpdir)
 
 int main(void)
 {

@@ -9,66 +9,28 @@
 
 #include <errno.h>
 #include <fcntl.h>
-#include <ftw.h>
 #include <string.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
 
 #include "elfmodel.h"
+#include "testutil.h"
 
 static char *tmp_dir;
 
-static int rm_one(const char *p, const struct stat *st, int flag, struct FTW *ftw)
-{
-    (void)st, (void)flag, (void)ftw;
-    return remove(p);
-}
-
+/* The group's temp dir, removed by tu_teardown_tmpdir after the last test. */
 static int setup(void **state)
 {
-    (void)state;
-    tmp_dir = vp_xstrdup("/tmp/vgpu-ut-elfmodel-XXXXXX");
-    return mkdtemp(tmp_dir) ? 0 : -1;
-}
-
-static int teardown(void **state)
-{
-    (void)state;
-    nftw(tmp_dir, rm_one, 8, FTW_DEPTH | FTW_PHYS);
-    free(tmp_dir);
-    return 0;
-}
-
-/* Path of a fixture file; skips the test when the fixtures (or this one) were not built. */
-static char *fixture(const char *rel)
-{
-    const char *fx = getenv("VGPU_TEST_FIXTURES");
-    if (!fx)
-        skip();
-    char *p = vp_path_join(fx, rel);
-    if (access(p, F_OK) != 0) {
-        print_message("%s not built: skipped\n", p);
-        free(p);
-        skip();
-    }
-    return p;
-}
-
-static struct vp_elf *open_ok(const char *path)
-{
-    struct vp_elf *e = NULL;
-    int r = vp_elf_open(path, &e);
-    if (r < 0)
-        print_message("%s: %s\n", path, vp_last_error());
-    assert_int_equal(r, 0);
-    return e;
+    int r = tu_setup_tmpdir(state);
+    tmp_dir = *state;
+    return r;
 }
 
 /* tools/elf-mangle MODE fixture -> a file in the temp dir. */
 static char *mangle(const char *mode, const char *rel)
 {
-    _cleanup_(freep) char *tool = fixture("tools/elf-mangle");
-    _cleanup_(freep) char *in = fixture(rel);
+    _cleanup_(freep) char *tool = tu_fixture("tools/elf-mangle");
+    _cleanup_(freep) char *in = tu_fixture(rel);
     char *out = vp_xasprintf("%s/%s-%s", tmp_dir, mode, vp_basename(rel));
     pid_t pid = fork();
     assert_true(pid >= 0);
@@ -85,7 +47,7 @@ static char *mangle(const char *mode, const char *rel)
 /* A copy of a fixture with bytes replaced at off. */
 static char *patched_copy(const char *rel, uint64_t off, const void *bytes, size_t n)
 {
-    _cleanup_(freep) char *in = fixture(rel);
+    _cleanup_(freep) char *in = tu_fixture(rel);
     _cleanup_(freep) char *data = NULL;
     size_t len;
     assert_int_equal(vp_read_file(in, 64u << 20, &data, &len), 0);
@@ -111,8 +73,7 @@ static void assert_needed(const struct vp_elf *e, const char *const *want, size_
 static void llama_server_is_a_pie_with_runpath_origin(void **state)
 {
     (void)state;
-    _cleanup_(freep) char *p = fixture("trees/e/lib/ollama/llama-server");
-    _cleanup_(vp_elf_freep) struct vp_elf *e = open_ok(p);
+    _cleanup_(vp_elf_freep) struct vp_elf *e = tu_open_fixture("trees/e/lib/ollama/llama-server");
     assert_int_equal(e->kind, VP_ELF_PIE);
     assert_true(vp_elf_is_executable(e));
     assert_string_equal(vp_elf_kind_name(e->kind), "pie-executable");
@@ -142,8 +103,8 @@ static void llama_server_is_a_pie_with_runpath_origin(void **state)
 static void libggml_cuda_is_a_library_needing_the_driver_first(void **state)
 {
     (void)state;
-    _cleanup_(freep) char *p = fixture("trees/e/lib/ollama/cuda_v13/libggml-cuda.so");
-    _cleanup_(vp_elf_freep) struct vp_elf *e = open_ok(p);
+    _cleanup_(vp_elf_freep) struct vp_elf *e =
+        tu_open_fixture("trees/e/lib/ollama/cuda_v13/libggml-cuda.so");
     assert_int_equal(e->kind, VP_ELF_LIB);
     assert_false(vp_elf_is_executable(e));
     assert_null(e->interp);
@@ -170,8 +131,7 @@ static void driver_stand_ins_are_told_apart_by_their_exports(void **state)
         {"legacy/libnvidia-ml.so.1", VP_SONAME_NVML, false, false, 0, 5},
     };
     for (size_t i = 0; i < VP_ARRAY_SIZE(cases); i++) {
-        _cleanup_(freep) char *p = fixture(cases[i].rel);
-        _cleanup_(vp_elf_freep) struct vp_elf *e = open_ok(p);
+        _cleanup_(vp_elf_freep) struct vp_elf *e = tu_open_fixture(cases[i].rel);
         assert_int_equal(e->kind, VP_ELF_LIB);
         assert_string_equal(e->soname, cases[i].soname);
         assert_int_equal(e->exports_marker, cases[i].marker);
@@ -185,15 +145,13 @@ static void driver_stand_ins_are_told_apart_by_their_exports(void **state)
 static void go_binaries_and_their_linker_are_recognised(void **state)
 {
     (void)state;
-    _cleanup_(freep) char *cfake = fixture("trees/e/bin/ollama");
-    _cleanup_(vp_elf_freep) struct vp_elf *c = open_ok(cfake);
+    _cleanup_(vp_elf_freep) struct vp_elf *c = tu_open_fixture("trees/e/bin/ollama");
     assert_true(c->go); /* the C fake carries a .go.buildinfo section */
     assert_false(c->go_internal_link);
     assert_string_equal(c->ollama_version, "0.30.1");
     assert_true(vp_startswith(c->go_toolchain, "go1."));
 
-    _cleanup_(freep) char *il = fixture("go/ollama-internal-link");
-    _cleanup_(vp_elf_freep) struct vp_elf *g = open_ok(il);
+    _cleanup_(vp_elf_freep) struct vp_elf *g = tu_open_fixture("go/ollama-internal-link");
     assert_int_equal(g->kind, VP_ELF_EXEC);
     assert_int_equal(g->ehdr.e_type, ET_EXEC);
     assert_true(g->go);
@@ -204,8 +162,7 @@ static void go_binaries_and_their_linker_are_recognised(void **state)
     static const char *const needed[] = {"libc.so.6"};
     assert_needed(g, needed, 1);
 
-    _cleanup_(freep) char *eg = fixture("trees/e-go/bin/ollama");
-    _cleanup_(vp_elf_freep) struct vp_elf *x = open_ok(eg);
+    _cleanup_(vp_elf_freep) struct vp_elf *x = tu_open_fixture("trees/e-go/bin/ollama");
     assert_int_equal(x->kind, VP_ELF_PIE);
     assert_true(x->go);
     assert_false(x->go_internal_link); /* cgo: linked by gcc */
@@ -215,8 +172,7 @@ static void go_binaries_and_their_linker_are_recognised(void **state)
 static void static_executable_has_no_dynamic_section(void **state)
 {
     (void)state;
-    _cleanup_(freep) char *p = fixture("bad/static-exe");
-    _cleanup_(vp_elf_freep) struct vp_elf *e = open_ok(p);
+    _cleanup_(vp_elf_freep) struct vp_elf *e = tu_open_fixture("bad/static-exe");
     assert_int_equal(e->kind, VP_ELF_STATIC);
     assert_false(e->has_dynamic);
     assert_int_equal(e->n_needed, 0);
@@ -238,7 +194,7 @@ static void expect_error(const char *path, int want)
 static void files_that_are_not_elf_are_refused(void **state)
 {
     (void)state;
-    _cleanup_(freep) char *notelf = fixture("bad/notelf");
+    _cleanup_(freep) char *notelf = tu_fixture("bad/notelf");
     expect_error(notelf, -ENOEXEC);
     expect_error(tmp_dir, -ENOEXEC); /* a directory */
     _cleanup_(freep) char *missing = vp_path_join(tmp_dir, "missing");
@@ -302,10 +258,10 @@ static void section_less_copies_keep_their_dynamic_facts(void **state)
                                          "trees/e/lib/ollama/cuda_v13/libggml-cuda.so",
                                          "trees/e/bin/ollama"};
     for (size_t k = 0; k < VP_ARRAY_SIZE(inputs); k++) {
-        _cleanup_(freep) char *orig_path = fixture(inputs[k]);
+        _cleanup_(freep) char *orig_path = tu_fixture(inputs[k]);
         _cleanup_(freep) char *out = mangle("strip-sections", inputs[k]);
-        _cleanup_(vp_elf_freep) struct vp_elf *o = open_ok(orig_path);
-        _cleanup_(vp_elf_freep) struct vp_elf *s = open_ok(out);
+        _cleanup_(vp_elf_freep) struct vp_elf *o = tu_open_ok(orig_path);
+        _cleanup_(vp_elf_freep) struct vp_elf *s = tu_open_ok(out);
         assert_int_equal(s->shnum, 0);
         assert_int_equal(s->shidx_dynamic, -1);
         assert_int_equal(s->shidx_dynstr, -1);
@@ -329,7 +285,7 @@ static void section_less_copies_keep_their_dynamic_facts(void **state)
     }
     /* The build info is found without sections too. */
     _cleanup_(freep) char *out = mangle("strip-sections", "trees/e/bin/ollama");
-    _cleanup_(vp_elf_freep) struct vp_elf *s = open_ok(out);
+    _cleanup_(vp_elf_freep) struct vp_elf *s = tu_open_ok(out);
     assert_true(s->go);
     assert_string_equal(s->ollama_version, "0.30.1");
     assert_int_equal(vp_elf_scan_strings(s), 0);
@@ -339,8 +295,7 @@ static void section_less_copies_keep_their_dynamic_facts(void **state)
 static void dynstr_find_does_not_return_a_tail_match(void **state)
 {
     (void)state;
-    _cleanup_(freep) char *p = fixture("trees/e/lib/ollama/llama-server");
-    _cleanup_(vp_elf_freep) struct vp_elf *e = open_ok(p);
+    _cleanup_(vp_elf_freep) struct vp_elf *e = tu_open_fixture("trees/e/lib/ollama/llama-server");
     assert_int_equal(vp_elf_dynstr_find(e, "libc.so.6"), e->needed[1].stroff);
     assert_int_equal(vp_elf_dynstr_find(e, "libggml-base.so.0"), e->needed[0].stroff);
     /* Tails of those names, and a prefix of one (not NUL-terminated there). */
@@ -360,8 +315,7 @@ static void dynstr_find_does_not_return_a_tail_match(void **state)
 static void dynstr_shared_sees_every_other_reference(void **state)
 {
     (void)state;
-    _cleanup_(freep) char *p = fixture("trees/e/lib/ollama/llama-server");
-    _cleanup_(vp_elf_freep) struct vp_elf *e = open_ok(p);
+    _cleanup_(vp_elf_freep) struct vp_elf *e = tu_open_fixture("trees/e/lib/ollama/llama-server");
     const struct vp_elf_needed *base = &e->needed[0], *libc = &e->needed[1];
     uint64_t blen = strlen(base->name) + 1, clen = strlen(libc->name) + 1;
     /* Only its own DT_NEEDED points at libggml-base.so.0. */
@@ -383,8 +337,7 @@ static void dynstr_shared_sees_every_other_reference(void **state)
 static void vaddr_maps_to_file_offset_only_inside_one_segment(void **state)
 {
     (void)state;
-    _cleanup_(freep) char *p = fixture("trees/e/lib/ollama/llama-server");
-    _cleanup_(vp_elf_freep) struct vp_elf *e = open_ok(p);
+    _cleanup_(vp_elf_freep) struct vp_elf *e = tu_open_fixture("trees/e/lib/ollama/llama-server");
     uint64_t off = 0;
     assert_true(vp_elf_vaddr_to_off(e, e->dyn_vaddr, 16, &off));
     assert_int_equal(off, e->dyn_off);
@@ -398,8 +351,8 @@ static void vaddr_maps_to_file_offset_only_inside_one_segment(void **state)
 static void scan_strings_finds_the_dlopen_routes_of_each_era(void **state)
 {
     (void)state;
-    _cleanup_(freep) char *d = fixture("trees/d/lib/ollama/libggml-base.so");
-    _cleanup_(vp_elf_freep) struct vp_elf *e = open_ok(d);
+    _cleanup_(vp_elf_freep) struct vp_elf *e =
+        tu_open_fixture("trees/d/lib/ollama/libggml-base.so");
     assert_false(e->strings_scanned);
     assert_int_equal(vp_elf_scan_strings(e), 0);
     assert_int_equal(vp_elf_scan_strings(e), 0); /* a second call adds nothing */
@@ -409,13 +362,12 @@ static void scan_strings_finds_the_dlopen_routes_of_each_era(void **state)
     assert_string_equal(e->routes[1].text, VP_SONAME_NVML);
     assert_true(!e->routes[1].absolute && e->routes[1].nvml);
 
-    _cleanup_(freep) char *c = fixture("trees/c/lib/ollama/libggml-base.so");
-    _cleanup_(vp_elf_freep) struct vp_elf *ce = open_ok(c);
+    _cleanup_(vp_elf_freep) struct vp_elf *ce =
+        tu_open_fixture("trees/c/lib/ollama/libggml-base.so");
     assert_int_equal(vp_elf_scan_strings(ce), 0);
     assert_int_equal(ce->n_routes, 0);
 
-    _cleanup_(freep) char *a0 = fixture("trees/a0/bin/ollama");
-    _cleanup_(vp_elf_freep) struct vp_elf *ae = open_ok(a0);
+    _cleanup_(vp_elf_freep) struct vp_elf *ae = tu_open_fixture("trees/a0/bin/ollama");
     assert_int_equal(vp_elf_scan_strings(ae), 0);
     assert_true(has_route(ae, "/usr/lib/wsl/lib/libnvidia-ml.so*"));
     assert_true(has_route(ae, "libnvidia-ml.so"));
@@ -426,9 +378,7 @@ static void scan_strings_finds_the_dlopen_routes_of_each_era(void **state)
 static void scan_strings_keeps_globs_with_wildcard_directories_whole(void **state)
 {
     (void)state;
-    char *a = fixture("trees/a/bin/ollama");
-    struct vp_elf *e = open_ok(a);
-    free(a);
+    struct vp_elf *e = tu_open_fixture("trees/a/bin/ollama");
     assert_int_equal(vp_elf_scan_strings(e), 0);
     assert_true(has_route(e, "/usr/lib/wsl/lib/libcuda.so*"));
     assert_true(has_route(e, "libcuda.so*"));
@@ -460,5 +410,5 @@ int main(void)
         cmocka_unit_test(scan_strings_finds_the_dlopen_routes_of_each_era),
         cmocka_unit_test(scan_strings_keeps_globs_with_wildcard_directories_whole),
     };
-    return cmocka_run_group_tests(tests, setup, teardown);
+    return cmocka_run_group_tests(tests, setup, tu_teardown_tmpdir);
 }

@@ -11,7 +11,6 @@
 
 #include <errno.h>
 #include <fcntl.h>
-#include <ftw.h>
 #include <signal.h>
 #include <string.h>
 #include <sys/stat.h>
@@ -19,55 +18,19 @@
 
 #include "copy.h"
 #include "elfwrite.h"
+#include "testutil.h"
 
 #define LDSO "/lib64/ld-linux-x86-64.so.2"
 #define PATCHELF "/usr/bin/patchelf"
 
 static char *tmp_dir;
 
-static int rm_one(const char *p, const struct stat *st, int flag, struct FTW *ftw)
-{
-    (void)st, (void)flag, (void)ftw;
-    return remove(p);
-}
-
+/* The group's temp dir, removed by tu_teardown_tmpdir after the last test. */
 static int setup(void **state)
 {
-    (void)state;
-    tmp_dir = vp_xstrdup("/tmp/vgpu-ut-elfwrite-XXXXXX");
-    return mkdtemp(tmp_dir) ? 0 : -1;
-}
-
-static int teardown(void **state)
-{
-    (void)state;
-    nftw(tmp_dir, rm_one, 8, FTW_DEPTH | FTW_PHYS);
-    free(tmp_dir);
-    return 0;
-}
-
-static char *fixture(const char *rel)
-{
-    const char *fx = getenv("VGPU_TEST_FIXTURES");
-    if (!fx)
-        skip();
-    char *p = vp_path_join(fx, rel);
-    if (access(p, F_OK) != 0) {
-        print_message("%s not built: skipped\n", p);
-        free(p);
-        skip();
-    }
-    return p;
-}
-
-static struct vp_elf *open_ok(const char *path)
-{
-    struct vp_elf *e = NULL;
-    int r = vp_elf_open(path, &e);
-    if (r < 0)
-        print_message("%s: %s\n", path, vp_last_error());
-    assert_int_equal(r, 0);
-    return e;
+    int r = tu_setup_tmpdir(state);
+    tmp_dir = *state;
+    return r;
 }
 
 /* Runs argv with exactly env; stdout and stderr together in *out. Returns the exit status,
@@ -169,8 +132,7 @@ static size_t changed_outside(const char *a_path, const char *b_path, const stru
 static void choose_none_when_every_edit_is_already_there(void **state)
 {
     (void)state;
-    _cleanup_(freep) char *p = fixture("trees/e/lib/ollama/llama-server");
-    _cleanup_(vp_elf_freep) struct vp_elf *e = open_ok(p);
+    _cleanup_(vp_elf_freep) struct vp_elf *e = tu_open_fixture("trees/e/lib/ollama/llama-server");
     struct vp_edit ed[] = {{VP_EDIT_ADD_NEEDED, NULL, "libc.so.6"},
                            {VP_EDIT_REPLACE_NEEDED, VP_SONAME_CUDA, "/x/libvgpu-cuda.so.1"}};
     bool pending[2];
@@ -200,8 +162,7 @@ static size_t existing_names(const struct vp_elf *e, struct vp_edit *out, size_t
 static void in_place_add_needs_an_existing_name_and_a_spare_slot_each(void **state)
 {
     (void)state;
-    _cleanup_(freep) char *p = fixture("trees/e/lib/ollama/llama-server");
-    _cleanup_(vp_elf_freep) struct vp_elf *e = open_ok(p);
+    _cleanup_(vp_elf_freep) struct vp_elf *e = tu_open_fixture("trees/e/lib/ollama/llama-server");
     assert_true(e->dyn_spare >= 1);
     struct vp_edit ed[16];
     size_t n = existing_names(e, ed, e->dyn_spare + 1);
@@ -220,11 +181,11 @@ static void in_place_add_of_an_existing_string_uses_a_spare_slot(void **state)
 {
     (void)state;
     /* The decoy's .dynstr holds its own soname: adding it costs no new byte. */
-    _cleanup_(freep) char *p = fixture("decoy/libcuda.so.580.65.06");
-    _cleanup_(vp_elf_freep) struct vp_elf *e = open_ok(p);
+    _cleanup_(freep) char *p = tu_fixture("decoy/libcuda.so.580.65.06");
+    _cleanup_(vp_elf_freep) struct vp_elf *e = tu_open_ok(p);
     struct vp_edit ed = {VP_EDIT_ADD_NEEDED, NULL, VP_SONAME_CUDA};
     _cleanup_(freep) char *out = apply(e, &ed, 1, VP_WRITE_INPLACE, "inplace-add.so");
-    _cleanup_(vp_elf_freep) struct vp_elf *r = open_ok(out);
+    _cleanup_(vp_elf_freep) struct vp_elf *r = tu_open_ok(out);
     assert_int_equal(r->size, e->size);
     assert_int_equal(r->n_needed, e->n_needed + 1);
     assert_string_equal(r->needed[r->n_needed - 1].name, VP_SONAME_CUDA);
@@ -236,11 +197,11 @@ static void in_place_add_of_an_existing_string_uses_a_spare_slot(void **state)
 static void in_place_replace_by_an_existing_name(void **state)
 {
     (void)state;
-    _cleanup_(freep) char *p = fixture("trees/e/lib/ollama/llama-server");
-    _cleanup_(vp_elf_freep) struct vp_elf *e = open_ok(p);
+    _cleanup_(freep) char *p = tu_fixture("trees/e/lib/ollama/llama-server");
+    _cleanup_(vp_elf_freep) struct vp_elf *e = tu_open_ok(p);
     struct vp_edit ed = {VP_EDIT_REPLACE_NEEDED, "libggml-base.so.0", "libc.so.6"};
     _cleanup_(freep) char *out = apply(e, &ed, 1, VP_WRITE_INPLACE, "inplace-existing");
-    _cleanup_(vp_elf_freep) struct vp_elf *r = open_ok(out);
+    _cleanup_(vp_elf_freep) struct vp_elf *r = tu_open_ok(out);
     assert_int_equal(r->n_needed, 2);
     assert_int_equal(r->needed[0].stroff, e->needed[1].stroff);
     struct range ok[] = {{e->dyn_off, e->dyn_slots * sizeof(Elf64_Dyn)}};
@@ -250,14 +211,14 @@ static void in_place_replace_by_an_existing_name(void **state)
 static void in_place_shorter_name_over_the_old_bytes_runs(void **state)
 {
     (void)state;
-    _cleanup_(freep) char *p = fixture("trees/e/lib/ollama/llama-server");
-    _cleanup_(freep) char *libdir = fixture("trees/e/lib/ollama");
-    _cleanup_(vp_elf_freep) struct vp_elf *e = open_ok(p);
+    _cleanup_(freep) char *p = tu_fixture("trees/e/lib/ollama/llama-server");
+    _cleanup_(freep) char *libdir = tu_fixture("trees/e/lib/ollama");
+    _cleanup_(vp_elf_freep) struct vp_elf *e = tu_open_ok(p);
     /* "libggml-base.so" is no string of its own there (only a prefix of the old name), is
      * shorter, and the old bytes are not shared: written over them. */
     struct vp_edit ed = {VP_EDIT_REPLACE_NEEDED, "libggml-base.so.0", "libggml-base.so"};
     _cleanup_(freep) char *out = apply(e, &ed, 1, VP_WRITE_INPLACE, "llama-server-inplace");
-    _cleanup_(vp_elf_freep) struct vp_elf *r = open_ok(out);
+    _cleanup_(vp_elf_freep) struct vp_elf *r = tu_open_ok(out);
     assert_string_equal(r->needed[0].name, "libggml-base.so");
     assert_int_equal(r->needed[0].stroff, e->needed[0].stroff);
     struct range ok[] = {{e->strtab_off + e->needed[0].stroff, strlen(e->needed[0].name) + 1},
@@ -271,11 +232,11 @@ static void in_place_shorter_name_over_the_old_bytes_runs(void **state)
 static void segment_add_of_the_shims_runs_and_loads_them_first(void **state)
 {
     (void)state;
-    _cleanup_(freep) char *p = fixture("trees/e/lib/ollama/llama-server");
-    _cleanup_(freep) char *libdir = fixture("trees/e/lib/ollama");
-    _cleanup_(freep) char *cuda = fixture("standin/libvgpu-cuda.so.1");
-    _cleanup_(freep) char *nvml = fixture("standin/libvgpu-nvml.so.1");
-    _cleanup_(vp_elf_freep) struct vp_elf *e = open_ok(p);
+    _cleanup_(freep) char *p = tu_fixture("trees/e/lib/ollama/llama-server");
+    _cleanup_(freep) char *libdir = tu_fixture("trees/e/lib/ollama");
+    _cleanup_(freep) char *cuda = tu_fixture("standin/libvgpu-cuda.so.1");
+    _cleanup_(freep) char *nvml = tu_fixture("standin/libvgpu-nvml.so.1");
+    _cleanup_(vp_elf_freep) struct vp_elf *e = tu_open_ok(p);
     struct vp_edit ed[] = {{VP_EDIT_ADD_NEEDED, NULL, cuda}, {VP_EDIT_ADD_NEEDED, NULL, nvml}};
     struct vp_write_choice c;
     vp_elfwrite_choose(e, ed, 2, NULL, &c);
@@ -284,7 +245,7 @@ static void segment_add_of_the_shims_runs_and_loads_them_first(void **state)
     assert_true(e->ph[c.slot].p_type == PT_NOTE || e->ph[c.slot].p_type == PT_NULL);
     _cleanup_(freep) char *out = apply(e, ed, 2, VP_WRITE_SEGMENT, "llama-server-segment");
 
-    _cleanup_(vp_elf_freep) struct vp_elf *r = open_ok(out);
+    _cleanup_(vp_elf_freep) struct vp_elf *r = tu_open_ok(out);
     assert_true(r->size > e->size);
     assert_int_equal(r->phnum, e->phnum); /* the program header table did not move */
     assert_string_equal(r->needed[2].name, cuda);
@@ -319,9 +280,9 @@ static void segment_add_of_the_shims_runs_and_loads_them_first(void **state)
 static void replace_renames_the_version_requirement_too(void **state)
 {
     (void)state;
-    _cleanup_(freep) char *p = fixture("trees/e/lib/ollama/llama-server");
-    _cleanup_(freep) char *libdir = fixture("trees/e/lib/ollama");
-    _cleanup_(vp_elf_freep) struct vp_elf *e = open_ok(p);
+    _cleanup_(freep) char *p = tu_fixture("trees/e/lib/ollama/llama-server");
+    _cleanup_(freep) char *libdir = tu_fixture("trees/e/lib/ollama");
+    _cleanup_(vp_elf_freep) struct vp_elf *e = tu_open_ok(p);
     assert_string_equal(vp_elf_dynstr(e, e->verneed[0].vn_file), "libc.so.6");
     /* libc.so.6 by its absolute path: a new string, so a new segment, and the verneed
      * record that names libc.so.6 must follow (ld.so matches versions by that name). */
@@ -330,7 +291,7 @@ static void replace_renames_the_version_requirement_too(void **state)
         skip();
     struct vp_edit ed = {VP_EDIT_REPLACE_NEEDED, "libc.so.6", (char *)libc};
     _cleanup_(freep) char *out = apply(e, &ed, 1, VP_WRITE_SEGMENT, "llama-server-libc");
-    _cleanup_(vp_elf_freep) struct vp_elf *r = open_ok(out);
+    _cleanup_(vp_elf_freep) struct vp_elf *r = tu_open_ok(out);
     assert_string_equal(r->needed[1].name, libc);
     assert_string_equal(vp_elf_dynstr(r, r->verneed[0].vn_file), libc);
     _cleanup_(freep) char *llp = vp_xasprintf("LD_LIBRARY_PATH=%s", libdir);
@@ -344,23 +305,23 @@ static void replace_renames_the_version_requirement_too(void **state)
     /* In place: a shorter name over the old bytes, which vn_file shares. */
     struct vp_edit shorter = {VP_EDIT_REPLACE_NEEDED, "libc.so.6", "libc.so"};
     _cleanup_(freep) char *out2 = apply(e, &shorter, 1, VP_WRITE_INPLACE, "llama-server-libc2");
-    _cleanup_(vp_elf_freep) struct vp_elf *r2 = open_ok(out2);
+    _cleanup_(vp_elf_freep) struct vp_elf *r2 = tu_open_ok(out2);
     assert_string_equal(vp_elf_dynstr(r2, r2->verneed[0].vn_file), "libc.so");
 }
 
 static void segment_add_works_on_a_c_and_a_section_less_executable(void **state)
 {
     (void)state;
-    _cleanup_(freep) char *cuda = fixture("standin/libvgpu-cuda.so.1");
-    _cleanup_(freep) char *bin = fixture("trees/e/bin/ollama");
-    _cleanup_(freep) char *tool = fixture("tools/elf-mangle");
+    _cleanup_(freep) char *cuda = tu_fixture("standin/libvgpu-cuda.so.1");
+    _cleanup_(freep) char *bin = tu_fixture("trees/e/bin/ollama");
+    _cleanup_(freep) char *tool = tu_fixture("tools/elf-mangle");
     _cleanup_(freep) char *stripped = vp_path_join(tmp_dir, "ollama-stripped");
     char *margv[] = {tool, "strip-sections", bin, stripped, NULL};
     _cleanup_(freep) char *mlog = NULL;
     assert_int_equal(run(margv, (char *[]){NULL}, &mlog), 0);
     const char *inputs[] = {bin, stripped};
     for (size_t i = 0; i < 2; i++) {
-        _cleanup_(vp_elf_freep) struct vp_elf *e = open_ok(inputs[i]);
+        _cleanup_(vp_elf_freep) struct vp_elf *e = tu_open_ok(inputs[i]);
         struct vp_edit ed = {VP_EDIT_ADD_NEEDED, NULL, cuda};
         _cleanup_(freep) char *name = vp_xasprintf("ollama-%zu", i);
         _cleanup_(freep) char *out = apply(e, &ed, 1, VP_WRITE_SEGMENT, name);
@@ -376,9 +337,9 @@ static void segment_add_works_on_a_c_and_a_section_less_executable(void **state)
 static void segment_works_on_go_internal_link_where_patchelf_breaks_it(void **state)
 {
     (void)state;
-    _cleanup_(freep) char *p = fixture("go/ollama-internal-link");
-    _cleanup_(freep) char *cuda = fixture("standin/libvgpu-cuda.so.1");
-    _cleanup_(vp_elf_freep) struct vp_elf *e = open_ok(p);
+    _cleanup_(freep) char *p = tu_fixture("go/ollama-internal-link");
+    _cleanup_(freep) char *cuda = tu_fixture("standin/libvgpu-cuda.so.1");
+    _cleanup_(vp_elf_freep) struct vp_elf *e = tu_open_ok(p);
     assert_true(e->go_internal_link);
     struct vp_edit ed = {VP_EDIT_ADD_NEEDED, NULL, cuda};
     _cleanup_(freep) char *out = apply(e, &ed, 1, VP_WRITE_SEGMENT, "go-segment");
@@ -436,11 +397,11 @@ static char *without_free_phdr(const char *in, const char *name)
 static void without_a_free_program_header_patchelf_or_impossible(void **state)
 {
     (void)state;
-    _cleanup_(freep) char *p = fixture("trees/e/lib/ollama/llama-server");
-    _cleanup_(freep) char *libdir = fixture("trees/e/lib/ollama");
-    _cleanup_(freep) char *cuda = fixture("standin/libvgpu-cuda.so.1");
+    _cleanup_(freep) char *p = tu_fixture("trees/e/lib/ollama/llama-server");
+    _cleanup_(freep) char *libdir = tu_fixture("trees/e/lib/ollama");
+    _cleanup_(freep) char *cuda = tu_fixture("standin/libvgpu-cuda.so.1");
     _cleanup_(freep) char *noslot = without_free_phdr(p, "llama-server-noslot");
-    _cleanup_(vp_elf_freep) struct vp_elf *e = open_ok(noslot);
+    _cleanup_(vp_elf_freep) struct vp_elf *e = tu_open_ok(noslot);
     struct vp_edit ed = {VP_EDIT_ADD_NEEDED, NULL, cuda};
     struct vp_write_choice c;
     vp_elfwrite_choose(e, &ed, 1, NULL, &c);
@@ -452,23 +413,22 @@ static void without_a_free_program_header_patchelf_or_impossible(void **state)
     assert_int_equal(vp_elfwrite_prepare(e, &ed, 1, &c, &ps), -ENOTSUP);
 
     /* Go's internal linker output and section-less files are never given to patchelf. */
-    _cleanup_(freep) char *go = fixture("go/ollama-internal-link");
+    _cleanup_(freep) char *go = tu_fixture("go/ollama-internal-link");
     _cleanup_(freep) char *go_noslot = without_free_phdr(go, "go-noslot");
-    _cleanup_(vp_elf_freep) struct vp_elf *g = open_ok(go_noslot);
+    _cleanup_(vp_elf_freep) struct vp_elf *g = tu_open_ok(go_noslot);
     vp_elfwrite_choose(g, &ed, 1, PATCHELF, &c);
     assert_int_equal(c.method, VP_WRITE_IMPOSSIBLE);
     assert_non_null(strstr(c.reason, "Go"));
-    _cleanup_(freep) char *tool = fixture("tools/elf-mangle");
+    _cleanup_(freep) char *tool = tu_fixture("tools/elf-mangle");
     _cleanup_(freep) char *stripped = vp_path_join(tmp_dir, "noslot-stripped");
     char *margv[] = {tool, "strip-sections", noslot, stripped, NULL};
     _cleanup_(freep) char *mlog = NULL;
     assert_int_equal(run(margv, (char *[]){NULL}, &mlog), 0);
-    _cleanup_(vp_elf_freep) struct vp_elf *s = open_ok(stripped);
+    _cleanup_(vp_elf_freep) struct vp_elf *s = tu_open_ok(stripped);
     vp_elfwrite_choose(s, &ed, 1, PATCHELF, &c);
     assert_int_equal(c.method, VP_WRITE_IMPOSSIBLE);
     assert_non_null(strstr(c.reason, "section headers"));
-    _cleanup_(freep) char *st_exe = fixture("bad/static-exe");
-    _cleanup_(vp_elf_freep) struct vp_elf *x = open_ok(st_exe);
+    _cleanup_(vp_elf_freep) struct vp_elf *x = tu_open_fixture("bad/static-exe");
     vp_elfwrite_choose(x, &ed, 1, PATCHELF, &c);
     assert_int_equal(c.method, VP_WRITE_IMPOSSIBLE);
     assert_non_null(strstr(c.reason, "statically linked"));
@@ -494,8 +454,8 @@ static void without_a_free_program_header_patchelf_or_impossible(void **state)
 static void check_fails_when_the_result_lacks_an_edit(void **state)
 {
     (void)state;
-    _cleanup_(freep) char *p = fixture("trees/e/lib/ollama/llama-server");
-    _cleanup_(vp_elf_freep) struct vp_elf *e = open_ok(p);
+    _cleanup_(freep) char *p = tu_fixture("trees/e/lib/ollama/llama-server");
+    _cleanup_(vp_elf_freep) struct vp_elf *e = tu_open_ok(p);
     struct vp_edit add = {VP_EDIT_ADD_NEEDED, NULL, "/x/libvgpu-cuda.so.1"};
     struct vp_edit rep = {VP_EDIT_REPLACE_NEEDED, "libggml-base.so.0", "libggml-base.so"};
     /* The original itself carries neither edit. */
@@ -509,7 +469,7 @@ static void check_fails_when_the_result_lacks_an_edit(void **state)
     struct vp_edit both[] = {rep, add};
     assert_int_equal(vp_elfwrite_check(e, out, both, 2), -EIO);
     /* Not an ELF file at all. */
-    _cleanup_(freep) char *notelf = fixture("bad/notelf");
+    _cleanup_(freep) char *notelf = tu_fixture("bad/notelf");
     assert_int_equal(vp_elfwrite_check(e, notelf, &add, 1), -ENOEXEC);
     assert_non_null(strstr(vp_last_error(), "does not read back"));
     assert_string_equal(vp_edit_kind_name(VP_EDIT_ADD_NEEDED), "add-needed");
@@ -531,5 +491,5 @@ int main(void)
         cmocka_unit_test(without_a_free_program_header_patchelf_or_impossible),
         cmocka_unit_test(check_fails_when_the_result_lacks_an_edit),
     };
-    return cmocka_run_group_tests(tests, setup, teardown);
+    return cmocka_run_group_tests(tests, setup, tu_teardown_tmpdir);
 }

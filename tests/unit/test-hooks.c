@@ -10,65 +10,17 @@
 #include <cmocka.h>
 
 #include <errno.h>
-#include <ftw.h>
 #include <string.h>
 #include <sys/stat.h>
 
 #include "hooks.h"
+#include "testutil.h"
 
-static int rm_one(const char *p, const struct stat *st, int flag, struct FTW *ftw)
-{
-    (void)st, (void)flag, (void)ftw;
-    return remove(p);
-}
-
-static int make_root(void **state)
-{
-    char *root = vp_xstrdup("/tmp/vgpu-ut-hooks-XXXXXX");
-    if (!mkdtemp(root))
-        return -1;
-    *state = root;
-    return 0;
-}
-
-static int drop_root(void **state)
-{
-    nftw(*state, rm_one, 16, FTW_DEPTH | FTW_PHYS);
-    free(*state);
-    return 0;
-}
-
-static void put(const char *root, const char *rel, const char *text)
-{
-    _cleanup_(freep) char *p = vp_path_join(root, rel);
-    _cleanup_(freep) char *dir = vp_dirname(p);
-    assert_int_equal(vp_mkdir_p(dir, 0755), 0);
-    assert_int_equal(vp_write_file_atomic(p, text, strlen(text), 0644), 0);
-}
-
-static void lnk(const char *root, const char *rel, const char *target)
-{
-    _cleanup_(freep) char *p = vp_path_join(root, rel);
-    _cleanup_(freep) char *dir = vp_dirname(p);
-    assert_int_equal(vp_mkdir_p(dir, 0755), 0);
-    assert_int_equal(symlink(target, p), 0);
-}
-
-/* Copies a fixture file into the root. */
+/* Copies a fixture file into the root; a fixture that was not built skips the test. */
 static void put_fixture(const char *root, const char *rel, const char *fixture_rel)
 {
-    const char *fx = getenv("VGPU_TEST_FIXTURES");
-    if (!fx)
-        skip();
-    _cleanup_(freep) char *src = vp_path_join(fx, fixture_rel);
-    _cleanup_(freep) char *data = NULL;
-    size_t len;
-    if (vp_read_file(src, 64u << 20, &data, &len) < 0)
-        skip();
-    _cleanup_(freep) char *p = vp_path_join(root, rel);
-    _cleanup_(freep) char *dir = vp_dirname(p);
-    assert_int_equal(vp_mkdir_p(dir, 0755), 0);
-    assert_int_equal(vp_write_file_atomic(p, data, len, 0755), 0);
+    free(tu_fixture(fixture_rel));
+    tu_put_fixture(root, rel, fixture_rel);
 }
 
 static size_t count(const struct vp_hooks *h, enum vp_hook_kind k)
@@ -113,10 +65,10 @@ static void scan(const char *root, const char *prefix, const struct vp_strv *own
 static void clean_root_has_no_hooks(void **state)
 {
     const char *root = *state;
-    put(root, "etc/ld.so.conf", "include /etc/ld.so.conf.d/*.conf\n");
-    put(root, "etc/environment", "PATH=/usr/bin\n# LD_PRELOAD=/old.so\nMY_LD_PRELOAD=x\n");
-    put(root, "etc/systemd/system/ollama.service",
-        "[Service]\nEnvironment=OLLAMA_HOST=0.0.0.0\nExecStart=/usr/bin/ollama serve\n");
+    tu_put(root, "etc/ld.so.conf", "include /etc/ld.so.conf.d/*.conf\n");
+    tu_put(root, "etc/environment", "PATH=/usr/bin\n# LD_PRELOAD=/old.so\nMY_LD_PRELOAD=x\n");
+    tu_put(root, "etc/systemd/system/ollama.service",
+           "[Service]\nEnvironment=OLLAMA_HOST=0.0.0.0\nExecStart=/usr/bin/ollama serve\n");
     put_fixture(root, "opt/ollama/bin/ollama", "trees/c/bin/ollama");
     struct vp_hooks h;
     scan(root, "/opt/ollama", NULL, &h);
@@ -127,8 +79,8 @@ static void clean_root_has_no_hooks(void **state)
 static void preload_file_entries_are_reported_and_comments_ignored(void **state)
 {
     const char *root = *state;
-    put(root, "etc/ld.so.preload",
-        "# the old method\n/usr/lib/libvgpu-cuda.so.1\n\n   /opt/a.so:/opt/b.so\t/opt/c.so\n");
+    tu_put(root, "etc/ld.so.preload",
+           "# the old method\n/usr/lib/libvgpu-cuda.so.1\n\n   /opt/a.so:/opt/b.so\t/opt/c.so\n");
     struct vp_hooks h;
     scan(root, NULL, NULL, &h);
     ASSERT_HOOKS(&h, 4);
@@ -149,7 +101,7 @@ static void preload_file_trailing_comments_are_ignored(void **state)
 {
     const char *root = *state;
     /* glibc's rtld blanks everything from '#' to the end of the line in ld.so.preload. */
-    put(root, "etc/ld.so.preload", "/usr/lib/libvgpu-cuda.so.1 # added by hand\n");
+    tu_put(root, "etc/ld.so.preload", "/usr/lib/libvgpu-cuda.so.1 # added by hand\n");
     struct vp_hooks h;
     scan(root, NULL, NULL, &h);
     size_t n = h.n;
@@ -161,20 +113,20 @@ static void preload_file_trailing_comments_are_ignored(void **state)
 static void loader_variables_in_unit_drop_ins_and_environment_files(void **state)
 {
     const char *root = *state;
-    put(root, "lib/systemd/system/ollama.service",
-        "[Unit]\nDescription=Ollama\n[Service]\nEnvironment=\"LD_PRELOAD=/usr/lib/x.so\"\n"
-        "EnvironmentFile=-/etc/default/ollama\nEnvironmentFile=/etc/vgpu/ollama.env\n"
-        "ExecStart=/usr/bin/ollama serve\n");
-    put(root, "etc/systemd/system/ollama.service.d/10-audit.conf",
-        "[Service]\n  Environment=OLLAMA_DEBUG=1 LD_AUDIT=/usr/lib/audit.so\n");
-    put(root, "etc/systemd/system/ollama.service.d/" VP_DROPIN_NAME,
-        "[Service]\nEnvironment=\"LD_AUDIT=/usr/lib/vgpu/audit.so\"\n");
-    put(root, "etc/systemd/system/ollama.service.d/20-note.txt",
-        "[Service]\nEnvironment=LD_PRELOAD=/not/a/drop-in.so\n");
-    put(root, "etc/default/ollama", "OLLAMA_HOST=0.0.0.0\nLD_PRELOAD='/opt/shim.so'\n");
-    put(root, "etc/vgpu/" VP_ENV_FILE_NAME, "LD_AUDIT=/usr/lib/vgpu/audit.so\n");
-    put(root, "etc/environment", "LANG=C\nLD_PRELOAD=/usr/lib/global.so\n");
-    put(root, "etc/profile.d/vgpu.sh", "# set by the old installer\nexport LD_AUDIT=/x.so\n");
+    tu_put(root, "lib/systemd/system/ollama.service",
+           "[Unit]\nDescription=Ollama\n[Service]\nEnvironment=\"LD_PRELOAD=/usr/lib/x.so\"\n"
+           "EnvironmentFile=-/etc/default/ollama\nEnvironmentFile=/etc/vgpu/ollama.env\n"
+           "ExecStart=/usr/bin/ollama serve\n");
+    tu_put(root, "etc/systemd/system/ollama.service.d/10-audit.conf",
+           "[Service]\n  Environment=OLLAMA_DEBUG=1 LD_AUDIT=/usr/lib/audit.so\n");
+    tu_put(root, "etc/systemd/system/ollama.service.d/" VP_DROPIN_NAME,
+           "[Service]\nEnvironment=\"LD_AUDIT=/usr/lib/vgpu/audit.so\"\n");
+    tu_put(root, "etc/systemd/system/ollama.service.d/20-note.txt",
+           "[Service]\nEnvironment=LD_PRELOAD=/not/a/drop-in.so\n");
+    tu_put(root, "etc/default/ollama", "OLLAMA_HOST=0.0.0.0\nLD_PRELOAD='/opt/shim.so'\n");
+    tu_put(root, "etc/vgpu/" VP_ENV_FILE_NAME, "LD_AUDIT=/usr/lib/vgpu/audit.so\n");
+    tu_put(root, "etc/environment", "LANG=C\nLD_PRELOAD=/usr/lib/global.so\n");
+    tu_put(root, "etc/profile.d/vgpu.sh", "# set by the old installer\nexport LD_AUDIT=/x.so\n");
     struct vp_hooks h;
     scan(root, NULL, NULL, &h);
     const struct vp_hook *k;
@@ -204,9 +156,9 @@ static void loader_variables_in_unit_drop_ins_and_environment_files(void **state
 static void unquoted_environment_assignment_in_a_unit_is_reported(void **state)
 {
     const char *root = *state;
-    put(root, "etc/systemd/system/ollama.service",
-        "[Service]\nEnvironment=LD_PRELOAD=/usr/lib/libvgpu-cuda.so.1\n"
-        "ExecStart=/usr/bin/ollama serve\n");
+    tu_put(root, "etc/systemd/system/ollama.service",
+           "[Service]\nEnvironment=LD_PRELOAD=/usr/lib/libvgpu-cuda.so.1\n"
+           "ExecStart=/usr/bin/ollama serve\n");
     struct vp_hooks h;
     scan(root, NULL, NULL, &h);
     size_t n = count(&h, VP_HOOK_UNIT_ENV);
@@ -224,13 +176,13 @@ static void driver_names_in_system_dirs_unless_nvidia(void **state)
     put_fixture(root, "usr/lib/x86_64-linux-gnu/libnvidia-ml.so.1",
                 "decoy/libnvidia-ml.so.580.65.06");
     put_fixture(root, "usr/local/lib/libnvidia-ml.so.1", "standin/libvgpu-nvml.so.1");
-    lnk(root, "lib64/libcuda.so", "/usr/lib/x86_64-linux-gnu/libcuda.so.580.65.06");
-    lnk(root, "usr/lib64/libcuda.so.1", "/nowhere/libcuda.so.1");
+    tu_lnk(root, "lib64/libcuda.so", "/usr/lib/x86_64-linux-gnu/libcuda.so.580.65.06");
+    tu_lnk(root, "usr/lib64/libcuda.so.1", "/nowhere/libcuda.so.1");
     put_fixture(root, "usr/lib/libcudart.so.12", "legacy/libcuda.so.1"); /* not a driver name */
     /* A directory listed only through an ld.so.conf include, and a comment. */
-    put(root, "etc/ld.so.conf", "# system\ninclude /etc/ld.so.conf.d/*.conf\n");
-    put(root, "etc/ld.so.conf.d/vgpu.conf", "/opt/vgpu/lib # old shim dir\n");
-    put(root, "etc/ld.so.conf.d/cuda.conf", "/usr/local/cuda/lib64\n");
+    tu_put(root, "etc/ld.so.conf", "# system\ninclude /etc/ld.so.conf.d/*.conf\n");
+    tu_put(root, "etc/ld.so.conf.d/vgpu.conf", "/opt/vgpu/lib # old shim dir\n");
+    tu_put(root, "etc/ld.so.conf.d/cuda.conf", "/usr/local/cuda/lib64\n");
     put_fixture(root, "opt/vgpu/lib/libnvidia-ml.so.1", "legacy/libnvidia-ml.so.1");
     put_fixture(root, "usr/local/cuda/lib64/libcuda.so.1", "decoy/libcuda.so.580.65.06");
     struct vp_hooks h;
@@ -253,9 +205,9 @@ static void driver_names_inside_the_ollama_tree(void **state)
     put_fixture(root, "opt/ollama/bin/ollama", "trees/c/bin/ollama");
     put_fixture(root, "usr/lib/old/libcuda.so.1", "legacy/libcuda.so.1");
     put_fixture(root, "usr/lib/vgpu/libvgpu-cuda.so.1", "standin/libvgpu-cuda.so.1");
-    lnk(root, "opt/ollama/lib/ollama/libcuda.so.1", "/usr/lib/old/libcuda.so.1");
-    lnk(root, "opt/ollama/lib/ollama/cuda_v12/libcuda.so", "../libcuda.so.1");
-    lnk(root, "opt/ollama/lib/ollama/cuda_v13/libcuda.so.1", "/usr/lib/vgpu/libvgpu-cuda.so.1");
+    tu_lnk(root, "opt/ollama/lib/ollama/libcuda.so.1", "/usr/lib/old/libcuda.so.1");
+    tu_lnk(root, "opt/ollama/lib/ollama/cuda_v12/libcuda.so", "../libcuda.so.1");
+    tu_lnk(root, "opt/ollama/lib/ollama/cuda_v13/libcuda.so.1", "/usr/lib/vgpu/libvgpu-cuda.so.1");
     put_fixture(root, "opt/ollama/lib/ollama/a/b/c/libcuda.so.1", "legacy/libcuda.so.1");
     struct vp_hooks h;
     scan(root, "/opt/ollama", NULL, &h);
@@ -280,7 +232,7 @@ static void owned_paths_are_never_reported(void **state)
 {
     const char *root = *state;
     put_fixture(root, "usr/lib/old/libcuda.so.1", "legacy/libcuda.so.1");
-    lnk(root, "opt/ollama/lib/ollama/libcuda.so.1", "/usr/lib/old/libcuda.so.1");
+    tu_lnk(root, "opt/ollama/lib/ollama/libcuda.so.1", "/usr/lib/old/libcuda.so.1");
     put_fixture(root, "usr/local/lib/libcuda.so.1", "legacy/libcuda.so.1");
     struct vp_strv owned = {0};
     vp_strv_push(&owned, "/opt/ollama/lib/ollama/libcuda.so.1");
@@ -299,8 +251,8 @@ static void owned_paths_are_never_reported(void **state)
 static void root_with_a_trailing_slash_reports_the_same_runtime_paths(void **state)
 {
     const char *root = *state;
-    put(root, "etc/profile.d/vgpu.sh", "export LD_PRELOAD=/x.so\n");
-    put(root, "etc/environment", "LD_AUDIT=/y.so\n");
+    tu_put(root, "etc/profile.d/vgpu.sh", "export LD_PRELOAD=/x.so\n");
+    tu_put(root, "etc/environment", "LD_AUDIT=/y.so\n");
     char *slashed = vp_xasprintf("%s/", root);
     struct vp_hooks h;
     scan(slashed, NULL, NULL, &h);
@@ -317,9 +269,7 @@ static void root_with_a_trailing_slash_reports_the_same_runtime_paths(void **sta
 static void driver_identity_follows_marker_and_exports(void **state)
 {
     (void)state;
-    const char *fx = getenv("VGPU_TEST_FIXTURES");
-    if (!fx)
-        skip();
+    const char *fx = tu_fixtures();
     static const struct {
         const char *rel;
         bool nvml;
@@ -335,8 +285,7 @@ static void driver_identity_follows_marker_and_exports(void **state)
     };
     for (size_t i = 0; i < VP_ARRAY_SIZE(cases); i++) {
         _cleanup_(freep) char *p = vp_path_join(fx, cases[i].rel);
-        struct vp_elf *e = NULL;
-        assert_int_equal(vp_elf_open(p, &e), 0);
+        struct vp_elf *e = tu_open_ok(p);
         assert_int_equal(vp_driver_identify(e, cases[i].nvml), cases[i].want);
         vp_elf_free(e);
     }
@@ -344,21 +293,16 @@ static void driver_identity_follows_marker_and_exports(void **state)
 
     /* The CUDA stand-in with its marker renamed: cuGetExportTable, but only a handful of
      * entry points, is a hand-made shim, not NVIDIA's driver. */
-    _cleanup_(freep) char *src = vp_path_join(fx, "standin/libvgpu-cuda.so.1");
-    _cleanup_(freep) char *data = NULL;
     size_t len;
-    assert_int_equal(vp_read_file(src, 64u << 20, &data, &len), 0);
+    _cleanup_(freep) char *data = tu_read_fixture("standin/libvgpu-cuda.so.1", &len);
     char *m = memmem(data, len, VP_SHIM_MARKER, sizeof(VP_SHIM_MARKER));
     assert_non_null(m);
     m[sizeof(VP_SHIM_MARKER) - 2] = 'X';
-    char dir[] = "/tmp/vgpu-ut-hooks-id-XXXXXX";
-    assert_non_null(mkdtemp(dir));
+    char *dir = tu_tmpdir("id");
+    tu_write(dir, "libcuda.so.1", data, len, 0644);
     _cleanup_(freep) char *copy = vp_path_join(dir, "libcuda.so.1");
-    assert_int_equal(vp_write_file_atomic(copy, data, len, 0644), 0);
-    struct vp_elf *e = NULL;
-    assert_int_equal(vp_elf_open(copy, &e), 0);
-    unlink(copy);
-    rmdir(dir);
+    struct vp_elf *e = tu_open_ok(copy);
+    tu_rmtree(dir);
     assert_false(e->exports_marker);
     assert_true(e->exports_cu_export_table);
     enum vp_driver_identity id = vp_driver_identify(e, false);
@@ -366,7 +310,7 @@ static void driver_identity_follows_marker_and_exports(void **state)
     assert_int_equal(id, VP_DRIVER_HANDMADE);
 }
 
-#define T(f) cmocka_unit_test_setup_teardown(f, make_root, drop_root)
+#define T(f) cmocka_unit_test_setup_teardown(f, tu_setup_tmpdir, tu_teardown_tmpdir)
 
 int main(void)
 {

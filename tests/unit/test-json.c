@@ -212,6 +212,22 @@ static char *doc_close(struct doc *d)
     return d->buf;
 }
 
+/* Reads text back with the strict reader into r; prints it when it is not valid JSON. */
+static bool read_back(const char *text, struct rd *r)
+{
+    bool ok = parse_doc(text, r);
+    if (!ok)
+        print_message("invalid JSON:\n%s\n", text);
+    return ok;
+}
+
+/* Frees the text and what the reader decoded from it. */
+static void doc_free(char *text, struct rd *r)
+{
+    vp_strv_release(&r->strings);
+    free(text);
+}
+
 static void reader_rejects_what_it_must(void **state)
 {
     (void)state;
@@ -248,17 +264,13 @@ static void strings_with_quotes_backslashes_and_control_characters_read_back_unc
     vp_json_end_object(&d.j);
     char *text = doc_close(&d);
     struct rd r;
-    bool ok = parse_doc(text, &r);
-    if (!ok)
-        print_message("invalid JSON:\n%s\n", text);
-    assert_true(ok);
+    assert_true(read_back(text, &r));
     assert_int_equal(r.strings.n, 2 * VP_ARRAY_SIZE(hostile));
     for (size_t i = 0; i < VP_ARRAY_SIZE(hostile); i++) {
         assert_string_equal(r.strings.v[2 * i], hostile[i]);
         assert_string_equal(r.strings.v[2 * i + 1], hostile[i]);
     }
-    vp_strv_release(&r.strings);
-    free(text);
+    doc_free(text, &r);
 }
 
 static void nested_objects_and_arrays_are_valid_json(void **state)
@@ -295,10 +307,7 @@ static void nested_objects_and_arrays_are_valid_json(void **state)
     vp_json_end_object(&d.j);
     char *text = doc_close(&d);
     struct rd r;
-    bool ok = parse_doc(text, &r);
-    if (!ok)
-        print_message("invalid JSON:\n%s\n", text);
-    assert_true(ok);
+    assert_true(read_back(text, &r));
     assert_int_equal(r.objects, 1 + 3 + 3);
     assert_int_equal(r.arrays, 1 + 3 + 1 + 1 + 2);
     assert_int_equal(r.bools, 3);
@@ -308,8 +317,7 @@ static void nested_objects_and_arrays_are_valid_json(void **state)
     assert_non_null(strstr(text, "\n  \"schema\": 1,\n"));
     assert_true(vp_endswith(text, "}\n"));
     assert_false(vp_endswith(text, "\n\n"));
-    vp_strv_release(&r.strings);
-    free(text);
+    doc_free(text, &r);
 }
 
 static void null_strings_are_written_as_null(void **state)
@@ -326,13 +334,12 @@ static void null_strings_are_written_as_null(void **state)
     vp_json_end_object(&d.j);
     char *text = doc_close(&d);
     struct rd r;
-    assert_true(parse_doc(text, &r));
+    assert_true(read_back(text, &r));
     assert_int_equal(r.nulls, 2);
     assert_int_equal(r.strings.n, 3); /* "library", "list", "" */
     assert_string_equal(r.strings.v[2], "");
     assert_non_null(strstr(text, "\"library\": null"));
-    vp_strv_release(&r.strings);
-    free(text);
+    doc_free(text, &r);
 }
 
 static void numbers_keep_their_extremes(void **state)
@@ -349,15 +356,14 @@ static void numbers_keep_their_extremes(void **state)
     vp_json_end_array(&d.j);
     char *text = doc_close(&d);
     struct rd r;
-    assert_true(parse_doc(text, &r));
+    assert_true(read_back(text, &r));
     assert_int_equal(r.numbers, 5);
     assert_non_null(strstr(text, "-9223372036854775808"));
     assert_non_null(strstr(text, "9223372036854775807"));
     assert_non_null(strstr(text, "18446744073709551615"));
     assert_non_null(strstr(text, "-0.500"));
     assert_non_null(strstr(text, "1234.568"));
-    vp_strv_release(&r.strings);
-    free(text);
+    doc_free(text, &r);
 }
 
 static void non_finite_doubles_still_give_valid_json(void **state)
@@ -371,9 +377,8 @@ static void non_finite_doubles_still_give_valid_json(void **state)
     vp_json_end_object(&d.j);
     char *text = doc_close(&d);
     struct rd r;
-    bool ok = parse_doc(text, &r);
-    vp_strv_release(&r.strings);
-    free(text);
+    bool ok = read_back(text, &r);
+    doc_free(text, &r);
     /* JSON has no NaN or infinity: they must not be printed as `nan` / `inf`. */
     assert_true(ok);
 }

@@ -8,11 +8,11 @@
 #include <cmocka.h>
 
 #include <errno.h>
-#include <ftw.h>
 #include <string.h>
 #include <sys/stat.h>
 
 #include "manifest.h"
+#include "testutil.h"
 
 #define HASH_A "af1349b9f5f9a1a6a0404dea36dcc9499bcb25c9adc112b7cc9a93cae41f3262"
 #define HASH_B "0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef"
@@ -257,17 +257,10 @@ static void remove_drops_only_that_entry(void **state)
     vp_manifest_release(&m);
 }
 
-static int rm_one(const char *p, const struct stat *st, int flag, struct FTW *ftw)
-{
-    (void)st, (void)flag, (void)ftw;
-    return remove(p);
-}
-
 static void save_and_load_round_trip_through_the_state_dir(void **state)
 {
     (void)state;
-    char dir[] = "/tmp/vgpu-ut-manifest-XXXXXX";
-    assert_non_null(mkdtemp(dir));
+    char *dir = tu_tmpdir(NULL);
     struct vp_manifest m, back;
     /* Nothing saved yet: an empty manifest, not an error. */
     assert_int_equal(vp_manifest_load(dir, &back), 0);
@@ -293,7 +286,7 @@ static void save_and_load_round_trip_through_the_state_dir(void **state)
     assert_int_equal(vp_manifest_load(dir, &back), -EBADMSG);
     assert_non_null(strstr(vp_last_error(), path));
     assert_non_null(strstr(vp_last_error(), "no end record"));
-    nftw(dir, rm_one, 8, FTW_DEPTH | FTW_PHYS);
+    tu_rmtree(dir);
 }
 
 int main(void)

@@ -12,23 +12,17 @@
 
 #include <errno.h>
 #include <fcntl.h>
-#include <ftw.h>
 #include <string.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
 
 #include "copy.h"
 #include "plan.h"
+#include "testutil.h"
 
 static char *shim_dir, *tmp_root;
 static struct vp_shims shims;
 static const char *fx;
-
-static int rm_one(const char *p, const struct stat *st, int flag, struct FTW *ftw)
-{
-    (void)st, (void)flag, (void)ftw;
-    return remove(p);
-}
 
 static int copy_file(const char *src, const char *dst, mode_t mode)
 {
@@ -42,9 +36,9 @@ static int setup(void **state)
 {
     (void)state;
     fx = getenv("VGPU_TEST_FIXTURES");
-    shim_dir = vp_xstrdup("/tmp/vgpu-ut-plan-shims-XXXXXX");
-    tmp_root = vp_xstrdup("/tmp/vgpu-ut-plan-root-XXXXXX");
-    if (!mkdtemp(shim_dir) || !mkdtemp(tmp_root) || chmod(shim_dir, 0755) < 0)
+    shim_dir = tu_mkdtemp("shims");
+    tmp_root = tu_mkdtemp("root");
+    if (!shim_dir || !tmp_root || chmod(shim_dir, 0755) < 0)
         return -1;
     if (!fx)
         return 0;
@@ -66,10 +60,8 @@ static int teardown(void **state)
 {
     (void)state;
     vp_shims_release(&shims);
-    nftw(shim_dir, rm_one, 8, FTW_DEPTH | FTW_PHYS);
-    nftw(tmp_root, rm_one, 16, FTW_DEPTH | FTW_PHYS);
-    free(shim_dir);
-    free(tmp_root);
+    tu_rmtree(shim_dir);
+    tu_rmtree(tmp_root);
     return 0;
 }
 
@@ -202,10 +194,7 @@ static void b_runner_gets_replace_needed_and_the_cpu_runner_is_left_alone(void *
     assert_null(file(&p, "/trees/b/lib/ollama/runners/cpu_avx2/ollama_llama_server"));
     /* The runner's backend needs libcuda.so.1 by soname: covered once the shim is in. */
     assert_null(file(&p, "/trees/b/lib/ollama/runners/cuda_v12_avx/libggml_cuda_v12.so"));
-    bool noted = false;
-    for (size_t i = 0; i < p.notes.n; i++)
-        noted |= strstr(p.notes.v[i], "cpu_avx2/ollama_llama_server does not reach libcuda") != NULL;
-    assert_true(noted);
+    assert_true(tu_strv_mentions(&p.notes, "cpu_avx2/ollama_llama_server does not reach libcuda"));
     assert_non_null(file(&p, "/trees/b/lib/ollama/libcuda.so.1"));
     assert_covered(route(&p, "ollama_llama_server", VP_ROUTE_NEEDED, VP_SONAME_CUDA), true);
     assert_true(p.all_covered);
@@ -304,14 +293,23 @@ static int cp_tree(const char *src, const char *dst)
     return waitpid(pid, &st, 0) == pid && WIFEXITED(st) && WEXITSTATUS(st) == 0 ? 0 : -1;
 }
 
+/* Copies the fixture tree `tree` to <tmp_root>/<name> (cp -a); skips without the fixtures. */
+static void copy_tree(const char *tree, const char *name)
+{
+    if (!fx)
+        skip();
+    _cleanup_(freep) char *src = vp_path_join(fx, tree);
+    _cleanup_(freep) char *dst = vp_path_join(tmp_root, name);
+    assert_int_equal(cp_tree(src, dst), 0);
+}
+
 /* Writes edits over the ELF file at <root><path> (a patched copy renamed over it). */
 static void patch_in_place(const char *root, const char *rt_path, const struct vp_edit *ed,
                            size_t n)
 {
     _cleanup_(freep) char *path = vp_rooted(root, rt_path);
     _cleanup_(freep) char *tmp = vp_xasprintf("%s.new", path);
-    struct vp_elf *e = NULL;
-    assert_int_equal(vp_elf_open(path, &e), 0);
+    struct vp_elf *e = tu_open_ok(path);
     struct vp_write_choice c;
     vp_elfwrite_choose(e, ed, n, NULL, &c);
     assert_true(c.method == VP_WRITE_INPLACE || c.method == VP_WRITE_SEGMENT);
@@ -331,11 +329,7 @@ static void patch_in_place(const char *root, const char *rt_path, const struct v
 static void a_tree_patched_as_planned_plans_nothing_more(void **state)
 {
     (void)state;
-    if (!fx)
-        skip();
-    _cleanup_(freep) char *src = vp_path_join(fx, "trees/c");
-    _cleanup_(freep) char *dst = vp_path_join(tmp_root, "c");
-    assert_int_equal(cp_tree(src, dst), 0);
+    copy_tree("trees/c", "c");
     struct vp_plan p;
     plan_for(tmp_root, "/c", &p);
     assert_int_equal(vp_plan_pending(&p), 2);
@@ -362,11 +356,7 @@ static void a_tree_patched_as_planned_plans_nothing_more(void **state)
 static void a_backend_needing_the_unversioned_name_is_rewritten(void **state)
 {
     (void)state;
-    if (!fx)
-        skip();
-    _cleanup_(freep) char *src = vp_path_join(fx, "trees/c");
-    _cleanup_(freep) char *dst = vp_path_join(tmp_root, "c2");
-    assert_int_equal(cp_tree(src, dst), 0);
+    copy_tree("trees/c", "c2");
     /* cuda_v12's backend now needs "libcuda.so", which no soname answers. */
     const char *path = "/c2/lib/ollama/cuda_v12/libggml-cuda.so";
     struct vp_edit unversioned = {VP_EDIT_REPLACE_NEEDED, "libcuda.so.1", "libcuda.so"};

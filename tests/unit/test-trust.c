@@ -10,35 +10,21 @@
 #include <cmocka.h>
 
 #include <errno.h>
-#include <ftw.h>
 #include <limits.h>
 #include <string.h>
 #include <sys/stat.h>
 
 #include "elfmodel.h"
+#include "testutil.h"
 #include "trust.h"
 
 #define NOBODY 65534
 
-static int rm_one(const char *p, const struct stat *st, int flag, struct FTW *ftw)
-{
-    (void)st, (void)flag, (void)ftw;
-    return remove(p);
-}
-
+/* A temp dir, 0755, per test (removed by tu_teardown_tmpdir). */
 static int make_base(void **state)
 {
-    char *base = vp_xstrdup("/tmp/vgpu-ut-trust-XXXXXX");
-    if (!mkdtemp(base) || chmod(base, 0755) < 0)
+    if (tu_setup_tmpdir(state) < 0 || chmod(*state, 0755) < 0)
         return -1;
-    *state = base;
-    return 0;
-}
-
-static int drop_base(void **state)
-{
-    nftw(*state, rm_one, 16, FTW_DEPTH | FTW_PHYS);
-    free(*state);
     return 0;
 }
 
@@ -53,12 +39,8 @@ static char *dir_at(const char *base, const char *rel, mode_t mode)
 
 static char *file_at(const char *base, const char *rel, mode_t mode)
 {
-    char *p = vp_path_join(base, rel);
-    _cleanup_(freep) char *d = vp_dirname(p);
-    assert_int_equal(vp_mkdir_p(d, 0755), 0);
-    assert_int_equal(vp_write_file_atomic(p, "x", 1, mode), 0);
-    assert_int_equal(chmod(p, mode), 0);
-    return p;
+    tu_write(base, rel, "x", 1, mode);
+    return vp_path_join(base, rel);
 }
 
 /* vp_trust_check must refuse path with -EPERM, naming `culprit` and saying `why`. */
@@ -187,21 +169,16 @@ static void relative_and_missing_paths_are_errors(void **state)
 static char *shim_dir_with(const char *base, const char *name, const char *cuda_rel,
                            const char *nvml_rel)
 {
-    const char *fx = getenv("VGPU_TEST_FIXTURES");
-    if (!fx)
-        skip();
+    tu_fixtures(); /* skips without $VGPU_TEST_FIXTURES */
     char *dir = dir_at(base, name, 0755);
     const char *rels[] = {cuda_rel, nvml_rel};
     const char *names[] = {VP_SHIM_CUDA_FILE, VP_SHIM_NVML_FILE};
     for (size_t i = 0; i < 2; i++) {
         if (!rels[i])
             continue;
-        _cleanup_(freep) char *src = vp_path_join(fx, rels[i]);
-        _cleanup_(freep) char *data = NULL;
         size_t len;
-        assert_int_equal(vp_read_file(src, 64u << 20, &data, &len), 0);
-        _cleanup_(freep) char *dst = vp_path_join(dir, names[i]);
-        assert_int_equal(vp_write_file_atomic(dst, data, len, 0644), 0);
+        _cleanup_(freep) char *data = tu_read_fixture(rels[i], &len);
+        tu_write(dir, names[i], data, len, 0644);
     }
     return dir;
 }
@@ -278,7 +255,7 @@ static void default_shim_dir_is_lib_vgpu_beside_the_executable(void **state)
     assert_string_equal(got, want);
 }
 
-#define T(f) cmocka_unit_test_setup_teardown(f, make_base, drop_base)
+#define T(f) cmocka_unit_test_setup_teardown(f, make_base, tu_teardown_tmpdir)
 
 int main(void)
 {

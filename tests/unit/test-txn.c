@@ -12,13 +12,13 @@
 #include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
-#include <ftw.h>
 #include <signal.h>
 #include <string.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
 #include <time.h>
 
+#include "testutil.h"
 #include "txn.h"
 
 extern char **environ;
@@ -27,12 +27,6 @@ struct fx {
     char *base, *state, *backups, *a, *b; /* a, b: installed files ("old a", "old b") */
     ino_t ino_a, ino_b;
 };
-
-static int rm_one(const char *p, const struct stat *st, int flag, struct FTW *ftw)
-{
-    (void)st, (void)flag, (void)ftw;
-    return remove(p);
-}
 
 static ino_t ino_of(const char *p)
 {
@@ -55,8 +49,8 @@ static int setup(void **state)
 {
     umask(022);
     struct fx *f = vp_xcalloc(1, sizeof(*f));
-    f->base = vp_xstrdup("/tmp/vgpu-ut-txn-XXXXXX");
-    if (!mkdtemp(f->base))
+    f->base = tu_mkdtemp(NULL);
+    if (!f->base)
         return -1;
     f->state = vp_path_join(f->base, "state");
     f->backups = vp_path_join(f->state, "backups");
@@ -75,14 +69,20 @@ static int setup(void **state)
 static int teardown(void **state)
 {
     struct fx *f = *state;
-    nftw(f->base, rm_one, 16, FTW_DEPTH | FTW_PHYS);
-    free(f->base);
+    tu_rmtree(f->base);
     free(f->state);
     free(f->backups);
     free(f->a);
     free(f->b);
     free(f);
     return 0;
+}
+
+/* Opens the state dir (created if need be, locked) and begins a transaction in it. */
+static void begin(const struct fx *f, struct vp_state *st, struct vp_txn *t)
+{
+    assert_int_equal(vp_state_open(f->state, VP_STATE_CREATE | VP_STATE_LOCK, 0, st), 0);
+    assert_int_equal(vp_txn_begin(st, t), 0);
 }
 
 /* Entries of the directory holding path (to see staging files left behind). */
@@ -214,9 +214,8 @@ static void commit_leaves_the_new_files_and_the_kept_backups(void **state)
 {
     struct fx *f = *state;
     struct vp_state st;
-    assert_int_equal(vp_state_open(f->state, VP_STATE_CREATE | VP_STATE_LOCK, 0, &st), 0);
     struct vp_txn t;
-    assert_int_equal(vp_txn_begin(&st, &t), 0);
+    begin(f, &st, &t);
     assert_true(vp_state_interrupted(&st)); /* the journal exists while it runs */
     stage_new(&t, f->backups, f->a, true);
     stage_new(&t, f->backups, f->b, false);
@@ -245,9 +244,8 @@ static void abort_after_rename_restores_the_original_inodes(void **state)
 {
     struct fx *f = *state;
     struct vp_state st;
-    assert_int_equal(vp_state_open(f->state, VP_STATE_CREATE | VP_STATE_LOCK, 0, &st), 0);
     struct vp_txn t;
-    assert_int_equal(vp_txn_begin(&st, &t), 0);
+    begin(f, &st, &t);
     stage_new(&t, f->backups, f->a, true);
     stage_new(&t, f->backups, f->b, true);
     assert_int_equal(vp_txn_rename_all(&t), 0);
@@ -294,9 +292,8 @@ static void staged_link_is_undone_to_its_previous_target(void **state)
     _cleanup_(freep) char *none = vp_path_join(lib, "libnvidia-ml.so.1");
     assert_int_equal(symlink("/old/target", had), 0);
     struct vp_state st;
-    assert_int_equal(vp_state_open(f->state, VP_STATE_CREATE | VP_STATE_LOCK, 0, &st), 0);
     struct vp_txn t;
-    assert_int_equal(vp_txn_begin(&st, &t), 0);
+    begin(f, &st, &t);
     assert_int_equal(vp_txn_stage_link(&t, had, "/shim dir/libvgpu-cuda.so.1"), 0);
     assert_int_equal(vp_txn_stage_link(&t, none, "/shim dir/libvgpu-nvml.so.1"), 0);
     assert_int_equal(vp_txn_rename_all(&t), 0);
@@ -321,9 +318,8 @@ static void staging_a_link_over_a_regular_file_is_refused(void **state)
 {
     struct fx *f = *state;
     struct vp_state st;
-    assert_int_equal(vp_state_open(f->state, VP_STATE_CREATE | VP_STATE_LOCK, 0, &st), 0);
     struct vp_txn t;
-    assert_int_equal(vp_txn_begin(&st, &t), 0);
+    begin(f, &st, &t);
     /* A link keeps only the previous link target: a regular file in its place would be
      * lost by an undo, so it is never replaced. */
     assert_int_equal(vp_txn_stage_link(&t, f->b, "/shim/libvgpu-cuda.so.1"), -EEXIST);

@@ -9,49 +9,11 @@
 
 #include <errno.h>
 #include <fcntl.h>
-#include <ftw.h>
 #include <string.h>
 #include <sys/stat.h>
 
+#include "testutil.h"
 #include "util.h"
-
-static int rm_one(const char *p, const struct stat *st, int flag, struct FTW *ftw)
-{
-    (void)st, (void)flag, (void)ftw;
-    return remove(p);
-}
-
-static char *tmpdir(void)
-{
-    char *d = vp_xstrdup("/tmp/vgpu-ut-util-XXXXXX");
-    assert_non_null(mkdtemp(d));
-    return d;
-}
-
-static void rmtree(char *d)
-{
-    nftw(d, rm_one, 16, FTW_DEPTH | FTW_PHYS);
-    free(d);
-}
-
-static void put(const char *dir, const char *rel, const char *text)
-{
-    _cleanup_(freep) char *p = vp_path_join(dir, rel);
-    _cleanup_(freep) char *parent = vp_dirname(p);
-    assert_int_equal(vp_mkdir_p(parent, 0755), 0);
-    FILE *f = fopen(p, "w");
-    assert_non_null(f);
-    fputs(text, f);
-    fclose(f);
-}
-
-static void lnk(const char *dir, const char *rel, const char *target)
-{
-    _cleanup_(freep) char *p = vp_path_join(dir, rel);
-    _cleanup_(freep) char *parent = vp_dirname(p);
-    assert_int_equal(vp_mkdir_p(parent, 0755), 0);
-    assert_int_equal(symlink(target, p), 0);
-}
 
 #define ASSERT_STR_FREE(expr, want)                                                          \
     do {                                                                                     \
@@ -141,16 +103,16 @@ static void unescape_rejects_bad_escapes(void **state)
 static void root_realpath_follows_links_inside_the_root(void **state)
 {
     (void)state;
-    char *root = tmpdir();
-    put(root, "usr/lib/real/libx.so.1", "x");
-    lnk(root, "lib", "usr/lib");                    /* relative, at the top */
-    lnk(root, "abs", "/usr/lib/real");              /* absolute: from the root, not "/" */
-    lnk(root, "usr/lib/real/libx.so", "libx.so.1"); /* relative, beside its target */
-    lnk(root, "chain1", "chain2");
-    lnk(root, "chain2", "/abs/libx.so");
-    lnk(root, "escape", "../../../../../../usr/lib"); /* ".." stops at the root */
-    lnk(root, "usr/lib/up", "../../usr/lib/real");
-    lnk(root, "usr/share/deep/abs", "/usr/lib/real"); /* absolute, deep: restarts at root */
+    char *root = tu_tmpdir(NULL);
+    tu_put(root, "usr/lib/real/libx.so.1", "x");
+    tu_lnk(root, "lib", "usr/lib");                    /* relative, at the top */
+    tu_lnk(root, "abs", "/usr/lib/real");              /* absolute: from the root, not "/" */
+    tu_lnk(root, "usr/lib/real/libx.so", "libx.so.1"); /* relative, beside its target */
+    tu_lnk(root, "chain1", "chain2");
+    tu_lnk(root, "chain2", "/abs/libx.so");
+    tu_lnk(root, "escape", "../../../../../../usr/lib"); /* ".." stops at the root */
+    tu_lnk(root, "usr/lib/up", "../../usr/lib/real");
+    tu_lnk(root, "usr/share/deep/abs", "/usr/lib/real"); /* absolute, deep: restarts at root */
     static const struct {
         const char *in, *want;
     } cases[] = {
@@ -173,34 +135,34 @@ static void root_realpath_follows_links_inside_the_root(void **state)
             print_message("%s: got %s, want %s\n", cases[i].in, got, cases[i].want);
         assert_string_equal(got, cases[i].want);
     }
-    rmtree(root);
+    tu_rmtree(root);
 }
 
 static void root_realpath_reports_loops_and_relative_input(void **state)
 {
     (void)state;
-    char *root = tmpdir();
-    lnk(root, "loop1", "loop2");
-    lnk(root, "loop2", "/loop1");
-    lnk(root, "self", "self");
+    char *root = tu_tmpdir(NULL);
+    tu_lnk(root, "loop1", "loop2");
+    tu_lnk(root, "loop2", "/loop1");
+    tu_lnk(root, "self", "self");
     char *got = (char *)0x1;
     assert_int_equal(vp_root_realpath(root, "/loop1/x", &got), -ELOOP);
     assert_int_equal(vp_root_realpath(root, "/self", &got), -ELOOP);
     assert_int_equal(vp_root_realpath(root, "relative/path", &got), -EINVAL);
     assert_ptr_equal(got, (char *)0x1);
-    rmtree(root);
+    tu_rmtree(root);
 }
 
 static void read_file_reads_all_and_nul_terminates(void **state)
 {
     (void)state;
-    char *d = tmpdir();
+    char *d = tu_tmpdir(NULL);
     _cleanup_(freep) char *p = vp_path_join(d, "f");
     char big[10000];
     for (size_t i = 0; i < sizeof(big); i++)
         big[i] = (char)('a' + i % 26);
     big[sizeof(big) - 1] = '\0';
-    put(d, "f", big);
+    tu_put(d, "f", big);
     _cleanup_(freep) char *text = NULL;
     size_t len = 0;
     assert_int_equal(vp_read_file(p, sizeof(big), &text, &len), 0);
@@ -210,18 +172,18 @@ static void read_file_reads_all_and_nul_terminates(void **state)
     _cleanup_(freep) char *missing = vp_path_join(d, "missing");
     assert_int_equal(vp_read_file(missing, 100, &none, NULL), -ENOENT);
     assert_null(none);
-    rmtree(d);
+    tu_rmtree(d);
 }
 
 static void read_file_refuses_a_file_larger_than_the_limit(void **state)
 {
     (void)state;
-    char *d = tmpdir();
+    char *d = tu_tmpdir(NULL);
     char *p = vp_path_join(d, "f");
     char text[1001];
     memset(text, 'x', 1000);
     text[1000] = '\0';
-    put(d, "f", text);
+    tu_put(d, "f", text);
     char *got = NULL;
     /* Exactly the limit is fine. */
     assert_int_equal(vp_read_file(p, 1000, &got, NULL), 0);
@@ -230,7 +192,7 @@ static void read_file_refuses_a_file_larger_than_the_limit(void **state)
     int r = vp_read_file(p, 10, &got, NULL);
     free(got);
     free(p);
-    rmtree(d);
+    tu_rmtree(d);
     /* The limit holds whatever the size of the read buffer. */
     assert_int_equal(r, -EFBIG);
 }
@@ -239,9 +201,9 @@ static void write_file_atomic_replaces_content_and_mode_without_leftovers(void *
 {
     (void)state;
     mode_t old = umask(022);
-    char *d = tmpdir();
+    char *d = tu_tmpdir(NULL);
     _cleanup_(freep) char *p = vp_path_join(d, "state");
-    put(d, "state", "old contents that are longer");
+    tu_put(d, "state", "old contents that are longer");
     struct stat before, after;
     assert_int_equal(stat(p, &before), 0);
     assert_int_equal(vp_write_file_atomic(p, "new\n", 4, 0640), 0);
@@ -259,7 +221,7 @@ static void write_file_atomic_replaces_content_and_mode_without_leftovers(void *
     vp_clear_error();
     assert_int_equal(vp_write_file_atomic(bad, "x", 1, 0600), -ENOENT);
     assert_non_null(strstr(vp_last_error(), "cannot create"));
-    rmtree(d);
+    tu_rmtree(d);
     umask(old);
 }
 
@@ -267,7 +229,7 @@ static void mkdir_p_gives_parents_0755_and_the_last_its_mode(void **state)
 {
     (void)state;
     mode_t old = umask(022);
-    char *d = tmpdir();
+    char *d = tu_tmpdir(NULL);
     _cleanup_(freep) char *deep = vp_path_join(d, "a/b/c");
     assert_int_equal(vp_mkdir_p(deep, 0700), 0);
     static const struct {
@@ -282,12 +244,12 @@ static void mkdir_p_gives_parents_0755_and_the_last_its_mode(void **state)
         assert_int_equal(st.st_mode & 07777, want[i].mode);
     }
     assert_int_equal(vp_mkdir_p(deep, 0700), 0); /* exists: fine */
-    put(d, "file", "x");
+    tu_put(d, "file", "x");
     _cleanup_(freep) char *file = vp_path_join(d, "file");
     assert_int_equal(vp_mkdir_p(file, 0700), -ENOTDIR);
     _cleanup_(freep) char *under = vp_path_join(d, "file/sub");
     assert_true(vp_mkdir_p(under, 0700) < 0);
-    rmtree(d);
+    tu_rmtree(d);
     umask(old);
 }
 
@@ -295,13 +257,13 @@ static void mkdir_p_gives_the_mode_to_a_last_component_with_a_trailing_slash(voi
 {
     (void)state;
     mode_t old = umask(022);
-    char *d = tmpdir();
+    char *d = tu_tmpdir(NULL);
     char *p = vp_xasprintf("%s/private/", d);
     assert_int_equal(vp_mkdir_p(p, 0700), 0);
     struct stat st;
     assert_int_equal(stat(p, &st), 0);
     free(p);
-    rmtree(d);
+    tu_rmtree(d);
     umask(old);
     /* With a trailing '/', the named directory still gets the mode asked for. */
     assert_int_equal(st.st_mode & 07777, 0700);
@@ -310,10 +272,10 @@ static void mkdir_p_gives_the_mode_to_a_last_component_with_a_trailing_slash(voi
 static void root_glob_returns_sorted_runtime_paths(void **state)
 {
     (void)state;
-    char *root = tmpdir();
-    put(root, "etc/ld.so.conf.d/b.conf", "");
-    put(root, "etc/ld.so.conf.d/a.conf", "");
-    put(root, "etc/ld.so.conf.d/c.txt", "");
+    char *root = tu_tmpdir(NULL);
+    tu_put(root, "etc/ld.so.conf.d/b.conf", "");
+    tu_put(root, "etc/ld.so.conf.d/a.conf", "");
+    tu_put(root, "etc/ld.so.conf.d/c.txt", "");
     struct vp_strv got = {0};
     vp_root_glob(root, "/etc/ld.so.conf.d/*.conf", &got);
     assert_int_equal(got.n, 2);
@@ -328,7 +290,7 @@ static void root_glob_returns_sorted_runtime_paths(void **state)
     vp_root_glob(root, "/etc/nothing/*", &got);
     assert_int_equal(got.n, 1);
     vp_strv_release(&got);
-    rmtree(root);
+    tu_rmtree(root);
 }
 
 static void error_can_wrap_its_own_previous_message(void **state)
