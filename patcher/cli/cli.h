@@ -58,10 +58,6 @@ void cli_print_checks(const struct vp_verify *v);
 void cli_print_notes(const struct vp_strv *notes);
 char *cli_human_bytes(uint64_t n);
 
-/* The state of a manifest entry on disk, from stat alone: patched, linked, original,
- * changed or missing; *detail explains anything but patched/linked. */
-const char *cli_entry_state(const char *root, const struct vp_entry *e, char **detail);
-
 /* A boolean option of one command (e.g. --dry-run). */
 struct cli_flag {
     const char *name;

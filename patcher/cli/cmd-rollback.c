@@ -2,7 +2,7 @@
  * installed, kept by the backups — and removes the links vgpu-patch added. It refuses
  * to clobber a file that changed since it was patched (an upgrade replaced it). */
 #include "cli.h"
-#include "copy.h"
+#include "rollback.h"
 
 #include <errno.h>
 #include <fcntl.h>
@@ -13,79 +13,6 @@ static const char help[] =
     "Usage: vgpu-patch rollback [--root DIR] [--state-dir DIR] [--dry-run] [--json]\n"
     "Restore every file vgpu-patch changed, byte for byte. A file that changed since it\n"
     "was patched is left alone and reported (exit 4).\n";
-
-enum outcome { RESTORED, ALREADY, REFUSED, FAILED };
-static const char *const outcome_names[] = {"restored", "already-original", "refused", "failed"};
-
-static int restore_file(const char *ondisk, const struct vp_entry *e)
-{
-    _cleanup_(freep) char *tmp = vp_xasprintf("%s.vgpu-restore", ondisk);
-    unlink(tmp);
-    if (link(e->backup, tmp) < 0) {
-        /* A copy on another file system: copy it back with the original's attributes. */
-        _cleanup_(closep) int in = open(e->backup, O_RDONLY | O_CLOEXEC);
-        struct stat st;
-        if (in < 0 || fstat(in, &st) < 0)
-            return vp_error_errno(-errno, "the backup %s is unreadable", e->backup);
-        _cleanup_(closep) int out = open(tmp, O_RDWR | O_CREAT | O_EXCL | O_CLOEXEC, 0600);
-        struct vp_copy_result cr;
-        if (out < 0 || vp_copy_patched(in, (uint64_t)st.st_size, out, NULL, &cr) < 0 ||
-            fchown(out, e->uid, e->gid) < 0 || fchmod(out, e->mode) < 0 || fsync(out) < 0) {
-            int err = -errno;
-            unlink(tmp);
-            return vp_error_errno(err ? err : -EIO, "cannot copy back %s", e->backup);
-        }
-        struct timespec ts[2] = {{0, UTIME_OMIT},
-                                 {e->orig.mtime_ns / 1000000000, e->orig.mtime_ns % 1000000000}};
-        futimens(out, ts);
-    }
-    char b3[VP_B3_HEX];
-    int r = vp_b3_file(tmp, b3);
-    if (r == 0 && strcmp(b3, e->orig.b3) != 0)
-        r = vp_error(-EIO, "the backup %s does not hash to the original any more (%s, "
-                           "expected %s): not restoring %s",
-                     e->backup, b3, e->orig.b3, e->path);
-    if (r == 0 && rename(tmp, ondisk) < 0)
-        r = vp_error_errno(-errno, "cannot put %s back", e->path);
-    if (r < 0) {
-        unlink(tmp);
-        return r;
-    }
-    return vp_fsync_dir_of(ondisk);
-}
-
-static enum outcome roll_entry(const char *root, const struct vp_entry *e, bool dry_run,
-                               char **msg)
-{
-    _cleanup_(freep) char *ondisk = vp_rooted(root, e->path);
-    _cleanup_(freep) char *detail = NULL;
-    const char *state = cli_entry_state(root, e, &detail);
-    if (!strcmp(state, "original") || (e->kind == VP_ENTRY_LINK && !strcmp(state, "missing")))
-        return ALREADY;
-    if (strcmp(state, "patched") && strcmp(state, "linked")) {
-        *msg = vp_xasprintf("%s %s: %s; left alone (run `vgpu-patch ollama` to patch the new "
-                            "file)",
-                            e->path, state, detail ? detail : "");
-        return REFUSED;
-    }
-    if (e->kind == VP_ENTRY_FILE) {
-        char b3[VP_B3_HEX];
-        if (vp_b3_file(ondisk, b3) < 0 || strcmp(b3, e->patched.b3) != 0) {
-            *msg = vp_xasprintf("%s was modified in place since it was patched; left alone",
-                                e->path);
-            return REFUSED;
-        }
-    }
-    if (dry_run)
-        return RESTORED;
-    int r = e->kind == VP_ENTRY_LINK ? (unlink(ondisk) < 0 ? -errno : vp_fsync_dir_of(ondisk))
-                                     : restore_file(ondisk, e);
-    if (r < 0) {
-        *msg = vp_xstrdup(vp_last_error()[0] ? vp_last_error() : strerror(-r));
-        return FAILED;
-    }
-    return RESTORED;
-}
 
 int cmd_rollback(int argc, char **argv)
 {
@@ -145,24 +72,25 @@ int cmd_rollback(int argc, char **argv)
                 if ((e->kind == VP_ENTRY_LINK) != (pass == 0))
                     continue;
                 _cleanup_(freep) char *msg = NULL;
-                enum outcome out = roll_entry(c.root, e, dry_run, &msg);
-                if (out == REFUSED && code == VP_EXIT_OK)
+                enum vp_rollback_outcome out = vp_rollback_entry(c.root, e, dry_run, &msg);
+                if (out == VP_ROLLBACK_REFUSED && code == VP_EXIT_OK)
                     code = VP_EXIT_DRIFT;
-                if (out == FAILED)
+                if (out == VP_ROLLBACK_FAILED)
                     code = VP_EXIT_ERROR;
                 if (c.json) {
                     vp_json_begin_object(&j, NULL);
                     vp_json_string(&j, "path", e->path);
-                    vp_json_string(&j, "state", outcome_names[out]);
+                    vp_json_string(&j, "state", vp_rollback_outcome_name(out));
                     if (msg)
                         vp_json_string(&j, "detail", msg);
                     vp_json_end_object(&j);
                 } else {
-                    printf("  %-16s %s%s%s\n", dry_run && out == RESTORED ? "would restore"
-                                                                           : outcome_names[out],
+                    printf("  %-16s %s%s%s\n", dry_run && out == VP_ROLLBACK_RESTORED
+                                                    ? "would restore"
+                                                    : vp_rollback_outcome_name(out),
                            e->path, msg ? ": " : "", msg ? msg : "");
                 }
-                if (out == RESTORED || out == ALREADY) {
+                if (out == VP_ROLLBACK_RESTORED || out == VP_ROLLBACK_ALREADY) {
                     vp_strv_push(&done, e->path);
                     if (e->backup)
                         vp_strv_push(&backups, e->backup);

@@ -1,6 +1,7 @@
 /* vgpu-patch status: what the manifest says was changed, and whether each file is still
  * as vgpu-patch left it. Cheap by design (stat calls only): it runs at every start. */
 #include "cli.h"
+#include "rollback.h"
 
 #include <errno.h>
 #include <limits.h>
@@ -12,41 +13,6 @@ static const char help[] =
     "Show what is patched and whether every file is still as vgpu-patch left it.\n"
     "Exit 0 when healthy, 4 when a file differs from the manifest (an upgrade replaced\n"
     "it), 1 when the shims are missing or the state cannot be read.\n";
-
-/* The state of one manifest entry, from stat alone. */
-const char *cli_entry_state(const char *root, const struct vp_entry *e, char **detail)
-{
-    _cleanup_(freep) char *ondisk = vp_rooted(root, e->path);
-    struct stat st;
-    if (lstat(ondisk, &st) < 0) {
-        *detail = vp_xasprintf("%s is gone", e->path);
-        return "missing";
-    }
-    if (e->kind == VP_ENTRY_LINK) {
-        char cur[PATH_MAX];
-        ssize_t n = readlink(ondisk, cur, sizeof(cur) - 1);
-        cur[n > 0 ? n : 0] = '\0';
-        if (n > 0 && !strcmp(cur, e->target))
-            return "linked";
-        *detail = vp_xasprintf("points at %s, not %s", n > 0 ? cur : "(not a link)", e->target);
-        return "changed";
-    }
-    int64_t mt = (int64_t)st.st_mtim.tv_sec * 1000000000 + st.st_mtim.tv_nsec;
-    if (st.st_ino == e->patched.ino && (uint64_t)st.st_size == e->patched.size &&
-        mt == e->patched.mtime_ns)
-        return "patched";
-    if (st.st_ino == e->orig.ino && (uint64_t)st.st_size == e->orig.size &&
-        mt == e->orig.mtime_ns) {
-        *detail = vp_xstrdup("the original is back in place");
-        return "original";
-    }
-    *detail = vp_xasprintf("replaced or modified since it was patched (inode %llu, %llu "
-                           "bytes; patched was inode %llu, %llu bytes)",
-                           (unsigned long long)st.st_ino, (unsigned long long)st.st_size,
-                           (unsigned long long)e->patched.ino,
-                           (unsigned long long)e->patched.size);
-    return "changed";
-}
 
 static bool shims_present(const char *dir)
 {
@@ -105,8 +71,9 @@ int cmd_status(int argc, char **argv)
         for (size_t k = 0; k < in->n; k++) {
             const struct vp_entry *e = &in->entries[k];
             _cleanup_(freep) char *detail = NULL;
-            const char *state = cli_entry_state(c.root, e, &detail);
-            if (strcmp(state, "patched") && strcmp(state, "linked") && code == VP_EXIT_OK)
+            enum vp_entry_state es = vp_entry_state(c.root, e, &detail);
+            const char *state = vp_entry_state_name(es);
+            if (es != VP_STATE_PATCHED && es != VP_STATE_LINKED && code == VP_EXIT_OK)
                 code = VP_EXIT_DRIFT;
             if (c.json) {
                 vp_json_begin_object(&j, NULL);

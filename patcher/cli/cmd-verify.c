@@ -2,6 +2,7 @@
  * are the ones vgpu-patch wrote (full hashes) and that every process Ollama starts
  * ends in the shims (the same checks as after patching). */
 #include "cli.h"
+#include "rollback.h"
 
 #include <errno.h>
 #include <string.h>
@@ -26,8 +27,9 @@ static int verify_install(const struct vp_common *c, const struct vp_manifest_in
     for (size_t k = 0; k < mi->n; k++) {
         const struct vp_entry *e = &mi->entries[k];
         _cleanup_(freep) char *detail = NULL;
-        const char *state = cli_entry_state(c->root, e, &detail);
-        if (strcmp(state, "patched") && strcmp(state, "linked")) {
+        enum vp_entry_state es = vp_entry_state(c->root, e, &detail);
+        const char *state = vp_entry_state_name(es);
+        if (es != VP_STATE_PATCHED && es != VP_STATE_LINKED) {
             vp_strv_push_take(&ir->problems, vp_xasprintf("%s: %s%s%s", e->path, state,
                                                           detail ? ": " : "", detail ? detail : ""));
             continue;

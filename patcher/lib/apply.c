@@ -1,13 +1,15 @@
 /* apply: the write phase of `vgpu-patch ollama`. */
 #include "apply.h"
 #include "copy.h"
+#include "fileops.h"
 
 #include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <string.h>
 #include <sys/stat.h>
-#include <sys/xattr.h>
+#include <pthread.h>
+#include <signal.h>
 #include <time.h>
 
 static double now_ms(void)
@@ -27,34 +29,6 @@ static void fileid(struct vp_fileid *id, const struct stat *st, const char *b3)
     *id = (struct vp_fileid){.size = (uint64_t)st->st_size, .mtime_ns = mtime_ns(st),
                              .ino = st->st_ino, .dev = st->st_dev};
     memcpy(id->b3, b3, VP_B3_HEX);
-}
-
-/* Owner, mode and extended attributes of the original, in that order (chown clears
- * set-id bits and capabilities). */
-static int copy_attributes(int src, int dst, const struct stat *st, const char *path)
-{
-    if (fchown(dst, st->st_uid, st->st_gid) < 0 &&
-        !(errno == EPERM && st->st_uid == geteuid() && st->st_gid == getegid()))
-        return vp_error_errno(-errno, "cannot give the copy of %s its owner", path);
-    if (fchmod(dst, st->st_mode & 07777) < 0)
-        return vp_error_errno(-errno, "cannot give the copy of %s its mode", path);
-    ssize_t len = flistxattr(src, NULL, 0);
-    if (len <= 0)
-        return 0;
-    _cleanup_(freep) char *names = vp_xmalloc((size_t)len);
-    len = flistxattr(src, names, (size_t)len);
-    for (ssize_t off = 0; off < len; off += (ssize_t)strlen(names + off) + 1) {
-        const char *name = names + off;
-        ssize_t vlen = fgetxattr(src, name, NULL, 0);
-        if (vlen < 0)
-            continue;
-        _cleanup_(freep) char *val = vp_xmalloc((size_t)vlen + 1);
-        vlen = fgetxattr(src, name, val, (size_t)vlen);
-        if (vlen < 0 || fsetxattr(dst, name, val, (size_t)vlen, 0) < 0)
-            return vp_error_errno(-errno, "cannot copy extended attribute %s of %s", name,
-                                  path);
-    }
-    return 0;
 }
 
 static char *describe_edits(const struct vp_plan_file *f)
@@ -97,6 +71,12 @@ static int stage_elf(struct vp_txn *t, const struct vp_plan *p, const struct vp_
     struct stat st;
     if (fstat(e->fd, &st) < 0)
         return vp_error_errno(-errno, "cannot stat %s", ondisk);
+    /* The plan (its method, its program header slot) holds for the file it was made for. */
+    if (st.st_dev != f->dev || st.st_ino != f->ino || (uint64_t)st.st_size != f->size ||
+        mtime_ns(&st) != f->mtime_ns)
+        return vp_error(-EAGAIN, "%s changed after it was planned (an upgrade?); nothing is "
+                                 "changed: run vgpu-patch again",
+                        ondisk);
     const struct vp_entry *old = vp_manifest_find(mi, f->path);
     bool ours = old && old->patched.ino == st.st_ino && old->patched.size == (uint64_t)st.st_size &&
                 old->patched.mtime_ns == mtime_ns(&st);
@@ -124,7 +104,7 @@ static int stage_elf(struct vp_txn *t, const struct vp_plan *p, const struct vp_
         memcpy(patched_b3, cr.patched_b3, VP_B3_HEX);
     }
     struct stat tst;
-    if ((r = copy_attributes(e->fd, tmpfd, &st, ondisk)) < 0 ||
+    if ((r = vp_copy_attributes(e->fd, tmpfd, &st, false, ondisk)) < 0 ||
         (r = vp_elfwrite_check(e, tmp, f->edits, f->n_edits)) < 0)
         return r;
     if (fsync(tmpfd) < 0 || fstat(tmpfd, &tst) < 0)
@@ -137,7 +117,7 @@ static int stage_elf(struct vp_txn *t, const struct vp_plan *p, const struct vp_
     _cleanup_(freep) char *prev =
         ours ? vp_xasprintf("%s/txn-%d-%u", bdir, (int)getpid(), idx)
              : vp_xasprintf("%s/%s.%llu", bdir, cr.orig_b3, (unsigned long long)st.st_ino);
-    if ((r = vp_txn_keep_prev(t, ondisk, prev, !ours)) < 0)
+    if ((r = vp_txn_keep_prev(t, ondisk, e->fd, &st, prev, !ours, cr.orig_b3)) < 0)
         return r;
 
     struct vp_entry *en = &out->entry;
@@ -168,14 +148,70 @@ static int stage_link(struct vp_txn *t, const struct vp_plan *p, const struct vp
                       struct vp_apply_result *res, struct staged *out)
 {
     _cleanup_(freep) char *ondisk = vp_rooted(p->root, f->path);
-    int r = vp_txn_stage_link(t, ondisk, f->link_target);
+    char *prev_target = NULL;
+    int r = vp_txn_stage_link(t, ondisk, f->link_target, &prev_target);
     if (r < 0)
         return r;
     out->entry = (struct vp_entry){.kind = VP_ENTRY_LINK, .path = vp_xstrdup(f->path),
                                    .role = vp_xstrdup("link"),
-                                   .target = vp_xstrdup(f->link_target)};
+                                   .target = vp_xstrdup(f->link_target),
+                                   .prev_target = prev_target};
     add_result(res, f->path, "linked", "symlink", 0);
     return 0;
+}
+
+/* SIGINT, SIGTERM, SIGHUP and SIGQUIT wait while installed files are being replaced: a
+ * stop request ends the run at the next safe point, with every original put back. */
+static const int stop_signals[] = {SIGINT, SIGTERM, SIGHUP, SIGQUIT};
+
+static void block_stops(sigset_t *old)
+{
+    sigset_t set;
+    sigemptyset(&set);
+    for (size_t i = 0; i < VP_ARRAY_SIZE(stop_signals); i++)
+        sigaddset(&set, stop_signals[i]);
+    pthread_sigmask(SIG_BLOCK, &set, old);
+}
+
+/* A stop signal that arrived while blocked, taken (so unblocking does not kill us
+ * before the undo is reported); 0 when none. */
+static int stop_requested(void)
+{
+    sigset_t pending;
+    if (sigpending(&pending) < 0)
+        return 0;
+    for (size_t i = 0; i < VP_ARRAY_SIZE(stop_signals); i++)
+        if (sigismember(&pending, stop_signals[i])) {
+            sigset_t one;
+            sigemptyset(&one);
+            sigaddset(&one, stop_signals[i]);
+            const struct timespec now = {0, 0};
+            sigtimedwait(&one, NULL, &now);
+            return stop_signals[i];
+        }
+    return 0;
+}
+
+static int check_stop(void)
+{
+    int sig = stop_requested();
+    return sig ? vp_error(-EINTR, "stopped by signal %d (%s)", sig, strsignal(sig)) : 0;
+}
+
+static void record_install(struct vp_manifest *m, struct vp_manifest_install *mi,
+                           const struct vp_plan *p, const struct vp_apply_opts *o,
+                           struct staged *staged, size_t n)
+{
+    for (size_t i = 0; i < n; i++)
+        vp_manifest_put(mi, &staged[i].entry);
+    free(mi->shim_dir);
+    mi->shim_dir = vp_xstrdup(p->shims.dir);
+    free(mi->version);
+    mi->version = o->version ? vp_xstrdup(o->version) : NULL;
+    free(mi->eras);
+    mi->eras = o->eras ? vp_xstrdup(o->eras) : NULL;
+    free(m->root);
+    m->root = vp_xstrdup(p->root);
 }
 
 int vp_apply(const struct vp_plan *p, struct vp_state *st, const struct vp_apply_opts *o,
@@ -192,6 +228,8 @@ int vp_apply(const struct vp_plan *p, struct vp_state *st, const struct vp_apply
     double t0 = now_ms();
     struct vp_txn t = {.jfd = -1};
     bool pending = vp_plan_pending(p) > 0;
+    sigset_t old_mask;
+    block_stops(&old_mask);
     if (pending && (r = vp_txn_begin(st, &t)) < 0)
         goto out;
     for (size_t i = 0; pending && i < p->n_files && r == 0; i++) {
@@ -203,6 +241,8 @@ int vp_apply(const struct vp_plan *p, struct vp_state *st, const struct vp_apply
         else
             r = stage_elf(&t, p, f, mi, o->patchelf, &res, &staged[n], (unsigned)i);
         n++;
+        if (r == 0)
+            r = check_stop();
     }
     if (pending && r == 0)
         r = vp_txn_rename_all(&t);
@@ -216,6 +256,8 @@ int vp_apply(const struct vp_plan *p, struct vp_state *st, const struct vp_apply
                                "shims in every process");
         res.ms_verify = now_ms() - t1;
     }
+    if (r == 0)
+        r = check_stop();
     if (r < 0) {
         if (pending) {
             char msg[1024];
@@ -228,23 +270,8 @@ int vp_apply(const struct vp_plan *p, struct vp_state *st, const struct vp_apply
         goto out;
     }
     if (pending) {
-        for (size_t i = 0; i < n; i++)
-            vp_manifest_put(mi, &staged[i].entry);
-        free(mi->shim_dir);
-        mi->shim_dir = vp_xstrdup(p->shims.dir);
-        free(mi->version);
-        mi->version = o->version ? vp_xstrdup(o->version) : NULL;
-        free(mi->eras);
-        mi->eras = o->eras ? vp_xstrdup(o->eras) : NULL;
-        free(m.root);
-        m.root = vp_xstrdup(p->root);
-        vp_fault("before-manifest");
-        if ((r = vp_manifest_save(st->dir, &m)) < 0) {
-            vp_txn_abort(&t);
-            goto out;
-        }
-        vp_fault("after-manifest");
-        if ((r = vp_txn_commit(&t)) < 0)
+        record_install(&m, mi, p, o, staged, n);
+        if ((r = vp_txn_commit(&t, &m)) < 0)
             goto out;
         for (size_t i = 0; i < n; i++)
             if (staged[i].obsolete_backup && !vp_manifest_uses_backup(&m, staged[i].obsolete_backup))
@@ -257,6 +284,8 @@ int vp_apply(const struct vp_plan *p, struct vp_state *st, const struct vp_apply
         vp_find_running(ids, k / 2, &res.running);
     }
 out:
+    stop_requested(); /* one that came during the commit: the work is done, exit normally */
+    pthread_sigmask(SIG_SETMASK, &old_mask, NULL);
     for (size_t i = 0; i < p->n_files; i++) {
         vp_entry_release(&staged[i].entry);
         free(staged[i].obsolete_backup);

@@ -47,6 +47,8 @@ char *vp_manifest_format(const struct vp_manifest *m)
             put_kv(f, "role", e->role);
             if (e->kind == VP_ENTRY_LINK) {
                 put_kv(f, "target", e->target);
+                if (e->prev_target)
+                    put_kv(f, "prev_target", e->prev_target);
             } else {
                 put_id(f, "orig", &e->orig);
                 put_id(f, "patched", &e->patched);
@@ -127,6 +129,8 @@ static bool entry_field(struct vp_entry *e, const char *k, char *v)
         s = &e->role;
     else if (!strcmp(k, "target"))
         s = &e->target;
+    else if (!strcmp(k, "prev_target"))
+        s = &e->prev_target;
     else if (!strcmp(k, "backup"))
         s = &e->backup;
     else if (!strcmp(k, "method"))
@@ -297,6 +301,7 @@ void vp_entry_release(struct vp_entry *e)
     free(e->method);
     free(e->edits);
     free(e->target);
+    free(e->prev_target);
     *e = (struct vp_entry){0};
 }
 

@@ -34,6 +34,7 @@ struct vp_entry {
     char *edits;   /* human-readable, ';'-separated */
     /* links */
     char *target;
+    char *prev_target; /* the link that was there before, NULL when there was none */
 };
 
 struct vp_manifest_install {

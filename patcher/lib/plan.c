@@ -98,6 +98,12 @@ static void finish_file(struct vp_plan_file *f, const struct vp_elf *e, const ch
     vp_elfwrite_choose(e, f->edits, f->n_edits, patchelf, &f->choice);
     f->done = f->choice.method == VP_WRITE_NONE;
     f->size = e->size;
+    struct stat st;
+    if (fstat(e->fd, &st) == 0) {
+        f->dev = st.st_dev;
+        f->ino = st.st_ino;
+        f->mtime_ns = (int64_t)st.st_mtim.tv_sec * 1000000000 + st.st_mtim.tv_nsec;
+    }
 }
 
 /* Plans the executable of one process. Returns 1 when it can carry the shims, 0 when

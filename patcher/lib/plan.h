@@ -24,6 +24,9 @@ struct vp_plan_file {
     char *link_target;             /* links */
     bool done;                     /* already as planned: nothing to write */
     uint64_t size;
+    dev_t dev;                     /* the file the plan was made for (ELF files) */
+    ino_t ino;
+    int64_t mtime_ns;
 };
 
 struct vp_plan_route {

@@ -1,17 +1,21 @@
-/* txn: state dir, lock, journal and replay (undo or finish) of transactions. */
+/* txn: the journal, its replay (undo or finish), and the staging, renaming and commit of
+ * the files a transaction replaces. */
 #include "txn.h"
-#include "copy.h"
+#include "blake3.h"
+#include "fileops.h"
 
 #include <errno.h>
 #include <fcntl.h>
 #include <signal.h>
 #include <string.h>
-#include <sys/file.h>
 #include <sys/stat.h>
-#include <time.h>
 
 struct vp_txn_item {
     char *path, *tmp;
+    bool is_link;
+    dev_t dev; /* the inode the rename replaces (files) */
+    ino_t ino;
+    char *prev_target; /* the link it replaces (links), NULL for none */
 };
 
 void vp_fault(const char *point)
@@ -42,34 +46,22 @@ static char *state_path(const struct vp_state *st, const char *name)
     return vp_path_join(st->dir, name);
 }
 
-char *vp_state_backup_dir(const struct vp_state *st)
-{
-    return state_path(st, "backups");
-}
+/* ---- journal: one record per line, a kind and up to four escaped arguments ---- */
 
-bool vp_state_interrupted(const struct vp_state *st)
-{
-    _cleanup_(freep) char *j = state_path(st, "journal");
-    return access(j, F_OK) == 0;
-}
+#define JARGS 4
 
-/* ---- journal ---- */
-
-static int jlog(struct vp_txn *t, const char *kind, const char *a, const char *b,
-                const char *c)
+static int jlog(struct vp_txn *t, const char *kind, const char *const args[JARGS])
 {
-    const char *args[] = {a, b, c};
     _cleanup_(freep) char *line = vp_xstrdup(kind);
-    for (size_t i = 0; i < 3 && args[i]; i++) {
+    for (size_t i = 0; args && i < JARGS && args[i]; i++) {
         _cleanup_(freep) char *e = vp_escape(args[i]);
         char *next = vp_xasprintf("%s %s", line, e);
         free(line);
         line = next;
     }
-    char *full = vp_xasprintf("%s\n", line);
+    _cleanup_(freep) char *full = vp_xasprintf("%s\n", line);
     size_t len = strlen(full);
     ssize_t n = write(t->jfd, full, len);
-    free(full);
     if (n != (ssize_t)len || fdatasync(t->jfd) < 0)
         return vp_error_errno(n < 0 ? -errno : -EIO, "cannot write the journal in %s",
                               t->st->dir);
@@ -78,13 +70,13 @@ static int jlog(struct vp_txn *t, const char *kind, const char *a, const char *b
 
 struct jrec {
     char kind[16];
-    char *arg[3];
+    char *arg[JARGS];
 };
 
 static void jrecs_release(struct jrec *r, size_t n)
 {
     for (size_t i = 0; i < n; i++)
-        for (int k = 0; k < 3; k++)
+        for (int k = 0; k < JARGS; k++)
             free(r[i].arg[k]);
     free(r);
 }
@@ -111,7 +103,7 @@ static int jread(const struct vp_state *st, struct jrec **ret, size_t *ret_n)
             struct jrec *j = &recs[n++];
             *j = (struct jrec){0};
             strcpy(j->kind, tok.v[0]);
-            for (size_t k = 1; k < tok.n && k <= 3; k++)
+            for (size_t k = 1; k < tok.n && k <= JARGS; k++)
                 if (vp_unescape(tok.v[k], &j->arg[k - 1]) < 0)
                     j->arg[k - 1] = NULL;
         }
@@ -131,55 +123,39 @@ static const struct jrec *find_rec(const struct jrec *r, size_t n, const char *k
     return NULL;
 }
 
-/* Puts the inode kept at prev back at path (through a fresh name and a rename). */
-static int restore_file(const char *path, const char *prev)
+/* "prev PATH PREV FLAGS DEV:INO": whether PATH still names the original inode (then its
+ * rename never happened, and there is nothing to put back). */
+static bool original_in_place(const struct jrec *prev)
 {
-    _cleanup_(freep) char *tmp = vp_xasprintf("%s.vgpu-restore", path);
-    unlink(tmp);
-    if (link(prev, tmp) < 0) {
-        if (errno != EXDEV && errno != EPERM)
-            return vp_error_errno(-errno, "cannot restore %s from %s", path, prev);
-        /* The backup is a copy on another file system: copy it back. */
-        _cleanup_(closep) int in = open(prev, O_RDONLY | O_CLOEXEC);
-        struct stat st;
-        if (in < 0 || fstat(in, &st) < 0)
-            return vp_error_errno(-errno, "cannot read backup %s", prev);
-        _cleanup_(closep) int out =
-            open(tmp, O_RDWR | O_CREAT | O_EXCL | O_CLOEXEC, st.st_mode & 07777);
-        struct vp_copy_result cr;
-        if (out < 0 || vp_copy_patched(in, (uint64_t)st.st_size, out, NULL, &cr) < 0 ||
-            fchown(out, st.st_uid, st.st_gid) < 0 || fchmod(out, st.st_mode & 07777) < 0 ||
-            fsync(out) < 0) {
-            int e = -errno;
-            unlink(tmp);
-            return vp_error_errno(e ? e : -EIO, "cannot copy backup %s back", prev);
+    unsigned long long dev, ino;
+    return prev->arg[3] && sscanf(prev->arg[3], "%llu:%llu", &dev, &ino) == 2 &&
+           vp_same_inode(prev->arg[0], (dev_t)dev, (ino_t)ino);
+}
+
+static int undo_renames(const struct jrec *r, size_t n, unsigned *restored)
+{
+    for (size_t i = n; i-- > 0;) {
+        if (strcmp(r[i].kind, "rename") || !r[i].arg[0])
+            continue;
+        const char *path = r[i].arg[0];
+        const struct jrec *prev = find_rec(r, n, "prev", path);
+        const struct jrec *lnk = find_rec(r, n, "link", path);
+        int res = 0;
+        if (prev && prev->arg[1]) {
+            if (original_in_place(prev))
+                continue;
+            res = vp_restore_file(path, prev->arg[1]);
+        } else if (lnk) {
+            res = vp_restore_link(path, lnk->arg[2]);
         }
+        if (res < 0)
+            return res;
+        (*restored)++;
     }
-    if (rename(tmp, path) < 0) {
-        int e = -errno;
-        unlink(tmp);
-        return vp_error_errno(e, "cannot restore %s", path);
-    }
-    return vp_fsync_dir_of(path);
+    return 0;
 }
 
-static int restore_link(const char *path, const char *prev_target)
-{
-    if (!prev_target || !*prev_target) {
-        if (unlink(path) < 0 && errno != ENOENT)
-            return vp_error_errno(-errno, "cannot remove %s", path);
-        return vp_fsync_dir_of(path);
-    }
-    _cleanup_(freep) char *tmp = vp_xasprintf("%s.vgpu-restore", path);
-    unlink(tmp);
-    if (symlink(prev_target, tmp) < 0 || rename(tmp, path) < 0)
-        return vp_error_errno(-errno, "cannot restore link %s", path);
-    return vp_fsync_dir_of(path);
-}
-
-/* Replays the journal: finishes a committed transaction, or undoes one that was not.
- * Messages describe what was done. Idempotent: a crash during replay is replayed. */
-static int replay(struct vp_state *st)
+int vp_txn_replay(struct vp_state *st)
 {
     struct jrec *r = NULL;
     size_t n = 0;
@@ -190,25 +166,21 @@ static int replay(struct vp_state *st)
     for (size_t i = 0; i < n; i++)
         committed |= !strcmp(r[i].kind, "committed");
     unsigned restored = 0;
-    if (!committed) {
-        for (size_t i = n; i-- > 0 && res == 0;) {
-            if (strcmp(r[i].kind, "rename") || !r[i].arg[0])
-                continue;
-            const char *path = r[i].arg[0];
-            const struct jrec *prev = find_rec(r, n, "prev", path);
-            const struct jrec *lnk = find_rec(r, n, "link", path);
-            if (prev && prev->arg[1])
-                res = restore_file(path, prev->arg[1]);
-            else if (lnk)
-                res = restore_link(path, lnk->arg[2]);
-            restored += res == 0;
-        }
+    _cleanup_(freep) char *mnew = state_path(st, "manifest.new");
+    _cleanup_(freep) char *mpath = state_path(st, "manifest");
+    if (committed) {
+        /* The manifest that describes the committed files goes in now, if it has not. */
+        if (access(mnew, F_OK) == 0 && (rename(mnew, mpath) < 0 || vp_fsync_dir_of(mpath) < 0))
+            res = vp_error_errno(-errno, "cannot put %s in place", mpath);
+    } else {
+        res = undo_renames(r, n, &restored);
+        unlink(mnew);
     }
     for (size_t i = 0; i < n && res == 0; i++) {
         const struct jrec *j = &r[i];
         if ((!strcmp(j->kind, "tmp") || !strcmp(j->kind, "link")) && j->arg[1])
             unlink(j->arg[1]);
-        /* prev PATH PREV CREATED KEEP: remove what this transaction created, except a
+        /* prev PATH PREV CREATED+KEEP: remove what this transaction created, except a
          * permanent backup of a committed one. */
         if (!strcmp(j->kind, "prev") && j->arg[1] && j->arg[2] && j->arg[2][0] == '1') {
             bool keep = j->arg[2][1] == '1';
@@ -227,97 +199,13 @@ static int replay(struct vp_state *st)
                           vp_xasprintf("an interrupted run was undone: %u file(s) restored to "
                                        "what they were before it",
                                        restored));
-    else if (!committed)
+    else
         vp_strv_push(&st->recovered,
                      "an interrupted run was undone before it had changed any installed file");
     _cleanup_(freep) char *jpath = state_path(st, "journal");
     if (unlink(jpath) < 0 && errno != ENOENT)
         return vp_error_errno(-errno, "cannot remove %s", jpath);
     return vp_fsync_dir_of(jpath);
-}
-
-/* ---- state dir ---- */
-
-static int take_lock(struct vp_state *st, int timeout_ms)
-{
-    _cleanup_(freep) char *path = state_path(st, "lock");
-    st->lock_fd = open(path, O_RDWR | O_CREAT | O_CLOEXEC | O_NOFOLLOW, 0600);
-    if (st->lock_fd < 0)
-        return vp_error_errno(-errno, "cannot open %s", path);
-    for (int waited = 0;; waited += 50) {
-        if (flock(st->lock_fd, LOCK_EX | LOCK_NB) == 0)
-            break;
-        if (errno != EWOULDBLOCK)
-            return vp_error_errno(-errno, "cannot lock %s", path);
-        if (waited >= timeout_ms) {
-            char pid[32] = "";
-            ssize_t k = pread(st->lock_fd, pid, sizeof(pid) - 1, 0);
-            pid[k > 0 ? k : 0] = '\0';
-            pid[strcspn(pid, "\n")] = '\0';
-            return vp_error(-EBUSY,
-                            "another vgpu-patch (pid %s) is working on %s; waited %d s for it",
-                            *pid ? pid : "?", st->dir, timeout_ms / 1000);
-        }
-        struct timespec ts = {0, 50 * 1000 * 1000};
-        nanosleep(&ts, NULL);
-    }
-    char pid[32];
-    int len = snprintf(pid, sizeof(pid), "%d\n", (int)getpid());
-    if (ftruncate(st->lock_fd, 0) < 0 || pwrite(st->lock_fd, pid, (size_t)len, 0) != len)
-        return vp_error_errno(-errno, "cannot write %s", path);
-    return 0;
-}
-
-int vp_state_open(const char *dir, unsigned flags, int timeout_ms, struct vp_state *ret)
-{
-    struct vp_state st = {.dir = vp_path_normalize(dir), .lock_fd = -1};
-    struct stat s;
-    int r = 0;
-    if (stat(st.dir, &s) < 0) {
-        if (errno != ENOENT || !(flags & VP_STATE_CREATE)) {
-            r = errno == ENOENT ? vp_error(-ENOENT, "no state in %s: nothing was patched with "
-                                                    "this state dir",
-                                           st.dir)
-                                : vp_error_errno(-errno, "cannot use state dir %s", st.dir);
-            goto fail;
-        }
-        if ((r = vp_mkdir_p(st.dir, 0700)) < 0)
-            goto fail;
-    } else if (!S_ISDIR(s.st_mode)) {
-        r = vp_error(-ENOTDIR, "state dir %s is not a directory", st.dir);
-        goto fail;
-    } else if (s.st_mode & 022) {
-        r = vp_error(-EPERM,
-                     "state dir %s is writable by group or others (mode %04o): it holds the "
-                     "backups of Ollama's executables; make it 0700",
-                     st.dir, (unsigned)(s.st_mode & 07777));
-        goto fail;
-    }
-    if (flags & (VP_STATE_CREATE | VP_STATE_LOCK)) {
-        _cleanup_(freep) char *b = vp_state_backup_dir(&st);
-        if ((r = vp_mkdir_p(b, 0700)) < 0)
-            goto fail;
-    }
-    if (flags & VP_STATE_LOCK) {
-        if ((r = take_lock(&st, timeout_ms)) < 0)
-            goto fail;
-        if (vp_state_interrupted(&st) && (r = replay(&st)) < 0)
-            goto fail;
-    }
-    *ret = st;
-    return 0;
-fail:
-    vp_state_close(&st);
-    return r;
-}
-
-void vp_state_close(struct vp_state *st)
-{
-    if (st->lock_fd >= 0)
-        close(st->lock_fd); /* releases the lock */
-    free(st->dir);
-    vp_strv_release(&st->recovered);
-    *st = (struct vp_state){.lock_fd = -1};
 }
 
 /* ---- transactions ---- */
@@ -331,7 +219,7 @@ int vp_txn_begin(struct vp_state *st, struct vp_txn *t)
         return vp_error_errno(-errno, "cannot create %s", path);
     char pid[16];
     snprintf(pid, sizeof(pid), "%d", (int)getpid());
-    int r = jlog(t, "begin", pid, NULL, NULL);
+    int r = jlog(t, "begin", (const char *const[JARGS]){pid});
     if (r == 0)
         r = vp_fsync_dir_of(path);
     return r;
@@ -345,6 +233,14 @@ static struct vp_txn_item *add_item(struct vp_txn *t, const char *path, const ch
     return it;
 }
 
+static struct vp_txn_item *find_item(struct vp_txn *t, const char *path)
+{
+    for (size_t i = 0; i < t->n; i++)
+        if (!strcmp(t->items[i].path, path))
+            return &t->items[i];
+    return NULL;
+}
+
 static char *tmp_name(const char *path, size_t n)
 {
     _cleanup_(freep) char *dir = vp_dirname(path);
@@ -354,7 +250,7 @@ static char *tmp_name(const char *path, size_t n)
 int vp_txn_stage_file(struct vp_txn *t, const char *path, int *ret_fd, const char **ret_tmp)
 {
     _cleanup_(freep) char *tmp = tmp_name(path, t->n);
-    int r = jlog(t, "tmp", path, tmp, NULL);
+    int r = jlog(t, "tmp", (const char *const[JARGS]){path, tmp});
     if (r < 0)
         return r;
     int fd = open(tmp, O_RDWR | O_CREAT | O_EXCL | O_CLOEXEC | O_NOFOLLOW, 0600);
@@ -375,47 +271,53 @@ int vp_txn_stage_file(struct vp_txn *t, const char *path, int *ret_fd, const cha
     return 0;
 }
 
-static int copy_into(const char *src, const char *dst)
+/* An existing permanent backup is reused only when it is the original: the same inode,
+ * or a copy with the same content (a copy left half-written by a crash is not). */
+static bool backup_is(const char *prev, const struct stat *orig, const char *orig_b3)
 {
-    _cleanup_(closep) int in = open(src, O_RDONLY | O_CLOEXEC);
     struct stat st;
-    if (in < 0 || fstat(in, &st) < 0)
-        return vp_error_errno(-errno, "cannot read %s", src);
-    _cleanup_(closep) int out = open(dst, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0600);
-    if (out < 0)
-        return vp_error_errno(-errno, "cannot create %s", dst);
-    struct vp_copy_result cr;
-    int r = vp_copy_patched(in, (uint64_t)st.st_size, out, NULL, &cr);
-    if (r == 0 && (fchown(out, st.st_uid, st.st_gid) < 0 ||
-                   fchmod(out, st.st_mode & 07777) < 0 || fsync(out) < 0))
-        r = vp_error_errno(-errno, "cannot finish %s", dst);
-    if (r < 0)
-        unlink(dst);
-    return r;
+    if (lstat(prev, &st) < 0 || !S_ISREG(st.st_mode))
+        return false;
+    if (st.st_dev == orig->st_dev && st.st_ino == orig->st_ino)
+        return true;
+    char b3[VP_B3_HEX];
+    return st.st_size == orig->st_size && orig_b3 && vp_b3_file(prev, b3) == 0 &&
+           strcmp(b3, orig_b3) == 0;
 }
 
-int vp_txn_keep_prev(struct vp_txn *t, const char *path, const char *prev, bool keep)
+int vp_txn_keep_prev(struct vp_txn *t, const char *path, int orig_fd, const struct stat *orig,
+                     const char *prev, bool keep, const char *orig_b3)
 {
     bool created = true;
-    if (link(path, prev) < 0) {
-        if (errno == EEXIST && keep) {
+    int r = vp_keep_inode(orig_fd, prev);
+    if (r == -EEXIST) {
+        if (keep && backup_is(prev, orig, orig_b3)) {
             created = false; /* the same original is backed up already */
-        } else if (errno == EXDEV || errno == EPERM || errno == EMLINK) {
-            int r = copy_into(path, prev);
-            if (r < 0)
-                return r;
+            r = 0;
+        } else if (unlink(prev) < 0) {
+            r = vp_error_errno(-errno, "cannot replace the stale %s", prev);
         } else {
-            return vp_error_errno(-errno, "cannot keep %s as %s", path, prev);
+            r = vp_keep_inode(orig_fd, prev);
         }
     }
-    int r = jlog(t, "prev", path, prev, created ? (keep ? "11" : "10") : "00");
-    if (r == 0)
-        r = vp_fsync_dir_of(prev);
+    if (r < 0)
+        return r;
+    char id[64];
+    snprintf(id, sizeof(id), "%llu:%llu", (unsigned long long)orig->st_dev,
+             (unsigned long long)orig->st_ino);
+    r = jlog(t, "prev", (const char *const[JARGS]){path, prev,
+                                                   created ? (keep ? "11" : "10") : "00", id});
+    struct vp_txn_item *it = find_item(t, path);
+    if (it) {
+        it->dev = orig->st_dev;
+        it->ino = orig->st_ino;
+    }
     vp_fault("prev");
     return r;
 }
 
-int vp_txn_stage_link(struct vp_txn *t, const char *path, const char *target)
+int vp_txn_stage_link(struct vp_txn *t, const char *path, const char *target,
+                      char **ret_prev_target)
 {
     _cleanup_(freep) char *tmp = tmp_name(path, t->n);
     struct stat st;
@@ -424,21 +326,42 @@ int vp_txn_stage_link(struct vp_txn *t, const char *path, const char *target)
     char cur[4096];
     ssize_t n = readlink(path, cur, sizeof(cur) - 1);
     cur[n > 0 ? n : 0] = '\0';
-    int r = jlog(t, "link", path, tmp, cur);
+    int r = jlog(t, "link", (const char *const[JARGS]){path, tmp, cur});
     if (r < 0)
         return r;
     if (symlink(target, tmp) < 0)
         return vp_error_errno(-errno, "cannot create link %s", tmp);
-    add_item(t, path, tmp);
+    struct vp_txn_item *it = add_item(t, path, tmp);
+    it->is_link = true;
+    it->prev_target = n > 0 ? vp_xstrdup(cur) : NULL;
+    if (ret_prev_target)
+        *ret_prev_target = it->prev_target ? vp_xstrdup(it->prev_target) : NULL;
     return 0;
+}
+
+/* Whether the path still holds what the transaction means to replace. */
+static bool unchanged(const struct vp_txn_item *it)
+{
+    if (!it->is_link)
+        return vp_same_inode(it->path, it->dev, it->ino);
+    char cur[4096];
+    ssize_t n = readlink(it->path, cur, sizeof(cur) - 1);
+    if (n < 0)
+        return !it->prev_target && errno == ENOENT;
+    cur[n] = '\0';
+    return it->prev_target && !strcmp(cur, it->prev_target);
 }
 
 int vp_txn_rename_all(struct vp_txn *t)
 {
     for (size_t i = 0; i < t->n; i++) {
         struct vp_txn_item *it = &t->items[i];
-        /* Intent first: undoing a rename that did not happen restores the same inode. */
-        int r = jlog(t, "rename", it->path, NULL, NULL);
+        if (!unchanged(it))
+            return vp_error(-EAGAIN, "%s changed while vgpu-patch was working on it (an "
+                                     "upgrade?); everything is put back: run it again",
+                            it->path);
+        /* Intent first: undoing a rename that did not happen finds the original in place. */
+        int r = jlog(t, "rename", (const char *const[JARGS]){it->path});
         if (r < 0)
             return r;
         if (rename(it->tmp, it->path) < 0)
@@ -455,6 +378,7 @@ static void txn_release(struct vp_txn *t)
     for (size_t i = 0; i < t->n; i++) {
         free(t->items[i].path);
         free(t->items[i].tmp);
+        free(t->items[i].prev_target);
     }
     free(t->items);
     if (t->jfd >= 0)
@@ -464,14 +388,22 @@ static void txn_release(struct vp_txn *t)
     t->n = 0;
 }
 
-int vp_txn_commit(struct vp_txn *t)
+int vp_txn_commit(struct vp_txn *t, const struct vp_manifest *m)
 {
-    int r = jlog(t, "committed", NULL, NULL, NULL);
+    /* The manifest is part of the transaction: staged first, put in place only by a
+     * committed journal (here, or by the replay after a crash). */
+    _cleanup_(freep) char *mnew = state_path(t->st, "manifest.new");
+    _cleanup_(freep) char *text = vp_manifest_format(m);
+    vp_fault("before-manifest");
+    int r = vp_write_file_atomic(mnew, text, strlen(text), 0600);
+    vp_fault("after-manifest");
+    if (r == 0)
+        r = jlog(t, "committed", NULL);
     vp_fault("committed");
     txn_release(t);
     if (r < 0)
         return r;
-    r = replay(t->st); /* removes temporary links and the journal */
+    r = vp_txn_replay(t->st); /* puts the manifest in; removes temporaries and the journal */
     vp_strv_release(&t->st->recovered);
     return r;
 }
@@ -481,7 +413,7 @@ int vp_txn_abort(struct vp_txn *t)
     txn_release(t);
     struct vp_strv keep = t->st->recovered;
     t->st->recovered = (struct vp_strv){0};
-    int r = replay(t->st);
+    int r = vp_txn_replay(t->st);
     vp_strv_release(&t->st->recovered);
     t->st->recovered = keep;
     return r;

@@ -6,6 +6,9 @@
 #ifndef VP_TXN_H
 #define VP_TXN_H
 
+#include <sys/stat.h>
+
+#include "manifest.h"
 #include "util.h"
 
 struct vp_state {
@@ -26,6 +29,11 @@ int vp_state_open(const char *dir, unsigned flags, int timeout_ms, struct vp_sta
 void vp_state_close(struct vp_state *st);
 /* Whether a journal is left by an interrupted run (for read-only commands). */
 bool vp_state_interrupted(const struct vp_state *st);
+/* Whether another process holds the lock (a run in progress, not an interrupted one). */
+bool vp_state_busy(const struct vp_state *st);
+/* Finishes or undoes the transaction the journal describes, then removes the journal;
+ * what it did is appended to st->recovered. Idempotent. */
+int vp_txn_replay(struct vp_state *st);
 char *vp_state_backup_dir(const struct vp_state *st);
 
 struct vp_txn_item;
@@ -40,17 +48,22 @@ int vp_txn_begin(struct vp_state *st, struct vp_txn *t);
 /* Creates the staging file beside path (O_EXCL, mode 0600) and returns its fd and
  * name (owned by the transaction). */
 int vp_txn_stage_file(struct vp_txn *t, const char *path, int *ret_fd, const char **ret_tmp);
-/* Keeps the inode now at path reachable through prev (a hard link, or a copy across
- * file systems). keep: prev is the permanent backup and survives the commit; it is
- * reused if it already exists. */
-int vp_txn_keep_prev(struct vp_txn *t, const char *path, const char *prev, bool keep);
-/* Stages a symbolic link path -> target (replacing the link there, if any). */
-int vp_txn_stage_link(struct vp_txn *t, const char *path, const char *target);
-/* Renames every staged file over its path, in order. */
+/* Keeps the original that is about to be replaced (open as orig_fd, with stat orig)
+ * reachable through prev: a hard link to that very inode, or an exact copy across file
+ * systems. keep: prev is the permanent backup, which survives the commit and is reused
+ * when it already holds that original (same inode, or same content orig_b3). */
+int vp_txn_keep_prev(struct vp_txn *t, const char *path, int orig_fd, const struct stat *orig,
+                     const char *prev, bool keep, const char *orig_b3);
+/* Stages a symbolic link path -> target (replacing the link there, if any, never a file);
+ * *ret_prev_target (may be NULL) gets the link it replaces, NULL when there was none. */
+int vp_txn_stage_link(struct vp_txn *t, const char *path, const char *target,
+                      char **ret_prev_target);
+/* Renames every staged file over its path, in order; -EAGAIN when a path no longer holds
+ * what was staged against (an upgrade replaced it meanwhile). */
 int vp_txn_rename_all(struct vp_txn *t);
-/* Makes it final: temporary links go, the journal goes. Call after the manifest is
- * saved. */
-int vp_txn_commit(struct vp_txn *t);
+/* Makes it final together with the manifest m, which describes the result: temporary
+ * links go, the journal goes. */
+int vp_txn_commit(struct vp_txn *t, const struct vp_manifest *m);
 /* Undoes everything (originals renamed back, staging files removed). */
 int vp_txn_abort(struct vp_txn *t);
 

@@ -1,0 +1,116 @@
+/* rollback: entry states and exact undo. */
+#include "rollback.h"
+#include "fileops.h"
+
+#include <errno.h>
+#include <limits.h>
+#include <string.h>
+#include <sys/stat.h>
+
+const char *vp_entry_state_name(enum vp_entry_state s)
+{
+    static const char *const names[] = {"patched", "linked", "original", "changed", "missing"};
+    return names[s];
+}
+
+const char *vp_rollback_outcome_name(enum vp_rollback_outcome o)
+{
+    static const char *const names[] = {"restored", "already-original", "refused", "failed"};
+    return names[o];
+}
+
+static int64_t mtime_ns(const struct stat *st)
+{
+    return (int64_t)st->st_mtim.tv_sec * 1000000000 + st->st_mtim.tv_nsec;
+}
+
+static bool is(const struct stat *st, const struct vp_fileid *id)
+{
+    return (uint64_t)st->st_size == id->size && mtime_ns(st) == id->mtime_ns &&
+           st->st_ino == id->ino;
+}
+
+enum vp_entry_state vp_entry_state(const char *root, const struct vp_entry *e, char **ret_detail)
+{
+    _cleanup_(freep) char *ondisk = vp_rooted(root, e->path);
+    struct stat st;
+    *ret_detail = NULL;
+    if (lstat(ondisk, &st) < 0) {
+        *ret_detail = vp_xasprintf("%s is gone", e->path);
+        return VP_STATE_MISSING;
+    }
+    if (e->kind == VP_ENTRY_LINK) {
+        char cur[PATH_MAX];
+        ssize_t n = readlink(ondisk, cur, sizeof(cur) - 1);
+        cur[n > 0 ? n : 0] = '\0';
+        if (n > 0 && !strcmp(cur, e->target))
+            return VP_STATE_LINKED;
+        if (n > 0 && e->prev_target && !strcmp(cur, e->prev_target)) {
+            *ret_detail = vp_xstrdup("the link that was there before is back");
+            return VP_STATE_ORIGINAL;
+        }
+        *ret_detail =
+            vp_xasprintf("points at %s, not %s", n > 0 ? cur : "(not a link)", e->target);
+        return VP_STATE_CHANGED;
+    }
+    if (is(&st, &e->patched))
+        return VP_STATE_PATCHED;
+    /* An original restored from a copy is another inode with the same size and mtime. */
+    if (is(&st, &e->orig) || ((uint64_t)st.st_size == e->orig.size &&
+                              mtime_ns(&st) == e->orig.mtime_ns)) {
+        *ret_detail = vp_xstrdup("the original is back in place");
+        return VP_STATE_ORIGINAL;
+    }
+    *ret_detail = vp_xasprintf("replaced or modified since it was patched (inode %llu, %llu "
+                               "bytes; patched was inode %llu, %llu bytes)",
+                               (unsigned long long)st.st_ino, (unsigned long long)st.st_size,
+                               (unsigned long long)e->patched.ino,
+                               (unsigned long long)e->patched.size);
+    return VP_STATE_CHANGED;
+}
+
+static bool hashes_to(const char *path, const char *b3)
+{
+    char got[VP_B3_HEX];
+    return vp_b3_file(path, got) == 0 && strcmp(got, b3) == 0;
+}
+
+enum vp_rollback_outcome vp_rollback_entry(const char *root, const struct vp_entry *e,
+                                           bool dry_run, char **ret_msg)
+{
+    _cleanup_(freep) char *ondisk = vp_rooted(root, e->path);
+    _cleanup_(freep) char *detail = NULL;
+    enum vp_entry_state s = vp_entry_state(root, e, &detail);
+    *ret_msg = NULL;
+    if (e->kind == VP_ENTRY_LINK && (s == VP_STATE_ORIGINAL ||
+                                     (s == VP_STATE_MISSING && !e->prev_target)))
+        return VP_ROLLBACK_ALREADY;
+    if (e->kind == VP_ENTRY_FILE && s == VP_STATE_ORIGINAL && hashes_to(ondisk, e->orig.b3))
+        return VP_ROLLBACK_ALREADY;
+    if (s != VP_STATE_PATCHED && s != VP_STATE_LINKED) {
+        *ret_msg = vp_xasprintf("%s is %s: %s; left alone (run `vgpu-patch ollama` to patch "
+                                "the new file)",
+                                e->path, vp_entry_state_name(s), detail ? detail : "");
+        return VP_ROLLBACK_REFUSED;
+    }
+    if (e->kind == VP_ENTRY_FILE && !hashes_to(ondisk, e->patched.b3)) {
+        *ret_msg = vp_xasprintf("%s was modified in place since it was patched; left alone",
+                                e->path);
+        return VP_ROLLBACK_REFUSED;
+    }
+    if (e->kind == VP_ENTRY_FILE && !hashes_to(e->backup, e->orig.b3)) {
+        *ret_msg = vp_xasprintf("the backup %s does not hash to the original of %s any more; "
+                                "not restoring it",
+                                e->backup, e->path);
+        return VP_ROLLBACK_FAILED;
+    }
+    if (dry_run)
+        return VP_ROLLBACK_RESTORED;
+    int r = e->kind == VP_ENTRY_LINK ? vp_restore_link(ondisk, e->prev_target)
+                                     : vp_restore_file(ondisk, e->backup);
+    if (r < 0) {
+        *ret_msg = vp_xstrdup(vp_last_error());
+        return VP_ROLLBACK_FAILED;
+    }
+    return VP_ROLLBACK_RESTORED;
+}

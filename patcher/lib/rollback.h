@@ -1,0 +1,37 @@
+/* rollback: the state on disk of a change the manifest records, and its exact undo —
+ * the original inode (or an exact copy of it) back in place, a link back to what it was.
+ * A file that changed since it was patched is never clobbered. */
+#ifndef VP_ROLLBACK_H
+#define VP_ROLLBACK_H
+
+#include "manifest.h"
+
+enum vp_entry_state {
+    VP_STATE_PATCHED,  /* as vgpu-patch left it (stat identity) */
+    VP_STATE_LINKED,   /* our link, as left */
+    VP_STATE_ORIGINAL, /* the original is back */
+    VP_STATE_CHANGED,  /* something else is there now (an upgrade?) */
+    VP_STATE_MISSING,
+};
+
+const char *vp_entry_state_name(enum vp_entry_state s);
+
+/* From stat alone (fast: status runs at every service start). *ret_detail explains
+ * anything but PATCHED/LINKED (caller frees; NULL otherwise). */
+enum vp_entry_state vp_entry_state(const char *root, const struct vp_entry *e, char **ret_detail);
+
+enum vp_rollback_outcome {
+    VP_ROLLBACK_RESTORED,
+    VP_ROLLBACK_ALREADY,  /* the original was in place already */
+    VP_ROLLBACK_REFUSED,  /* changed since it was patched: left alone */
+    VP_ROLLBACK_FAILED,
+};
+
+const char *vp_rollback_outcome_name(enum vp_rollback_outcome o);
+
+/* Undoes one entry (dry_run: only decides). The restored file must hash to the recorded
+ * original. *ret_msg explains anything but RESTORED/ALREADY (caller frees). */
+enum vp_rollback_outcome vp_rollback_entry(const char *root, const struct vp_entry *e,
+                                           bool dry_run, char **ret_msg);
+
+#endif
