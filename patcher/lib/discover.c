@@ -22,30 +22,37 @@ static bool exists_in(const char *root, const char *path, mode_t type)
     return stat(p, &st) == 0 && (type == 0 || (st.st_mode & S_IFMT) == type);
 }
 
-/* The first word of an ExecStart= value, without systemd's prefix characters; for
- * our own launcher, the program it wraps. */
+static char *unquote(const char *w)
+{
+    size_t len = strlen(w);
+    if (len >= 2 && (w[0] == '"' || w[0] == '\'') && w[len - 1] == w[0])
+        return vp_xstrndup(w + 1, len - 2);
+    return vp_xstrdup(w);
+}
+
+/* The program an ExecStart= value runs: the first word named ollama (through wrappers
+ * such as env, nice, our own vgpu-launch or sh -c "..."), else the first word without
+ * systemd's prefix characters. */
 static char *exec_program(const char *value)
 {
     struct vp_strv words = {0};
-    vp_strv_split(&words, value, " \t");
-    char *res = NULL;
-    for (size_t i = 0; i < words.n && !res; i++) {
+    vp_strv_split(&words, value, " \t\"'");
+    char *first = NULL, *named = NULL;
+    for (size_t i = 0; i < words.n && !named; i++) {
         char *w = words.v[i] + strspn(words.v[i], "@-:+!");
         if (!*w)
             continue;
-        if (strcmp(vp_basename(w), "vgpu-launch") == 0) {
-            while (i < words.n && strcmp(words.v[i], "--") != 0)
-                i++;
-            continue;
-        }
-        size_t len = strlen(w);
-        if (len >= 2 && (w[0] == '"' || w[0] == '\'') && w[len - 1] == w[0])
-            res = vp_xstrndup(w + 1, len - 2);
-        else
-            res = vp_xstrdup(w);
+        if (!first)
+            first = unquote(w);
+        if (w[0] == '/' && strcmp(vp_basename(w), "ollama") == 0)
+            named = unquote(w);
     }
     vp_strv_release(&words);
-    return res;
+    if (named) {
+        free(first);
+        return named;
+    }
+    return first;
 }
 
 /* Applies the ExecStart= lines of one unit file to *cur (an empty value resets). */

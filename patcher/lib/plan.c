@@ -108,9 +108,30 @@ static void finish_file(struct vp_plan_file *f, const struct vp_elf *e, const ch
 
 /* Plans the executable of one process. Returns 1 when it can carry the shims, 0 when
  * it cannot (the reason is in a route), or a negative errno. */
-static int plan_exe(struct vp_plan *p, const char *root, const char *exe, const char *role,
+/* A path Ollama uses may be a symbolic link: the file to patch is its target (the link
+ * stays, and keeps leading to the patched file). */
+static char *real_file(struct vp_plan *p, const char *root, const char *path, bool note)
+{
+    char *real = NULL;
+    struct stat st;
+    if (vp_root_realpath(root, path, &real) < 0)
+        return vp_xstrdup(path);
+    _cleanup_(freep) char *ondisk = vp_rooted(root, real);
+    if (lstat(ondisk, &st) < 0) { /* a link that leaves the root: open it as named */
+        free(real);
+        return vp_xstrdup(path);
+    }
+    if (note && strcmp(real, path) != 0)
+        vp_strv_push_take(&p->notes, vp_xasprintf("%s is a link to %s: the target is patched "
+                                                  "and the link left as it is",
+                                                  path, real));
+    return real;
+}
+
+static int plan_exe(struct vp_plan *p, const char *root, const char *exe_path, const char *role,
                     const char *patchelf)
 {
+    _cleanup_(freep) char *exe = real_file(p, root, exe_path, true);
     struct vp_plan_file *f = find_file(p, exe);
     if (f) {
         if (!vp_strv_contains(&f->processes, role))
@@ -138,9 +159,10 @@ static int plan_exe(struct vp_plan *p, const char *root, const char *exe, const 
 
 /* Libraries a process loads: rewritten only when their DT_NEEDED names the driver in a
  * spelling the soname rule does not answer. */
-static int plan_library(struct vp_plan *p, const char *root, const char *lib, const char *role,
-                        const char *patchelf)
+static int plan_library(struct vp_plan *p, const char *root, const char *lib_path,
+                        const char *role, const char *patchelf)
 {
+    _cleanup_(freep) char *lib = real_file(p, root, lib_path, true);
     struct vp_plan_file *f = find_file(p, lib);
     if (f) {
         if (!vp_strv_contains(&f->processes, role))
@@ -236,9 +258,10 @@ static bool plan_link(struct vp_plan *p, const char *root, const char *role)
 }
 
 static void plan_routes(struct vp_plan *p, const char *root, const struct vp_era_spec *era,
-                        const struct vp_proc_spec *ps, const char *exe, bool exe_ok,
+                        const struct vp_proc_spec *ps, const char *exe, const char *why_not,
                         bool has_lib_ollama)
 {
+    bool exe_ok = !why_not;
     for (size_t i = 0; i < VP_MAX_ROUTES && ps->routes[i].target; i++) {
         const struct vp_route_spec *rs = &ps->routes[i];
         const char *shim = rs->nvml ? p->shims.nvml : p->shims.cuda;
@@ -252,8 +275,7 @@ static void plan_routes(struct vp_plan *p, const char *root, const struct vp_era
                                        exe, shim, rs->target, rs->note));
             else
                 add_route(p, ps->role, rs->kind, rs->target, false,
-                          vp_xasprintf("%s cannot carry the shims (%s)", exe,
-                                       find_file(p, exe)->choice.reason));
+                          vp_xasprintf("%s cannot carry the shims (%s)", exe, why_not));
             break;
         case VP_ROUTE_DLOPEN_ABS:
             if (!path_exists(root, rs->target))
@@ -317,11 +339,14 @@ static int plan_proc(struct vp_plan *p, const char *root, const struct vp_era_sp
                      const char *patchelf)
 {
     if (ps->extracted) {
-        plan_routes(p, root, era, ps, ps->exe, false, in->has_lib_ollama);
+        plan_routes(p, root, era, ps, ps->exe, "it is extracted at run time", in->has_lib_ollama);
         return 0;
     }
     struct vp_strv exes = {0};
-    expand(root, in->prefix, ps->exe, NULL, &exes);
+    if (strcmp(ps->exe, "bin/ollama") == 0)
+        vp_strv_push(&exes, in->binary); /* the binary discovery identified, by any name */
+    else
+        expand(root, in->prefix, ps->exe, NULL, &exes);
     int r = 0;
     for (size_t x = 0; x < exes.n && r >= 0; x++) {
         const char *exe = exes.v[x];
@@ -372,7 +397,10 @@ static int plan_proc(struct vp_plan *p, const char *root, const struct vp_era_sp
             if (e->needed[k].name[0] != '/' && path_exists(root, lib))
                 r = plan_library(p, root, lib, ps->role, patchelf);
         }
-        plan_routes(p, root, era, ps, exe, ok == 1, in->has_lib_ollama);
+        _cleanup_(freep) char *exe_file = real_file(p, root, exe, false);
+        const struct vp_plan_file *ef = find_file(p, exe_file);
+        plan_routes(p, root, era, ps, exe, ok == 1 ? NULL : ef ? ef->choice.reason : "unknown",
+                    in->has_lib_ollama);
         predict(p, root, pr, ok == 1);
     }
     vp_strv_release(&exes);
