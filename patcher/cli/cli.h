@@ -73,6 +73,10 @@ int cli_parse(int argc, char **argv, const char *cmd, const char *help, struct v
  * ret_interrupted (may be NULL): a journal is left by an interrupted run. */
 int cli_load_manifest(const struct vp_common *c, struct vp_manifest *ret, bool *ret_interrupted);
 
+/* The legacy loader hooks of the root and of every install the manifest names (our own
+ * in-tree links excepted): they make status and verify exit 5 as ollama does. */
+void cli_scan_hooks(const struct vp_common *c, const struct vp_manifest *m, struct vp_hooks *ret);
+
 /* Long options shared by commands, and their handling. */
 #define CLI_OPT_ROOT 1000
 #define CLI_OPT_STATE_DIR 1001

@@ -440,8 +440,16 @@ static int run(struct run *r)
     struct vp_conf conf;
     if (vp_conf_load(&conf, o->c.root) < 0)
         return fail_run(r, VP_EXIT_ERROR);
-    for (size_t i = 0; i < conf.problems.n; i++)
-        vp_strv_push_take(&r->notes, vp_xasprintf("configuration: %s", conf.problems.v[i]));
+    /* A bad value is never guessed around (a misspelled shim_dir would silently use
+     * another shim dir): stop and name it. */
+    if (conf.problems.n) {
+        for (size_t i = 1; i < conf.problems.n; i++)
+            vp_strv_push_take(&r->notes, vp_xasprintf("configuration: %s", conf.problems.v[i]));
+        vp_error(-EINVAL, "configuration: %s%s", conf.problems.v[0],
+                 conf.problems.n > 1 ? " (and more, see the notes)" : "");
+        vp_conf_release(&conf);
+        return fail_run(r, VP_EXIT_ERROR);
+    }
     const char *sd = o->shim_dir ? o->shim_dir : vp_conf_get(&conf, VP_CONF_SHIM_DIR);
     r->shim_dir = sd ? vp_xstrdup(sd) : vp_shims_default_dir();
     vp_conf_release(&conf);

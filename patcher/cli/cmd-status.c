@@ -34,11 +34,23 @@ int cmd_status(int argc, char **argv)
         return cli_fail(VP_EXIT_ERROR, "%s", vp_last_error());
     }
 
+    struct vp_hooks hooks;
+    cli_scan_hooks(&c, &m, &hooks);
+    bool busy = false;
+    if (interrupted) { /* a journal: a run in progress, or one that died */
+        struct vp_state st;
+        if (vp_state_open(c.state_ondisk, 0, 0, &st) == 0) {
+            busy = vp_state_busy(&st);
+            vp_state_close(&st);
+        }
+    }
     struct vp_json j;
     if (c.json) {
         cli_json_begin(&j, "status");
         vp_json_string(&j, "state_dir", c.state_dir);
-        vp_json_bool(&j, "interrupted", interrupted);
+        vp_json_bool(&j, "interrupted", interrupted && !busy);
+        vp_json_bool(&j, "running", busy);
+        cli_json_hooks(&j, &hooks);
         vp_json_string(&j, "mechanism", vp_manifest_count(&m) ? "patch" : "none");
         vp_json_string(&j, "delivery", vp_manifest_count(&m) ? "elf" : NULL);
         vp_json_begin_array(&j, "installs");
@@ -47,8 +59,16 @@ int cmd_status(int argc, char **argv)
     }
     code = interrupted ? VP_EXIT_DRIFT : VP_EXIT_OK;
     if (interrupted && !c.json)
-        printf("an interrupted run left a journal: the next vgpu-patch ollama or rollback "
-               "undoes it\n");
+        printf("%s\n", busy ? "a vgpu-patch run is changing files right now"
+                            : "an interrupted run left a journal: the next vgpu-patch ollama "
+                              "or rollback undoes it");
+    if (hooks.n) {
+        code = VP_EXIT_HOOKS;
+        if (!c.json) {
+            printf("global loader hooks from an earlier method are present:\n");
+            cli_print_hooks(&hooks);
+        }
+    }
     for (size_t i = 0; i < m.n; i++) {
         const struct vp_manifest_install *in = &m.installs[i];
         bool shims = in->shim_dir && shims_present(in->shim_dir);
@@ -99,6 +119,7 @@ int cmd_status(int argc, char **argv)
         vp_json_end_object(&j);
         vp_json_finish(&j);
     }
+    vp_hooks_release(&hooks);
     vp_manifest_release(&m);
     cli_common_release(&c);
     return code;

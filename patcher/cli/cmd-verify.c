@@ -63,6 +63,28 @@ static int verify_install(const struct vp_common *c, const struct vp_manifest_in
     return vp_verify_plan(&ir->plan, &vo, &ir->v);
 }
 
+/* Every recorded file with its state and the file that answered each driver soname. */
+static void json_files(struct vp_json *j, const struct vp_common *c,
+                       const struct vp_manifest_install *mi, const struct vp_verify *v)
+{
+    vp_json_begin_array(j, "files");
+    for (size_t k = 0; k < mi->n; k++) {
+        const struct vp_entry *e = &mi->entries[k];
+        _cleanup_(freep) char *detail = NULL;
+        vp_json_begin_object(j, NULL);
+        vp_json_string(j, "path", e->path);
+        vp_json_string(j, "role", e->role);
+        vp_json_string(j, "state", vp_entry_state_name(vp_entry_state(c->root, e, &detail)));
+        const struct vp_check *ck = cli_answer_for(v, e->path);
+        vp_json_begin_object(j, "answered");
+        vp_json_string(j, VP_SONAME_CUDA, ck ? ck->cuda : NULL);
+        vp_json_string(j, VP_SONAME_NVML, ck ? ck->nvml : NULL);
+        vp_json_end_object(j);
+        vp_json_end_object(j);
+    }
+    vp_json_end_array(j);
+}
+
 int cmd_verify(int argc, char **argv)
 {
     struct vp_common c = {0};
@@ -75,15 +97,24 @@ int cmd_verify(int argc, char **argv)
         return cli_fail(VP_EXIT_ERROR, "%s", vp_last_error());
     }
     _cleanup_(freep) char *libexec = vp_verify_default_libexec();
+    /* Verification proves nothing while a global hook can load things behind it. */
+    struct vp_hooks hooks;
+    cli_scan_hooks(&c, &m, &hooks);
     struct vp_json j;
     if (c.json) {
         cli_json_begin(&j, "verify");
         vp_json_string(&j, "mechanism", vp_manifest_count(&m) ? "patch" : "none");
+        vp_json_string(&j, "delivery", vp_manifest_count(&m) ? "elf" : NULL);
+        cli_json_hooks(&j, &hooks);
         vp_json_begin_array(&j, "installs");
     } else if (!vp_manifest_count(&m)) {
         printf("nothing is patched (state dir %s)\n", c.state_dir);
     }
-    code = VP_EXIT_OK;
+    if (hooks.n && !c.json) {
+        printf("global loader hooks from an earlier method are present:\n");
+        cli_print_hooks(&hooks);
+    }
+    code = hooks.n ? VP_EXIT_HOOKS : VP_EXIT_OK;
     for (size_t i = 0; i < m.n; i++) {
         struct install_report ir = {.disc = {.chosen = -1}};
         int r = verify_install(&c, &m.installs[i], libexec, &ir);
@@ -91,12 +122,13 @@ int cmd_verify(int argc, char **argv)
             vp_strv_push_take(&ir.problems, vp_xasprintf("cannot verify: %s", vp_last_error()));
         if (ir.problems.n && code == VP_EXIT_OK)
             code = r < 0 ? VP_EXIT_ERROR : VP_EXIT_DRIFT;
-        if (!ir.v.ok && ir.v.n)
+        if (!ir.v.ok && ir.v.n && code != VP_EXIT_HOOKS)
             code = VP_EXIT_ERROR;
         if (c.json) {
             vp_json_begin_object(&j, NULL);
             vp_json_string(&j, "prefix", m.installs[i].prefix);
             cli_json_strv(&j, "problems", &ir.problems);
+            json_files(&j, &c, &m.installs[i], &ir.v);
             cli_json_checks(&j, &ir.v);
             vp_json_end_object(&j);
         } else {
@@ -120,6 +152,7 @@ int cmd_verify(int argc, char **argv)
         printf("%s\n", code == VP_EXIT_OK ? "verified: every process ends in the shims"
                                           : "verification found problems");
     }
+    vp_hooks_release(&hooks);
     vp_manifest_release(&m);
     cli_common_release(&c);
     return code;

@@ -212,3 +212,30 @@ int cli_load_manifest(const struct vp_common *c, struct vp_manifest *ret, bool *
     vp_state_close(&st);
     return r;
 }
+
+void cli_scan_hooks(const struct vp_common *c, const struct vp_manifest *m, struct vp_hooks *ret)
+{
+    struct vp_strv owned = {0};
+    *ret = (struct vp_hooks){0};
+    for (size_t i = 0; i < m->n; i++)
+        for (size_t k = 0; k < m->installs[i].n; k++)
+            if (m->installs[i].entries[k].kind == VP_ENTRY_LINK)
+                vp_strv_push(&owned, m->installs[i].entries[k].path);
+    for (size_t i = 0; i < m->n || (i == 0 && !m->n); i++) {
+        struct vp_hooks h;
+        vp_hooks_scan(c->root, m->n ? m->installs[i].prefix : NULL, &owned, &h);
+        for (size_t k = 0; k < h.n; k++) {
+            bool dup = false; /* the system-wide ones come once per install */
+            for (size_t q = 0; q < ret->n && !dup; q++)
+                dup = !strcmp(ret->v[q].file, h.v[k].file) && ret->v[q].line == h.v[k].line &&
+                      !strcmp(ret->v[q].what, h.v[k].what);
+            if (dup)
+                continue;
+            ret->v = vp_xrealloc(ret->v, (ret->n + 1) * sizeof(*ret->v));
+            ret->v[ret->n++] = h.v[k];
+            h.v[k] = (struct vp_hook){0};
+        }
+        vp_hooks_release(&h);
+    }
+    vp_strv_release(&owned);
+}

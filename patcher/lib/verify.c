@@ -58,14 +58,10 @@ static bool is_shim(const struct vp_plan *p, const char *path)
     return !strcmp(path, p->shims.cuda) || !strcmp(path, p->shims.nvml);
 }
 
-/* The driver soname a loaded file answers to, or NULL (only files named like a driver
- * or a shim, or in the decoy dir, are opened). */
-static char *driver_soname(const char *path, const char *decoy)
+/* The driver soname a loaded file answers to, or NULL. Every loaded object is opened:
+ * a driver under another file name answers by its soname all the same. */
+static char *driver_soname(const char *path)
 {
-    const char *base = vp_basename(path);
-    if (!vp_startswith(base, "libcuda") && !vp_startswith(base, "libnvidia-ml") &&
-        !vp_startswith(base, "libvgpu") && !vp_startswith(path, decoy))
-        return NULL;
     _cleanup_(vp_elf_freep) struct vp_elf *e = NULL;
     if (vp_elf_open(path, &e) < 0 || !e->soname)
         return NULL;
@@ -80,7 +76,7 @@ static void judge(struct vp_verify *v, struct vp_check *c, const struct vp_plan 
                   const struct vp_strv *files, const char *decoy, bool want_both)
 {
     for (size_t i = 0; i < files->n && c->ok; i++) {
-        _cleanup_(freep) char *so = driver_soname(files->v[i], decoy);
+        _cleanup_(freep) char *so = driver_soname(files->v[i]);
         if (!so)
             continue;
         char **slot = !strcmp(so, VP_SONAME_CUDA) ? &c->cuda : &c->nvml;
@@ -309,6 +305,13 @@ static void judge_load(struct vp_verify *v, struct vp_check *c, const struct vp_
                                 lines.n ? lines.v[lines.n - 1] : j->res.err));
     else
         judge(v, c, p, &files, decoy, true);
+    /* What dlopen(name, RTLD_NOLOAD) itself answers must be the shims as well. */
+    for (size_t i = 0; c->ok && i < lines.n; i++) {
+        char so[64], path[4096];
+        if (sscanf(lines.v[i], "answer %63s %4095[^\n]", so, path) == 2 && !is_shim(p, path))
+            fail(v, c, vp_xasprintf("dlopen(\"%s\") in the probe answers %s, not the shim", so,
+                                    path));
+    }
     vp_strv_release(&lines);
     vp_strv_release(&files);
 }
