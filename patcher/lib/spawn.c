@@ -4,6 +4,7 @@
 
 #include <errno.h>
 #include <fcntl.h>
+#include <grp.h>
 #include <poll.h>
 #include <pthread.h>
 #include <signal.h>
@@ -35,8 +36,8 @@ static long now_ms(void)
     return ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
 }
 
-int vp_spawn(char *const argv[], char *const envp[], bool report, int timeout_ms,
-             struct vp_spawn_result *ret)
+static int spawn(char *const argv[], char *const envp[], bool report, int timeout_ms,
+                 const struct vp_spawn_job *drop, struct vp_spawn_result *ret)
 {
     int p[3][2] = {{-1, -1}, {-1, -1}, {-1, -1}};
     for (int i = 0; i < (report ? 3 : 2); i++)
@@ -55,12 +56,17 @@ int vp_spawn(char *const argv[], char *const envp[], bool report, int timeout_ms
         return vp_error_errno(e, "fork");
     }
     if (pid == 0) {
-        int devnull = open("/dev/null", O_RDONLY);
+        int devnull = open("/dev/null", O_RDONLY | O_CLOEXEC);
         dup2(devnull, STDIN_FILENO);
         dup2(p[0][1], STDOUT_FILENO);
         dup2(p[1][1], STDERR_FILENO);
         if (report)
             dup2(p[2][1], 3); /* dup2 clears close-on-exec */
+        if (drop && (setgroups(0, NULL) < 0 || setgid(drop->gid) < 0 || setuid(drop->uid) < 0)) {
+            dprintf(STDERR_FILENO, "cannot drop to uid %u: %s\n", (unsigned)drop->uid,
+                    strerror(errno));
+            _exit(126);
+        }
         execve(argv[0], argv, envp);
         dprintf(STDERR_FILENO, "cannot run %s: %s\n", argv[0], strerror(errno));
         _exit(127);
@@ -115,6 +121,17 @@ int vp_spawn(char *const argv[], char *const envp[], bool report, int timeout_ms
     return 0;
 }
 
+int vp_spawn(char *const argv[], char *const envp[], bool report, int timeout_ms,
+             struct vp_spawn_result *ret)
+{
+    return spawn(argv, envp, report, timeout_ms, NULL, ret);
+}
+
+int vp_spawn_job_run(struct vp_spawn_job *j)
+{
+    return spawn(j->argv, j->envp, j->report, j->timeout_ms, j->drop ? j : NULL, &j->res);
+}
+
 bool vp_spawn_ok(const struct vp_spawn_result *r)
 {
     return !r->timed_out && WIFEXITED(r->status) && WEXITSTATUS(r->status) == 0;
@@ -144,7 +161,7 @@ static void *worker(void *arg)
         if (i == SIZE_MAX)
             return NULL;
         struct vp_spawn_job *j = &p->jobs[i];
-        j->rc = vp_spawn(j->argv, j->envp, j->report, j->timeout_ms, &j->res);
+        j->rc = vp_spawn_job_run(j);
         if (j->rc < 0)
             snprintf(j->error, sizeof(j->error), "%s", vp_last_error());
     }

@@ -5,6 +5,7 @@
 
 #include <stdbool.h>
 #include <stddef.h>
+#include <sys/types.h>
 #include <sys/resource.h>
 
 struct vp_spawn_result {
@@ -20,6 +21,7 @@ struct vp_spawn_result {
  * errno when it could not be started. */
 int vp_spawn(char *const argv[], char *const envp[], bool report, int timeout_ms,
              struct vp_spawn_result *ret);
+
 void vp_spawn_result_release(struct vp_spawn_result *r);
 
 /* One program to run with vp_spawn_all. */
@@ -27,10 +29,16 @@ struct vp_spawn_job {
     char *const *argv, *const *envp;
     bool report;
     int timeout_ms;
+    bool drop; /* run as uid:gid with no supplementary groups */
+    uid_t uid;
+    gid_t gid;
     int rc; /* vp_spawn's return */
     char error[256]; /* its message when rc < 0 */
     struct vp_spawn_result res;
 };
+
+/* Runs one job (with its privilege drop); fills j->res, returns like vp_spawn. */
+int vp_spawn_job_run(struct vp_spawn_job *j);
 
 /* Runs the jobs, at most parallel at a time (the probes are independent processes: on
  * a machine with several cores they overlap). Each job's rc and res are filled. */

@@ -1,6 +1,7 @@
 /* verify: static, loader-list and live checks of a patched install. */
 #include "verify.h"
 #include "spawn.h"
+#include "trust.h"
 
 #include <errno.h>
 #include <limits.h>
@@ -366,6 +367,38 @@ static void shim_needed(const struct vp_plan *p, const char *exe, struct vp_strv
             vp_strv_push(out, e->needed[i].name);
 }
 
+/* Whether everything a probe may run code from is as trusted as the shims: each
+ * executable and backend, and every entry of the directories their dependencies are
+ * found in. Returns NULL, or the first path that is not (in the trust message). */
+static char *untrusted_code(const struct vp_plan *p)
+{
+    struct vp_strv paths = {0};
+    for (size_t i = 0; i < p->n_procs; i++) {
+        const struct vp_plan_process *pr = &p->procs[i];
+        vp_strv_push_take(&paths, vp_rooted(p->root, pr->exe));
+        for (size_t k = 0; k < pr->backends.n; k++)
+            vp_strv_push_take(&paths, vp_rooted(p->root, pr->backends.v[k]));
+        for (size_t k = 0; k < pr->libpath.n; k++) {
+            _cleanup_(freep) char *pat = vp_path_join(pr->libpath.v[k], "*");
+            struct vp_strv entries = {0};
+            vp_root_glob(p->root, pat, &entries);
+            for (size_t e = 0; e < entries.n; e++)
+                vp_strv_push_take(&paths, vp_rooted(p->root, entries.v[e]));
+            vp_strv_release(&entries);
+        }
+    }
+    char *why = NULL;
+    for (size_t i = 0; i < paths.n && !why; i++) {
+        struct stat st;
+        if (lstat(paths.v[i], &st) < 0)
+            continue;
+        if (vp_trust_check(paths.v[i]) < 0)
+            why = vp_xstrdup(vp_last_error());
+    }
+    vp_strv_release(&paths);
+    return why;
+}
+
 /* A check waiting for its probe: the check index and the job that answers it. */
 struct pending {
     size_t check, job;
@@ -411,6 +444,8 @@ int vp_verify_plan(const struct vp_plan *p, const struct vp_verify_opts *o, stru
 
     /* Round 2: probes that run code (constructors) — only where the list showed that no
      * route reaches a driver other than the shims. */
+    /* Code from a tree another user can change never runs as root here. */
+    _cleanup_(freep) char *why = geteuid() == 0 ? untrusted_code(p) : NULL;
     size_t first = js.n, nlists = np;
     for (size_t i = 0; o->live && i < nlists; i++) {
         if (!v.v[pend[i].check].ok)
@@ -430,9 +465,15 @@ int vp_verify_plan(const struct vp_plan *p, const struct vp_verify_opts *o, stru
                 pend[i].proc, 0};
         }
     }
+    for (size_t i = first; why && i < js.n; i++)
+        js.jobs[i] = (struct vp_spawn_job){.report = js.jobs[i].report,
+                                           .timeout_ms = js.jobs[i].timeout_ms, .drop = true,
+                                           .uid = 65534, .gid = 65534};
     jobs_run(&js, first);
     for (size_t i = nlists; i < np; i++) {
         struct vp_check *c = &v.v[pend[i].check];
+        if (why && !c->message)
+            c->message = vp_xasprintf("ran as nobody: %s", why);
         if (pend[i].kind == P_EXEC)
             judge_exec(&v, c, p, &js.jobs[pend[i].job], decoy);
         else
