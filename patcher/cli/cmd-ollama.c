@@ -63,9 +63,16 @@ static int parse(int argc, char **argv, struct opts *o)
         case 'P':
             o->patchelf = optarg;
             break;
-        case 'L':
-            o->lock_timeout = atoi(optarg);
+        case 'L': {
+            char *end;
+            long v = strtol(optarg, &end, 10);
+            if (end == optarg || *end || v < 0 || v > 86400)
+                return cli_fail(VP_EXIT_USAGE, "--lock-timeout takes seconds (0 to 86400), "
+                                               "not '%s'",
+                                optarg);
+            o->lock_timeout = (int)v;
             break;
+        }
         case 'h':
             fputs(help, stdout);
             exit(VP_EXIT_OK);
@@ -78,6 +85,8 @@ static int parse(int argc, char **argv, struct opts *o)
         return cli_fail(VP_EXIT_USAGE, "ollama: unexpected argument '%s'", argv[optind]);
     if (o->prefix && o->prefix[0] != '/')
         return cli_fail(VP_EXIT_USAGE, "--prefix must be an absolute path");
+    if (o->patchelf && access(o->patchelf, X_OK) < 0)
+        return cli_fail(VP_EXIT_USAGE, "--patchelf %s: not an executable file", o->patchelf);
     return cli_common_finish(&o->c);
 }
 
@@ -473,7 +482,7 @@ static int run(struct run *r)
                     vp_strv_push(&owned, m.installs[i].entries[k].path);
         vp_manifest_release(&m);
     }
-    vp_hooks_scan(o->c.root, r->in->prefix, &owned, &r->hooks);
+    vp_hooks_scan(o->c.root, r->in->prefix, &owned, r->shim_dir, &r->hooks);
     vp_strv_release(&owned);
     if (r->hooks.n) {
         vp_error(-EEXIST, "%zu global loader hook(s) from an earlier method are present; "

@@ -223,7 +223,8 @@ void cli_scan_hooks(const struct vp_common *c, const struct vp_manifest *m, stru
                 vp_strv_push(&owned, m->installs[i].entries[k].path);
     for (size_t i = 0; i < m->n || (i == 0 && !m->n); i++) {
         struct vp_hooks h;
-        vp_hooks_scan(c->root, m->n ? m->installs[i].prefix : NULL, &owned, &h);
+        vp_hooks_scan(c->root, m->n ? m->installs[i].prefix : NULL, &owned,
+                      m->n ? m->installs[i].shim_dir : NULL, &h);
         for (size_t k = 0; k < h.n; k++) {
             bool dup = false; /* the system-wide ones come once per install */
             for (size_t q = 0; q < ret->n && !dup; q++)

@@ -179,6 +179,10 @@ void vp_elfwrite_choose(const struct vp_elf *e, const struct vp_edit *edits, siz
     } else if (e->shnum == 0) {
         snprintf(ret->reason, sizeof(ret->reason),
                  "no free program header, and patchelf refuses files without section headers");
+    } else if (e->size > UINT32_MAX) {
+        snprintf(ret->reason, sizeof(ret->reason),
+                 "no free program header, and patchelf 0.14.3 shifts files with 32-bit sizes "
+                 "(this one is over 4 GiB)");
     } else {
         ret->method = VP_WRITE_PATCHELF;
         snprintf(ret->reason, sizeof(ret->reason),

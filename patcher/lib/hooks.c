@@ -158,8 +158,29 @@ static bool driver_name(const char *name, bool *nvml)
 
 /* Checks one directory (runtime path) for driver names not answered by NVIDIA's
  * driver; recurse levels of subdirectories (for the Ollama tree). */
+/* Where a driver-named entry leads, on disk: inside the root, except for a link into
+ * the shim dir, a run-time path that --root never re-roots. */
+static char *lead(const char *root, const char *rt, const char *shim_dir, char **ret_real)
+{
+    char target[4096];
+    _cleanup_(freep) char *at = vp_rooted(root, rt);
+    ssize_t n = readlink(at, target, sizeof(target) - 1);
+    if (n > 0 && shim_dir) {
+        target[n] = '\0';
+        size_t len = strlen(shim_dir);
+        if (!strncmp(target, shim_dir, len) && target[len] == '/') {
+            *ret_real = vp_xstrdup(target);
+            return vp_xstrdup(target);
+        }
+    }
+    if (vp_root_realpath(root, rt, ret_real) < 0)
+        return NULL;
+    return vp_rooted(root, *ret_real);
+}
+
 static void scan_lib_dir(const char *root, const char *dir, enum vp_hook_kind kind,
-                         const struct vp_strv *owned, int recurse, struct vp_hooks *h)
+                         const struct vp_strv *owned, const char *shim_dir, int recurse,
+                         struct vp_hooks *h)
 {
     _cleanup_(freep) char *d = vp_rooted(root, dir);
     DIR *dh = opendir(d);
@@ -172,19 +193,16 @@ static void scan_lib_dir(const char *root, const char *dir, enum vp_hook_kind ki
         bool nvml;
         if (!driver_name(de->d_name, &nvml)) {
             if (recurse > 0 && de->d_type == DT_DIR)
-                scan_lib_dir(root, rt, kind, owned, recurse - 1, h);
+                scan_lib_dir(root, rt, kind, owned, shim_dir, recurse - 1, h);
             continue;
         }
         if (owned && vp_strv_contains(owned, rt))
             continue;
         _cleanup_(freep) char *real = NULL;
-        _cleanup_(freep) char *ondisk = NULL;
+        _cleanup_(freep) char *ondisk = lead(root, rt, shim_dir, &real);
         _cleanup_(vp_elf_freep) struct vp_elf *e = NULL;
-        if (vp_root_realpath(root, rt, &real) == 0) {
-            ondisk = vp_rooted(root, real);
-            if (vp_elf_open(ondisk, &e) < 0)
-                e = NULL;
-        }
+        if (ondisk && vp_elf_open(ondisk, &e) < 0)
+            e = NULL;
         if (!e) {
             add(h, kind, rt, 0, vp_xasprintf("%s does not lead to a readable library", rt),
                 "a leftover link named like the driver; remove it");
@@ -243,7 +261,7 @@ static void system_lib_dirs(const char *root, struct vp_strv *dirs)
 }
 
 int vp_hooks_scan(const char *root, const char *prefix, const struct vp_strv *owned,
-                  struct vp_hooks *ret)
+                  const char *shim_dir, struct vp_hooks *ret)
 {
     struct vp_hooks h = {0};
     each_line(root, "/etc/ld.so.preload", preload_line, &h, NULL);
@@ -252,11 +270,11 @@ int vp_hooks_scan(const char *root, const char *prefix, const struct vp_strv *ow
     struct vp_strv dirs = {0};
     system_lib_dirs(root, &dirs);
     for (size_t i = 0; i < dirs.n; i++)
-        scan_lib_dir(root, dirs.v[i], VP_HOOK_SYSTEM_LIB, owned, 0, &h);
+        scan_lib_dir(root, dirs.v[i], VP_HOOK_SYSTEM_LIB, owned, shim_dir, 0, &h);
     vp_strv_release(&dirs);
     if (prefix) {
         _cleanup_(freep) char *lib = vp_path_join(prefix, "lib/ollama");
-        scan_lib_dir(root, lib, VP_HOOK_TREE_LIB, owned, 2, &h);
+        scan_lib_dir(root, lib, VP_HOOK_TREE_LIB, owned, shim_dir, 2, &h);
     }
     *ret = h;
     return 0;

@@ -42,9 +42,10 @@ const char *vp_driver_identity_name(enum vp_driver_identity id);
 
 /* Scans root. prefix (runtime, may be NULL) is the Ollama install whose tree is
  * checked too; owned lists runtime paths our manifest owns (never reported); our own
- * drop-in and environment file are recognised by name and skipped. */
+ * drop-in and environment file are recognised by name and skipped. Links into shim_dir
+ * (may be NULL) are followed where it is: it is never re-rooted. */
 int vp_hooks_scan(const char *root, const char *prefix, const struct vp_strv *owned,
-                  struct vp_hooks *ret);
+                  const char *shim_dir, struct vp_hooks *ret);
 void vp_hooks_release(struct vp_hooks *h);
 const char *vp_hook_kind_name(enum vp_hook_kind k);
 

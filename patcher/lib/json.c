@@ -9,10 +9,35 @@ static void indent(struct vp_json *j)
         fputs("  ", j->out);
 }
 
+/* Length of the valid UTF-8 sequence at p (1 for ASCII), or 0 when it is not valid. */
+static int utf8_len(const unsigned char *p)
+{
+    int n = p[0] < 0x80 ? 1 : (p[0] & 0xe0) == 0xc0 ? 2 : (p[0] & 0xf0) == 0xe0 ? 3
+                           : (p[0] & 0xf8) == 0xf0 ? 4 : 0;
+    if (n == 2 && p[0] < 0xc2)
+        return 0; /* overlong */
+    for (int i = 1; i < n; i++)
+        if ((p[i] & 0xc0) != 0x80)
+            return 0;
+    return n;
+}
+
 static void put_string(FILE *out, const char *s)
 {
     fputc('"', out);
     for (const unsigned char *p = (const unsigned char *)s; *p; p++) {
+        if (*p >= 0x80) {
+            /* JSON text is Unicode: a byte that is not part of valid UTF-8 (a path may
+             * hold any) is written as the code point of the same value. */
+            int n = utf8_len(p);
+            if (n) {
+                fwrite(p, 1, (size_t)n, out);
+                p += n - 1;
+            } else {
+                fprintf(out, "\\u%04x", *p);
+            }
+            continue;
+        }
         switch (*p) {
         case '"':
             fputs("\\\"", out);

@@ -51,7 +51,7 @@ static void dump(const struct vp_hooks *h)
 static void scan(const char *root, const char *prefix, const struct vp_strv *owned,
                  struct vp_hooks *h)
 {
-    assert_int_equal(vp_hooks_scan(root, prefix, owned, h), 0);
+    assert_int_equal(vp_hooks_scan(root, prefix, owned, NULL, h), 0);
 }
 
 /* Asserts the number of hooks found, listing them when it differs. */
