@@ -66,11 +66,15 @@ expect_rc() {
 }
 
 # snapshot DIR: every entry with type, mode, owner, size, mtime, link target and, for
-# files, a content hash — what "byte-identical tree" means here.
+# files, a content hash and every extended attribute (capabilities included) — what
+# "byte-identical tree" means here.
 snapshot() {
     (cd "$1" && find . ! -type d -printf '%p %y %m %u %g %s %T@ %l\n' | sort &&
         find . -type d -printf '%p %y %m %u %g\n' | sort &&
-        find . -type f -exec sha256sum {} + | sort)
+        find . -type f -exec sha256sum {} + | sort &&
+        if command -v getfattr >/dev/null; then
+            find . -type f -exec getfattr --absolute-names -h -d -m - {} + 2>/dev/null
+        fi)
 }
 
 # run_fixture FILE: run the tree's `ollama serve` with the decoy driver first on
