@@ -1,88 +1,14 @@
-/* conf: configuration file and environment, validated key by key. */
+/* conf: configuration file and environment, validated key by key. The key table, the
+ * value checks and the line syntax live in shims/common/vgpu-conf.c, shared with the
+ * shims; this file collects values and problems for vgpu-patch. */
 #include "conf.h"
 
-#include <ctype.h>
 #include <errno.h>
 #include <string.h>
 
-typedef bool (*validator)(const char *v);
-
-static bool is_abs_path(const char *v)
-{
-    return v[0] == '/';
-}
-
-static bool is_backend(const char *v)
-{
-    return !strcmp(v, "native") || !strcmp(v, "remote") || !strcmp(v, "none");
-}
-
-static bool is_log_level(const char *v)
-{
-    return !strcmp(v, "error") || !strcmp(v, "warn") || !strcmp(v, "info") ||
-           !strcmp(v, "debug");
-}
-
-static bool is_size(const char *v)
-{
-    if (!strcmp(v, "none"))
-        return true;
-    if (*v < '0' || *v > '9')
-        return false; /* strtoull would take "-8G" and wrap it */
-    char *end;
-    errno = 0;
-    unsigned long long n = strtoull(v, &end, 10);
-    if (end == v || errno || !n)
-        return false;
-    static const char *const units[] = {"", "K", "M", "G", "T", "KiB", "MiB", "GiB", "TiB"};
-    for (size_t i = 0; i < VP_ARRAY_SIZE(units); i++)
-        if (!strcmp(end, units[i]))
-            return true;
-    return false;
-}
-
-static bool is_port(const char *p)
-{
-    char *end;
-    unsigned long n = strtoul(p, &end, 10);
-    return end != p && !*end && n > 0 && n < 65536;
-}
-
-static bool is_endpoint(const char *v)
-{
-    if (vp_startswith(v, "unix:"))
-        return v[5] == '/' || v[5] == '@';
-    if (vp_startswith(v, "vsock:")) {
-        char *end;
-        strtoul(v + 6, &end, 10);
-        return end != v + 6 && *end == ':' && is_port(end + 1);
-    }
-    if (vp_startswith(v, "tcp:")) {
-        const char *colon = strrchr(v + 4, ':');
-        return colon && colon > v + 4 && is_port(colon + 1);
-    }
-    return false;
-}
-
-static const struct {
-    const char *name;
-    validator valid;
-    const char *expect;
-} keys[VP_CONF_NKEYS] = {
-    [VP_CONF_BACKEND] = {"backend", is_backend, "native, remote or none"},
-    [VP_CONF_NATIVE_CUDA] = {"native_cuda", is_abs_path, "an absolute path"},
-    [VP_CONF_NATIVE_NVML] = {"native_nvml", is_abs_path, "an absolute path"},
-    [VP_CONF_MEMORY_LIMIT] = {"memory_limit", is_size, "a size such as 8G, 8GiB, or none"},
-    [VP_CONF_LOG] = {"log", is_log_level, "error, warn, info or debug"},
-    [VP_CONF_LOG_FILE] = {"log_file", is_abs_path, "an absolute path"},
-    [VP_CONF_SHIM_DIR] = {"shim_dir", is_abs_path, "an absolute path"},
-    [VP_CONF_ENDPOINT] = {"endpoint", is_endpoint,
-                          "vsock:CID:PORT, unix:/PATH or tcp:HOST:PORT"},
-};
-
 const char *vp_conf_key_name(enum vp_conf_key k)
 {
-    return keys[k].name;
+    return vgpu_conf_key_name((enum vgpu_conf_key)k);
 }
 
 const char *vp_conf_source_name(enum vp_conf_source s)
@@ -90,34 +16,17 @@ const char *vp_conf_source_name(enum vp_conf_source s)
     return s == VP_CONF_ENV ? "environment" : s == VP_CONF_FILE ? "file" : "default";
 }
 
-static int find_key(const char *name)
-{
-    for (int k = 0; k < VP_CONF_NKEYS; k++)
-        if (!strcmp(keys[k].name, name))
-            return k;
-    return -1;
-}
-
-static bool has_control(const char *v)
-{
-    for (; *v; v++)
-        if ((unsigned char)*v < 0x20 || *v == 0x7f)
-            return true;
-    return false;
-}
-
 static void set(struct vp_conf *c, int k, const char *v, enum vp_conf_source src,
                 const char *where)
 {
-    if (has_control(v)) {
-        vp_strv_push_take(&c->problems, vp_xasprintf("%s: the value of %s contains a control "
-                                                     "character",
-                                                     where, keys[k].name));
-        return;
-    }
-    if (!keys[k].valid(v)) {
-        vp_strv_push_take(&c->problems, vp_xasprintf("%s: bad value '%s' for %s (expected %s)",
-                                                     where, v, keys[k].name, keys[k].expect));
+    const char *problem = vgpu_conf_check((enum vgpu_conf_key)k, v);
+    if (problem) {
+        /* A value with control characters is not echoed back. */
+        bool printable = !strstr(problem, "control");
+        vp_strv_push_take(&c->problems,
+                          vp_xasprintf("%s: bad value%s%s%s for %s (%s)", where,
+                                       printable ? " '" : "", printable ? v : "",
+                                       printable ? "'" : "", vp_conf_key_name(k), problem));
         return;
     }
     free(c->value[k]);
@@ -125,59 +34,41 @@ static void set(struct vp_conf *c, int k, const char *v, enum vp_conf_source src
     c->source[k] = src;
 }
 
-static char *trim(char *s)
+struct parse_ctx {
+    struct vp_conf *conf;
+    const char *origin;
+};
+
+static void parse_line(void *ctx, unsigned lineno, const char *key, const char *value)
 {
-    while (isspace((unsigned char)*s))
-        s++;
-    size_t n = strlen(s);
-    while (n && isspace((unsigned char)s[n - 1]))
-        s[--n] = '\0';
-    return s;
+    struct parse_ctx *p = ctx;
+    _cleanup_(freep) char *where = vp_xasprintf("%s:%u", p->origin, lineno);
+    if (!key) {
+        vp_strv_push_take(&p->conf->problems,
+                          vp_xasprintf("%s: expected 'key = value', got '%s'", where, value));
+        return;
+    }
+    int k = vgpu_conf_find_key(key);
+    if (k < 0) {
+        vp_strv_push_take(&p->conf->problems,
+                          vp_xasprintf("%s: unknown key '%s'", where, key));
+        return;
+    }
+    set(p->conf, k, value, VP_CONF_FILE, where);
 }
 
 void vp_conf_parse(struct vp_conf *c, const char *text, size_t len, const char *origin)
 {
     _cleanup_(freep) char *copy = vp_xstrndup(text, len);
-    unsigned lineno = 0;
-    for (char *line = copy, *next; line; line = next) {
-        next = strchr(line, '\n');
-        if (next)
-            *next++ = '\0';
-        lineno++;
-        char *hash = strchr(line, '#');
-        if (hash)
-            *hash = '\0';
-        char *s = trim(line);
-        if (!*s)
-            continue;
-        _cleanup_(freep) char *where = vp_xasprintf("%s:%u", origin, lineno);
-        char *eq = strchr(s, '=');
-        if (!eq) {
-            vp_strv_push_take(&c->problems,
-                              vp_xasprintf("%s: expected 'key = value', got '%s'", where, s));
-            continue;
-        }
-        *eq = '\0';
-        char *key = trim(s), *val = trim(eq + 1);
-        int k = find_key(key);
-        if (k < 0) {
-            vp_strv_push_take(&c->problems, vp_xasprintf("%s: unknown key '%s'", where, key));
-            continue;
-        }
-        if (strlen(val) >= 2 && val[0] == '"' && val[strlen(val) - 1] == '"') {
-            val[strlen(val) - 1] = '\0';
-            val++;
-        }
-        set(c, k, val, VP_CONF_FILE, where);
-    }
+    struct parse_ctx p = {c, origin};
+    vgpu_conf_scan(copy, parse_line, &p);
 }
 
 void vp_conf_apply_env(struct vp_conf *c)
 {
     for (int k = 0; k < VP_CONF_NKEYS; k++) {
-        char name[32] = "VGPU_";
-        for (size_t i = 0; keys[k].name[i] && i < 25; i++)
-            name[5 + i] = (char)toupper((unsigned char)keys[k].name[i]);
+        char name[VGPU_CONF_ENV_MAX];
+        vgpu_conf_key_env((enum vgpu_conf_key)k, name);
         const char *v = secure_getenv(name);
         if (v && *v) {
             _cleanup_(freep) char *where = vp_xasprintf("environment %s", name);

@@ -5,17 +5,19 @@
 #define VP_CONF_H
 
 #include "util.h"
+#include "vgpu-conf.h"
 
+/* The keys and their checks are shared with the shims (shims/common/vgpu-conf.h). */
 enum vp_conf_key {
-    VP_CONF_BACKEND,
-    VP_CONF_NATIVE_CUDA,
-    VP_CONF_NATIVE_NVML,
-    VP_CONF_MEMORY_LIMIT,
-    VP_CONF_LOG,
-    VP_CONF_LOG_FILE,
-    VP_CONF_SHIM_DIR,
-    VP_CONF_ENDPOINT,
-    VP_CONF_NKEYS,
+    VP_CONF_BACKEND = VGPU_CONF_BACKEND,
+    VP_CONF_NATIVE_CUDA = VGPU_CONF_NATIVE_CUDA,
+    VP_CONF_NATIVE_NVML = VGPU_CONF_NATIVE_NVML,
+    VP_CONF_MEMORY_LIMIT = VGPU_CONF_MEMORY_LIMIT,
+    VP_CONF_LOG = VGPU_CONF_LOG,
+    VP_CONF_LOG_FILE = VGPU_CONF_LOG_FILE,
+    VP_CONF_SHIM_DIR = VGPU_CONF_SHIM_DIR,
+    VP_CONF_ENDPOINT = VGPU_CONF_ENDPOINT,
+    VP_CONF_NKEYS = VGPU_CONF_NKEYS,
 };
 
 enum vp_conf_source { VP_CONF_DEFAULT, VP_CONF_FILE, VP_CONF_ENV };
@@ -26,7 +28,7 @@ struct vp_conf {
     struct vp_strv problems; /* "vgpu.conf:3: unknown key 'x'", one per problem */
 };
 
-#define VP_CONF_PATH "/etc/vgpu/vgpu.conf"
+#define VP_CONF_PATH VGPU_CONF_PATH
 
 /* Loads <root>/etc/vgpu/vgpu.conf (absent is fine) and then the environment.
  * Returns 0 (problems are listed in c->problems) or a negative errno when the file
