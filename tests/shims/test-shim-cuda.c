@@ -1,0 +1,359 @@
+/* The CUDA shim against the dummy driver: backends, forwarding, NOT_SUPPORTED,
+ * RTLD_DEEPBIND, the export table, threads and fork. (cuGetProcAddress and the memory
+ * limit have files of their own.) */
+#include <dlfcn.h>
+#include <pthread.h>
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <string.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <cmocka.h>
+
+#include "cu.h"
+#include "shimtest.h"
+
+static char native[4096]; /* VGPU_NATIVE_CUDA=<the dummy libcuda.so.1> */
+
+static int setup(void **state)
+{
+    (void)state;
+    char path[4000];
+    snprintf(native, sizeof(native), "VGPU_NATIVE_CUDA=%s",
+             st_path(path, sizeof(path), st_dummy_dir(), "libcuda.so.1"));
+    return 0;
+}
+
+static unsigned long dummy_calls(const char *name)
+{
+    char path[4096];
+    void *h = dlopen(st_path(path, sizeof(path), st_dummy_dir(), "libcuda.so.1"),
+                     RTLD_NOW | RTLD_NOLOAD);
+    ST_CHECK(h != NULL); /* the backend loaded it */
+    unsigned long (*calls)(const char *) = (unsigned long (*)(const char *))st_sym(h, "dummy_cuda_calls");
+    return calls(name);
+}
+
+static void no_backend_child(void *arg)
+{
+    (void)arg;
+    struct cu cu = cu_load();
+    int n = -1, v = 0;
+    ST_CHECK_INT(cu.Init(0), CU_NO_DEVICE);
+    ST_CHECK_INT(cu.DeviceGetCount(&n), CU_NOT_INITIALIZED);
+    ST_CHECK_INT(n, -1);
+    ST_CHECK_INT(cu.DriverGetVersion(&v), CU_OK);
+    ST_CHECK_INT(v, 13000);
+    unsigned long calls, unserved;
+    st_stat(cu.h, "cuda", "cuDeviceGetCount", &calls, &unserved);
+    ST_CHECK_INT(calls, 1);
+    ST_CHECK_INT(unserved, 1);
+    const void *table = NULL;
+    char uuid[16] = {0};
+    ST_CHECK_INT(cu.GetExportTable(&table, uuid), CU_NOT_INITIALIZED);
+}
+
+static void no_backend_means_no_device_and_the_log_says_why(void **state)
+{
+    (void)state;
+    struct st_result r;
+    st_run(no_backend_child, NULL, NULL, &r);
+    st_assert_ok(&r);
+    assert_int_equal(st_count(r.err, "no backend is configured"), 1);
+    assert_string_equal(r.out, "");
+}
+
+static void backend_none_child(void *arg)
+{
+    (void)arg;
+    struct cu cu = cu_load();
+    ST_CHECK_INT(cu.Init(0), CU_NO_DEVICE);
+}
+
+static void backends_none_and_remote_report_no_device(void **state)
+{
+    (void)state;
+    struct st_result r;
+    const char *const none[] = {"VGPU_BACKEND=none", "VGPU_LOG=info", NULL};
+    st_run(backend_none_child, NULL, none, &r);
+    st_assert_ok(&r);
+    assert_int_equal(st_count(r.err, "backend none"), 1);
+    const char *const remote[] = {"VGPU_BACKEND=remote", "VGPU_ENDPOINT=unix:/run/x", NULL};
+    st_run(backend_none_child, NULL, remote, &r);
+    st_assert_ok(&r);
+    assert_int_equal(st_count(r.err, "remote backend (vgpu-hostd) is not available"), 1);
+    const char *const unset_path[] = {"VGPU_BACKEND=native", NULL};
+    st_run(backend_none_child, NULL, unset_path, &r);
+    st_assert_ok(&r);
+    assert_int_equal(st_count(r.err, "backend native needs native_cuda"), 1);
+}
+
+static void forward_child(void *arg)
+{
+    (void)arg;
+    struct cu cu = cu_load();
+    int n = -1, v = 0;
+    char name[64] = "";
+    ST_CHECK_INT(cu.Init(0), CU_OK);
+    ST_CHECK_INT(cu.DeviceGetCount(&n), CU_OK);
+    ST_CHECK_INT(n, 3);
+    ST_CHECK_INT(cu.DeviceGetName(name, sizeof(name), 2), CU_OK);
+    ST_CHECK(strcmp(name, "Forwarded GPU") == 0);
+    ST_CHECK_INT(cu.DriverGetVersion(&v), CU_OK);
+    ST_CHECK_INT(v, 12080); /* the driver's, not the shim's table version */
+    ST_CHECK_INT(dummy_calls("cuDeviceGetCount"), 1);
+    ST_CHECK_INT(dummy_calls("cuInit"), 1);
+    unsigned long calls, unserved;
+    st_stat(cu.h, "cuda", "cuDeviceGetName", &calls, &unserved);
+    ST_CHECK_INT(calls, 1);
+    ST_CHECK_INT(unserved, 0);
+}
+
+static void native_forwards_to_the_real_driver(void **state)
+{
+    (void)state;
+    const char *const env[] = {"VGPU_BACKEND=native", native, "DUMMY_CUDA_DEVICES=3",
+                               "DUMMY_CUDA_NAME=Forwarded GPU", "DUMMY_CUDA_VERSION=12080",
+                               NULL};
+    struct st_result r;
+    st_run(forward_child, NULL, env, &r);
+    st_assert_ok(&r);
+    assert_string_equal(r.err, ""); /* warn is the default level: nothing to say */
+}
+
+static void driver_errors_pass_through(void *arg)
+{
+    (void)arg;
+    struct cu cu = cu_load();
+    ST_CHECK_INT(cu.Init(0), CU_NO_DEVICE); /* DUMMY_CUDA_FAIL=cuInit=100 */
+}
+
+static void the_drivers_own_errors_reach_the_caller(void **state)
+{
+    (void)state;
+    const char *const env[] = {"VGPU_BACKEND=native", native, "DUMMY_CUDA_FAIL=cuInit=100",
+                               NULL};
+    struct st_result r;
+    st_run(driver_errors_pass_through, NULL, env, &r);
+    st_assert_ok(&r);
+}
+
+static void unsupported_child(void *arg)
+{
+    (void)arg;
+    struct cu cu = cu_load();
+    cu_start(&cu);
+    for (int i = 0; i < 3; i++)
+        ST_CHECK_INT(cu.LaunchKernel(NULL, 1, 1, 1, 1, 1, 1, 0, NULL, NULL, NULL),
+                     CU_NOT_SUPPORTED);
+    unsigned long calls, unserved;
+    st_stat(cu.h, "cuda", "cuLaunchKernel", &calls, &unserved);
+    ST_CHECK_INT(calls, 3);
+    ST_CHECK_INT(unserved, 3);
+}
+
+static void entry_points_the_driver_lacks_say_not_supported_and_are_counted(void **state)
+{
+    (void)state;
+    const char *const env[] = {"VGPU_BACKEND=native", native, "VGPU_LOG=info", NULL};
+    struct st_result r;
+    st_run(unsupported_child, NULL, env, &r);
+    st_assert_ok(&r);
+    assert_int_equal(st_count(r.err, "cuLaunchKernel: the backend does not provide it"), 1);
+}
+
+static void refuse_child(void *arg)
+{
+    (void)arg;
+    struct cu cu = cu_load();
+    ST_CHECK_INT(cu.Init(0), CU_NO_DEVICE);
+}
+
+static void native_refuses_a_shim_or_a_missing_driver(void **state)
+{
+    (void)state;
+    char self[4200], path[4096];
+    snprintf(self, sizeof(self), "VGPU_NATIVE_CUDA=%s",
+             st_path(path, sizeof(path), st_shim_dir(), "libvgpu-cuda.so.1"));
+    const char *const env[] = {"VGPU_BACKEND=native", self, NULL};
+    struct st_result r;
+    st_run(refuse_child, NULL, env, &r);
+    st_assert_ok(&r);
+    assert_int_equal(st_count(r.err, "is a vgpu shim, not the real driver"), 1);
+
+    const char *const missing[] = {"VGPU_BACKEND=native",
+                                   "VGPU_NATIVE_CUDA=/nonexistent/libcuda.so.1", NULL};
+    st_run(refuse_child, NULL, missing, &r);
+    st_assert_ok(&r);
+    assert_int_equal(st_count(r.err, "cannot load /nonexistent/libcuda.so.1"), 1);
+}
+
+static void deepbind_child(void *arg)
+{
+    (void)arg;
+    struct cu cu = cu_load();
+    cu_start(&cu);
+    size_t free = 0, total = 0;
+    cudev_t p = 0;
+    ST_CHECK_INT(cu.MemGetInfo_v2(&free, &total), CU_OK);
+    ST_CHECK_INT(cu.MemAlloc_v2(&p, 1 << 20), CU_OK);
+    /* The dummy's cuMemGetInfo_v2 called its exported cuDeviceTotalMem_v2, and its
+     * cuMemAlloc_v2 called cuCtxGetCurrent: inside the driver, not through the shim. */
+    ST_CHECK_INT(dummy_calls("cuDeviceTotalMem_v2"), 1);
+    ST_CHECK_INT(dummy_calls("cuCtxGetCurrent"), 1);
+    unsigned long calls, unserved;
+    st_stat(cu.h, "cuda", "cuDeviceTotalMem_v2", &calls, &unserved);
+    ST_CHECK_INT(calls, 0);
+    st_stat(cu.h, "cuda", "cuCtxGetCurrent", &calls, &unserved);
+    ST_CHECK_INT(calls, 0);
+}
+
+static void the_drivers_calls_to_its_own_exports_stay_in_the_driver(void **state)
+{
+    (void)state;
+    const char *const env[] = {"VGPU_BACKEND=native", native, "DUMMY_CUDA_SELFCALL=1", NULL};
+    struct st_result r;
+    st_run(deepbind_child, NULL, env, &r);
+    st_assert_ok(&r);
+}
+
+static void export_table_child(void *arg)
+{
+    (void)arg;
+    struct cu cu = cu_load();
+    static const unsigned char known[16] = {0x00, 0x11, 0x22, 0x33, 0x44, 0x55, 0x66, 0x77,
+                                            0x88, 0x99, 0xaa, 0xbb, 0xcc, 0xdd, 0xee, 0xff};
+    struct table {
+        size_t size;
+        int (*a)(void);
+        int (*b)(void);
+    };
+    const void *t = NULL;
+    ST_CHECK_INT(cu.GetExportTable(&t, known), CU_OK);
+    ST_CHECK(t != NULL);
+    ST_CHECK_INT(((const struct table *)t)->a(), 42);
+    unsigned char other[16] = {1};
+    ST_CHECK_INT(cu.GetExportTable(&t, other), CU_INVALID_VALUE);
+    ST_CHECK_INT(cu.GetExportTable(NULL, known), CU_INVALID_VALUE);
+    ST_CHECK_INT(dummy_calls("cuGetExportTable"), 2);
+}
+
+static void export_tables_come_from_the_native_driver(void **state)
+{
+    (void)state;
+    const char *const env[] = {"VGPU_BACKEND=native", native, NULL};
+    struct st_result r;
+    st_run(export_table_child, NULL, env, &r);
+    st_assert_ok(&r);
+}
+
+#define THREADS 16
+
+static pthread_barrier_t barrier;
+
+static void *thread_main(void *arg)
+{
+    const struct cu *cu = arg;
+    pthread_barrier_wait(&barrier);
+    int n = 0;
+    ST_CHECK_INT(cu->Init(0), CU_OK);
+    ST_CHECK_INT(cu->DeviceGetCount(&n), CU_OK);
+    ST_CHECK_INT(n, 1);
+    cu_start(cu);
+    for (int i = 0; i < 200; i++) {
+        cudev_t p = 0;
+        ST_CHECK_INT(cu->MemAlloc_v2(&p, 1 << 20), CU_OK);
+        ST_CHECK_INT(cu->MemFree_v2(p), CU_OK);
+    }
+    return NULL;
+}
+
+static void threads_child(void *arg)
+{
+    (void)arg;
+    struct cu cu = cu_load();
+    pthread_t t[THREADS];
+    pthread_barrier_init(&barrier, NULL, THREADS);
+    for (int i = 0; i < THREADS; i++)
+        ST_CHECK_INT(pthread_create(&t[i], NULL, thread_main, &cu), 0);
+    for (int i = 0; i < THREADS; i++)
+        pthread_join(t[i], NULL);
+    cu_start(&cu);
+    size_t free = 0, total = 0;
+    ST_CHECK_INT(cu.MemGetInfo_v2(&free, &total), CU_OK);
+    ST_CHECK_INT(free, total); /* every reservation was given back */
+    ST_CHECK_INT(total, 64ull << 20);
+    ST_CHECK_INT(dummy_calls("cuInit"), 2 * THREADS + 1); /* cuInit, cu_start */
+}
+
+static void many_threads_initialising_at_once_see_one_backend(void **state)
+{
+    (void)state;
+    const char *const env[] = {"VGPU_BACKEND=native", native, "VGPU_LOG=info",
+                               "VGPU_MEMORY_LIMIT=64M", NULL};
+    struct st_result r;
+    st_run(threads_child, NULL, env, &r);
+    st_assert_ok(&r);
+    assert_int_equal(st_count(r.err, "backend native:"), 1);
+}
+
+static void fork_child(void *arg)
+{
+    bool init_first = *(bool *)arg;
+    struct cu cu = cu_load();
+    cudev_t held = 0, p = 0;
+    if (init_first) {
+        cu_start(&cu);
+        ST_CHECK_INT(cu.MemAlloc_v2(&held, 600u << 20), CU_OK);
+    }
+    pid_t pid = fork();
+    ST_CHECK(pid >= 0);
+    if (pid == 0) {
+        if (!init_first)
+            cu_start(&cu);
+        /* The child inherits the parent's accounting along with its memory. */
+        ST_CHECK_INT(cu.MemAlloc_v2(&p, 300u << 20), CU_OK);
+        ST_CHECK_INT(cu.MemAlloc_v2(&p, 300u << 20), init_first ? CU_OUT_OF_MEMORY : CU_OK);
+        _exit(0);
+    }
+    int status = -1;
+    ST_CHECK(waitpid(pid, &status, 0) == pid);
+    ST_CHECK(WIFEXITED(status) && WEXITSTATUS(status) == 0);
+    if (!init_first)
+        cu_start(&cu);
+    ST_CHECK_INT(cu.MemAlloc_v2(&p, 300u << 20), CU_OK);
+    ST_CHECK_INT(cu.MemFree_v2(p), CU_OK);
+}
+
+static void fork_in_a_consumer_keeps_working(void **state)
+{
+    (void)state;
+    const char *const env[] = {"VGPU_BACKEND=native", native, "VGPU_MEMORY_LIMIT=1G", NULL};
+    struct st_result r;
+    bool init_first = true;
+    st_run(fork_child, &init_first, env, &r);
+    st_assert_ok(&r);
+    init_first = false;
+    st_run(fork_child, &init_first, env, &r);
+    st_assert_ok(&r);
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(no_backend_means_no_device_and_the_log_says_why),
+        cmocka_unit_test(backends_none_and_remote_report_no_device),
+        cmocka_unit_test(native_forwards_to_the_real_driver),
+        cmocka_unit_test(the_drivers_own_errors_reach_the_caller),
+        cmocka_unit_test(entry_points_the_driver_lacks_say_not_supported_and_are_counted),
+        cmocka_unit_test(native_refuses_a_shim_or_a_missing_driver),
+        cmocka_unit_test(the_drivers_calls_to_its_own_exports_stay_in_the_driver),
+        cmocka_unit_test(export_tables_come_from_the_native_driver),
+        cmocka_unit_test(many_threads_initialising_at_once_see_one_backend),
+        cmocka_unit_test(fork_in_a_consumer_keeps_working),
+    };
+    return cmocka_run_group_tests(tests, setup, NULL);
+}

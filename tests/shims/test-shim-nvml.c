@@ -1,0 +1,198 @@
+/* The NVML shim against the dummy NVML: initialisation without a backend, forwarding,
+ * the memory limit on nvmlDeviceGetMemoryInfo*, NOT_SUPPORTED, RTLD_DEEPBIND. */
+#include <dlfcn.h>
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <string.h>
+
+#include <cmocka.h>
+
+#include "shimtest.h"
+
+#define MiB (1ull << 20)
+#define GiB (1ull << 30)
+
+typedef struct {
+    unsigned long long total, free, used;
+} mem_v1;
+typedef struct {
+    unsigned version;
+    unsigned long long total, reserved, free, used;
+} mem_v2;
+#define MEM_V2_VERSION ((unsigned)(sizeof(mem_v2) | (2u << 24)))
+
+struct nvml {
+    void *h;
+    int (*Init_v2)(void);
+    int (*DeviceGetCount_v2)(unsigned *);
+    int (*DeviceGetHandleByIndex_v2)(unsigned, void **);
+    int (*DeviceGetName)(void *, char *, unsigned);
+    int (*DeviceGetMemoryInfo)(void *, mem_v1 *);
+    int (*DeviceGetMemoryInfo_v2)(void *, mem_v2 *);
+    int (*DeviceGetPowerUsage)(void *, unsigned *);
+    const char *(*ErrorString)(int);
+};
+
+#define LOAD(field) n.field = (__typeof__(n.field))st_sym(n.h, "nvml" #field)
+
+static struct nvml nvml_load(void)
+{
+    struct nvml n = {.h = st_open("libvgpu-nvml.so.1")};
+    LOAD(Init_v2);
+    LOAD(DeviceGetCount_v2);
+    LOAD(DeviceGetHandleByIndex_v2);
+    LOAD(DeviceGetName);
+    LOAD(DeviceGetMemoryInfo);
+    LOAD(DeviceGetMemoryInfo_v2);
+    LOAD(DeviceGetPowerUsage);
+    LOAD(ErrorString);
+    return n;
+}
+
+static char native[4096];
+
+static int setup(void **state)
+{
+    (void)state;
+    char path[4000];
+    snprintf(native, sizeof(native), "VGPU_NATIVE_NVML=%s",
+             st_path(path, sizeof(path), st_dummy_dir(), "libnvidia-ml.so.1"));
+    return 0;
+}
+
+static void no_backend_child(void *arg)
+{
+    (void)arg;
+    struct nvml n = nvml_load();
+    unsigned count = 7;
+    ST_CHECK_INT(n.Init_v2(), 9); /* NVML_ERROR_DRIVER_NOT_LOADED */
+    ST_CHECK_INT(n.DeviceGetCount_v2(&count), 1); /* NVML_ERROR_UNINITIALIZED */
+    ST_CHECK_INT(count, 7);
+    ST_CHECK(strcmp(n.ErrorString(9), "Driver Not Loaded") == 0);
+    ST_CHECK(strcmp(n.ErrorString(12345), "Unknown Error") == 0);
+}
+
+static void without_a_backend_nvml_says_the_driver_is_not_loaded(void **state)
+{
+    (void)state;
+    struct st_result r;
+    st_run(no_backend_child, NULL, NULL, &r);
+    st_assert_ok(&r);
+    assert_int_equal(st_count(r.err, "no backend is configured"), 1);
+    assert_int_equal(st_count(r.err, "NVML device"), 1);
+}
+
+static void *start(const struct nvml *n)
+{
+    void *dev = NULL;
+    unsigned count = 0;
+    ST_CHECK_INT(n->Init_v2(), 0);
+    ST_CHECK_INT(n->DeviceGetCount_v2(&count), 0);
+    ST_CHECK_INT(count, 2);
+    ST_CHECK_INT(n->DeviceGetHandleByIndex_v2(1, &dev), 0);
+    return dev;
+}
+
+static void limit_child(void *arg)
+{
+    bool limited = *(bool *)arg;
+    struct nvml n = nvml_load();
+    void *dev = start(&n);
+    char name[96] = "";
+    ST_CHECK_INT(n.DeviceGetName(dev, name, sizeof(name)), 0);
+    ST_CHECK(strcmp(name, "NVML Dummy") == 0);
+    mem_v1 m1;
+    ST_CHECK_INT(n.DeviceGetMemoryInfo(dev, &m1), 0);
+    mem_v2 m2 = {.version = MEM_V2_VERSION};
+    ST_CHECK_INT(n.DeviceGetMemoryInfo_v2(dev, &m2), 0);
+    if (limited) { /* 4 GiB of a 16 GiB device of which 512 MiB is used */
+        ST_CHECK_INT(m1.total, 4 * GiB);
+        ST_CHECK_INT(m1.used, 512 * MiB);
+        ST_CHECK_INT(m1.free, 4 * GiB - 512 * MiB);
+        ST_CHECK_INT(m2.total, 4 * GiB);
+        ST_CHECK_INT(m2.used, 512 * MiB);
+        ST_CHECK_INT(m2.reserved, 256 * MiB);
+        ST_CHECK_INT(m2.free, 4 * GiB - 768 * MiB);
+    } else {
+        ST_CHECK_INT(m1.total, 16 * GiB);
+        ST_CHECK_INT(m1.free, 16 * GiB - 512 * MiB);
+        ST_CHECK_INT(m2.total, 16 * GiB);
+    }
+    unsigned mw = 0;
+    ST_CHECK_INT(n.DeviceGetPowerUsage(dev, &mw), 3); /* the dummy lacks it */
+    ST_CHECK(strcmp(n.ErrorString(3), "Not Supported") == 0);
+}
+
+static void memory_info_reports_at_most_the_limit(void **state)
+{
+    (void)state;
+    const char *const env[] = {"VGPU_BACKEND=native", native, "DUMMY_NVML_DEVICES=2",
+                               "DUMMY_NVML_NAME=NVML Dummy", "VGPU_MEMORY_LIMIT=4GiB",
+                               "DUMMY_NVML_SELFCALL=1", NULL};
+    struct st_result r;
+    bool limited = true;
+    st_run(limit_child, &limited, env, &r);
+    st_assert_ok(&r);
+    const char *const unlimited[] = {"VGPU_BACKEND=native", native, "DUMMY_NVML_DEVICES=2",
+                                     "DUMMY_NVML_NAME=NVML Dummy", NULL};
+    limited = false;
+    st_run(limit_child, &limited, unlimited, &r);
+    st_assert_ok(&r);
+}
+
+static void deepbind_child(void *arg)
+{
+    (void)arg;
+    struct nvml n = nvml_load();
+    void *dev = start(&n);
+    mem_v2 m2 = {.version = MEM_V2_VERSION};
+    ST_CHECK_INT(n.DeviceGetMemoryInfo_v2(dev, &m2), 0);
+    unsigned long calls, unserved;
+    st_stat(n.h, "nvml", "nvmlDeviceGetMemoryInfo", &calls, &unserved);
+    ST_CHECK_INT(calls, 0); /* the dummy's internal call stayed inside it */
+    st_stat(n.h, "nvml", "nvmlDeviceGetPowerUsage", &calls, &unserved);
+    ST_CHECK_INT(calls, 0);
+    st_stat(n.h, "nvml", "nvmlDeviceGetCount_v2", &calls, &unserved);
+    ST_CHECK_INT(calls, 1);
+}
+
+static void the_drivers_calls_to_its_own_exports_stay_in_the_driver(void **state)
+{
+    (void)state;
+    const char *const env[] = {"VGPU_BACKEND=native", native, "DUMMY_NVML_DEVICES=2",
+                               "DUMMY_NVML_SELFCALL=1", NULL};
+    struct st_result r;
+    st_run(deepbind_child, NULL, env, &r);
+    st_assert_ok(&r);
+}
+
+static void bad_config_child(void *arg)
+{
+    (void)arg;
+    struct nvml n = nvml_load();
+    ST_CHECK_INT(n.Init_v2(), 1); /* NVML_ERROR_UNINITIALIZED */
+}
+
+static void a_bad_configuration_is_an_error_not_a_default(void **state)
+{
+    (void)state;
+    const char *const env[] = {"VGPU_BACKEND=native", native, "VGPU_LOG=loud", NULL};
+    struct st_result r;
+    st_run(bad_config_child, NULL, env, &r);
+    st_assert_ok(&r);
+    assert_int_equal(st_count(r.err, "\n"), 1);
+    assert_int_equal(st_count(r.err, "bad value 'loud' for log"), 1);
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(without_a_backend_nvml_says_the_driver_is_not_loaded),
+        cmocka_unit_test(memory_info_reports_at_most_the_limit),
+        cmocka_unit_test(the_drivers_calls_to_its_own_exports_stay_in_the_driver),
+        cmocka_unit_test(a_bad_configuration_is_an_error_not_a_default),
+    };
+    return cmocka_run_group_tests(tests, setup, NULL);
+}
