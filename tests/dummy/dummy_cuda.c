@@ -316,6 +316,18 @@ DUMMY_EXPORT CUresult cuCtxGetCurrent(CUcontext *pctx)
     return CUDA_SUCCESS;
 }
 
+DUMMY_EXPORT CUresult cuLaunchCooperativeKernel(CUfunction f, unsigned gx, unsigned gy,
+                                               unsigned gz, unsigned bx, unsigned by,
+                                               unsigned bz, unsigned shmem, CUstream stream,
+                                               void **params)
+{
+    CU_ENTER(cuLaunchCooperativeKernel);
+    bool want = f == (CUfunction)0x1001 && gx == 2 && gy == 3 && gz == 5 && bx == 7 &&
+                by == 11 && bz == 13 && shmem == 17 && stream == (CUstream)0x1019 &&
+                params == (void **)0x1023;
+    return want ? CUDA_SUCCESS : CUDA_ERROR_INVALID_VALUE;
+}
+
 DUMMY_EXPORT CUresult cuCtxSetCurrent(CUcontext ctx)
 {
     CU_ENTER(cuCtxSetCurrent);

@@ -28,6 +28,7 @@ typedef int CUmemAllocationGranularity_flags;
 typedef int CUdriverProcAddressQueryResult;
 typedef struct CUctx_st *CUcontext;
 typedef struct CUstream_st *CUstream;
+typedef struct CUfunc_st *CUfunction;
 typedef struct CUmemPoolHandle_st *CUmemoryPool;
 typedef struct CUmemPoolProps_st CUmemPoolProps;           /* never read */
 typedef struct CUmemAllocationProp_st CUmemAllocationProp; /* never read */
@@ -103,7 +104,8 @@ enum {
     X(cuMemMap, 0)                                                                                 \
     X(cuMemUnmap, 0)                                                                               \
     X(cuMemSetAccess, 0)                                                                           \
-    X(cuMemGetAllocationGranularity, 0)
+    X(cuMemGetAllocationGranularity, 0)                                                            \
+    X(cuLaunchCooperativeKernel, 0)
 
 enum cuda_entry {
 #define DUMMY_CUDA_ENUM(name, before_init) E_##name,
@@ -168,6 +170,12 @@ DUMMY_API cuMemUnmap(CUdeviceptr ptr, size_t size);
 DUMMY_API cuMemSetAccess(CUdeviceptr ptr, size_t size, const CUmemAccessDesc *desc, size_t count);
 DUMMY_API cuMemGetAllocationGranularity(size_t *granularity, const CUmemAllocationProp *prop,
                                         CUmemAllocationGranularity_flags option);
+/* Launches nothing. Succeeds only for the arguments f 0x1001, grid 2 3 5, block 7 11
+ * 13, shared memory 17, stream 0x1019, params 0x1023 (the last four travel on the
+ * stack): the shim tests prove a call crosses a trampoline's lazy first call intact. */
+DUMMY_API cuLaunchCooperativeKernel(CUfunction f, unsigned gx, unsigned gy, unsigned gz,
+                                    unsigned bx, unsigned by, unsigned bz, unsigned shmem,
+                                    CUstream stream, void **params);
 #undef DUMMY_API
 
 /* Test controls (see README.md). */

@@ -37,6 +37,7 @@ struct cu cu_load(void)
     LOAD(GetProcAddress_v2);
     LOAD(GetExportTable);
     LOAD(LaunchKernel);
+    LOAD(LaunchCooperativeKernel);
     return cu;
 }
 

@@ -165,6 +165,33 @@ static void entry_points_the_driver_lacks_say_not_supported_and_are_counted(void
     assert_int_equal(st_count(r.err, "cuLaunchKernel: the backend does not provide it"), 1);
 }
 
+static void arguments_child(void *arg)
+{
+    (void)arg;
+    struct cu cu = cu_load();
+    cu_start(&cu);
+    /* Ten arguments, four on the stack: the first call goes through the lazy stub and
+     * the resolver, the second straight through the filled slot. The dummy driver
+     * succeeds only when every argument arrives as sent (tests/dummy/dummy_cuda.h). */
+    for (int i = 0; i < 2; i++)
+        ST_CHECK_INT(cu.LaunchCooperativeKernel((void *)0x1001, 2, 3, 5, 7, 11, 13, 17,
+                                                (void *)0x1019, (void **)0x1023),
+                     CU_OK);
+    ST_CHECK_INT(cu.LaunchCooperativeKernel((void *)0x1001, 2, 3, 5, 7, 11, 13, 17,
+                                            (void *)0x1019, (void **)0x1024),
+                 CU_INVALID_VALUE);
+    ST_CHECK_INT(dummy_calls("cuLaunchCooperativeKernel"), 3);
+}
+
+static void arguments_cross_the_trampolines_intact(void **state)
+{
+    (void)state;
+    const char *const env[] = {"VGPU_BACKEND=native", native, NULL};
+    struct st_result r;
+    st_run(arguments_child, NULL, env, &r);
+    st_assert_ok(&r);
+}
+
 static void refuse_child(void *arg)
 {
     (void)arg;
@@ -349,6 +376,7 @@ int main(void)
         cmocka_unit_test(native_forwards_to_the_real_driver),
         cmocka_unit_test(the_drivers_own_errors_reach_the_caller),
         cmocka_unit_test(entry_points_the_driver_lacks_say_not_supported_and_are_counted),
+        cmocka_unit_test(arguments_cross_the_trampolines_intact),
         cmocka_unit_test(native_refuses_a_shim_or_a_missing_driver),
         cmocka_unit_test(the_drivers_calls_to_its_own_exports_stay_in_the_driver),
         cmocka_unit_test(export_tables_come_from_the_native_driver),
