@@ -89,8 +89,7 @@ static void *sym(void *h, const char *name)
 
 static void row(const char *what, double direct, double shim)
 {
-    printf("%-34s %10.2f %10.2f %10.2f %8.2fx\n", what, direct, shim, shim - direct,
-           shim / direct);
+    printf("%-34s %10.2f %10.2f %10.2f %8.2fx\n", what, direct, shim, shim - direct, shim / direct);
 }
 
 int main(int argc, char **argv)
@@ -155,8 +154,8 @@ int main(int argc, char **argv)
             if (v[k] < best[k])
                 best[k] = v[k];
     }
-    printf("per call, best of %d rounds of %ld calls (cuGetProcAddress_v2: %ld)\n", rounds,
-           calls, calls / 20);
+    printf("per call, best of %d rounds of %ld calls (cuGetProcAddress_v2: %ld)\n", rounds, calls,
+           calls / 20);
     printf("%-34s %10s %10s %10s %9s\n", "call", "direct ns", "shim ns", "added ns", "ratio");
     row("cuCtxGetCurrent", best[0], best[1]);
     row("cuCtxGetCurrent, 2 threads at once", best[2], best[3]);

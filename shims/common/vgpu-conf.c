@@ -19,8 +19,7 @@ static bool is_backend(const char *v)
 
 static bool is_log_level(const char *v)
 {
-    return !strcmp(v, "error") || !strcmp(v, "warn") || !strcmp(v, "info") ||
-           !strcmp(v, "debug");
+    return !strcmp(v, "error") || !strcmp(v, "warn") || !strcmp(v, "info") || !strcmp(v, "debug");
 }
 
 static bool is_size(const char *v)
@@ -66,7 +65,8 @@ static const struct {
     [VGPU_CONF_BACKEND] = {"backend", is_backend, "expected native, remote or none"},
     [VGPU_CONF_NATIVE_CUDA] = {"native_cuda", is_abs_path, "expected an absolute path"},
     [VGPU_CONF_NATIVE_NVML] = {"native_nvml", is_abs_path, "expected an absolute path"},
-    [VGPU_CONF_MEMORY_LIMIT] = {"memory_limit", is_size, "expected a size such as 8G, 8GiB, or none"},
+    [VGPU_CONF_MEMORY_LIMIT] = {"memory_limit", is_size,
+                                "expected a size such as 8G, 8GiB, or none"},
     [VGPU_CONF_LOG] = {"log", is_log_level, "expected error, warn, info or debug"},
     [VGPU_CONF_LOG_FILE] = {"log_file", is_abs_path, "expected an absolute path"},
     [VGPU_CONF_SHIM_DIR] = {"shim_dir", is_abs_path, "expected an absolute path"},
@@ -118,7 +118,7 @@ int vgpu_conf_parse_size(const char *v, unsigned long long *ret)
         const char *suffix;
         unsigned shift;
     } units[] = {
-        {"", 0},    {"K", 10},   {"M", 20},   {"G", 30},   {"T", 40},
+        {"", 0},     {"K", 10},   {"M", 20},   {"G", 30},   {"T", 40},
         {"KiB", 10}, {"MiB", 20}, {"GiB", 30}, {"TiB", 40},
     };
     if (!strcmp(v, "none")) {

@@ -43,8 +43,7 @@ int vgpu_conf_parse_size(const char *v, unsigned long long *ret);
 /* Called for each line of vgpu.conf that is neither blank nor a comment. For a
  * `key = value` line, key and value are trimmed (value without surrounding double
  * quotes); for any other line key is NULL and value is the trimmed line. */
-typedef void (*vgpu_conf_line_fn)(void *ctx, unsigned lineno, const char *key,
-                                  const char *value);
+typedef void (*vgpu_conf_line_fn)(void *ctx, unsigned lineno, const char *key, const char *value);
 /* Splits text (NUL-terminated, modified in place) into lines and reports them. */
 void vgpu_conf_scan(char *text, vgpu_conf_line_fn fn, void *ctx);
 

@@ -16,8 +16,7 @@ typedef int (*export_table_fn)(const void **table, const void *id);
 
 /* The native driver serves its own tables: what goes through them escapes the shim's
  * policy (DESIGN §5; cudart cannot work without them). */
-static int native_export_table(const struct vgpu_backend *b, const void **table,
-                               const void *id)
+static int native_export_table(const struct vgpu_backend *b, const void **table, const void *id)
 {
     union {
         void *p;
@@ -52,8 +51,10 @@ enum vgpu_backend_state vgpu_backend_open(const char *api, const char *native_pa
         break;
     }
     if (!native_path[0]) {
-        vgpu_log(VGPU_LOG_WARN, "backend native needs %s (the real %s driver library): "
-                 "reporting no %s device", native_key, api, api);
+        vgpu_log(VGPU_LOG_WARN,
+                 "backend native needs %s (the real %s driver library): "
+                 "reporting no %s device",
+                 native_key, api, api);
         return VGPU_BACKEND_DOWN;
     }
     char msg[PATH_MAX + 256];

@@ -115,8 +115,7 @@ static void load_file(struct vgpu_config *c, const char *path)
     size_t len = 0;
     ssize_t r = 0;
     while (text && len < CONFIG_MAX_BYTES &&
-           ((r = read(fd, text + len, CONFIG_MAX_BYTES - len)) > 0 ||
-            (r < 0 && errno == EINTR)))
+           ((r = read(fd, text + len, CONFIG_MAX_BYTES - len)) > 0 || (r < 0 && errno == EINTR)))
         len += r > 0 ? (size_t)r : 0;
     char extra;
     if (!text)

@@ -26,8 +26,8 @@ struct vgpu_config {
     unsigned long long memory_limit; /* bytes; 0: no limit */
     enum vgpu_log_level log;
     char log_file[PATH_MAX];
-    char file[PATH_MAX];   /* the configuration file that was read, or "" */
-    char problem[1024];    /* "vgpu.conf:3: bad value ...; environment ...: ..." */
+    char file[PATH_MAX]; /* the configuration file that was read, or "" */
+    char problem[1024];  /* "vgpu.conf:3: bad value ...; environment ...: ..." */
 };
 
 /* The process's configuration: loaded at the first call (thread-safe, once; the

@@ -16,9 +16,9 @@ struct vgpu_dispatch {
     const char *const *names; /* sorted with strcmp */
     const bool *implemented;  /* per entry: implemented in C (policy), not forwarded */
     unsigned n;
-    void **slots;              /* read by the trampolines */
-    unsigned long *calls;      /* [VGPU_CALL_SHARDS][n], incremented by the trampolines */
-    unsigned long *unserved;   /* calls the backend could not serve (atomic) */
+    void **slots;            /* read by the trampolines */
+    unsigned long *calls;    /* [VGPU_CALL_SHARDS][n], incremented by the trampolines */
+    unsigned long *unserved; /* calls the backend could not serve (atomic) */
     /* Brings the backend up once; true when it is up. */
     bool (*backend_up)(void);
     /* The backend's function for an entry point, or NULL. */
@@ -26,6 +26,17 @@ struct vgpu_dispatch {
     void *not_supported; /* returns the API's NOT_SUPPORTED code */
     void *not_ready;     /* returns the API's "not initialized" code */
 };
+
+/* Counts a call to implemented entry point `index` of dispatch table d. */
+#define VGPU_DISPATCH_COUNT(d, index) __atomic_fetch_add(&(d).calls[index], 1, __ATOMIC_RELAXED)
+
+/* Calls the backend's own `name` (entry `index` of d) with the shim's prototype of
+ * it, or returns unserved(index) when the backend has none. */
+#define VGPU_DISPATCH_FORWARD(d, index, unserved, name, ...)                                       \
+    ({                                                                                             \
+        __typeof__(&name) fn_ = (__typeof__(&name))vgpu_dispatch_real(&(d), index);                \
+        fn_ ? fn_(__VA_ARGS__) : unserved(index);                                                  \
+    })
 
 /* The index of name, or -1. */
 int vgpu_dispatch_find(const struct vgpu_dispatch *d, const char *name);

@@ -53,8 +53,7 @@ static size_t format(char *buf, size_t size, bool stamp, const char *level, cons
         localtime_r(&ts.tv_sec, &tm);
         n = strftime(buf, size, "%Y-%m-%dT%H:%M:%S ", &tm);
     }
-    int k = snprintf(buf + n, size - n, "%s[%d]: %s: ", vgpu_shim_component, (int)getpid(),
-                     level);
+    int k = snprintf(buf + n, size - n, "%s[%d]: %s: ", vgpu_shim_component, (int)getpid(), level);
     n += k > 0 ? (size_t)k : 0;
     if (n < size) {
         k = vsnprintf(buf + n, size - n, fmt, ap);

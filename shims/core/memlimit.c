@@ -5,7 +5,7 @@
 #include <stdlib.h>
 
 struct slot {
-    uint64_t key;              /* 0 with size 0: empty; with size ~0: deleted */
+    uint64_t key; /* 0 with size 0: empty; with size ~0: deleted */
     unsigned long long size;
     unsigned char kind;
 };

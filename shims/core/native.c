@@ -23,8 +23,7 @@ void *vgpu_native_open(const char *path, char *msg, size_t n)
     }
     if (dlsym(h, "vgpu_shim_abi_version")) {
         snprintf(msg, n,
-                 "%s is a vgpu shim, not the real driver (it exports vgpu_shim_abi_version)",
-                 path);
+                 "%s is a vgpu shim, not the real driver (it exports vgpu_shim_abi_version)", path);
         dlclose(h);
         return NULL;
     }

@@ -6,7 +6,7 @@
 
 #include <stddef.h>
 
-#define VGPU_API __attribute__((visibility("default")))
+#define VGPU_API           __attribute__((visibility("default")))
 #define VGPU_ARRAY_SIZE(a) (sizeof(a) / sizeof((a)[0]))
 
 /* The marker that tells our shims from NVIDIA's drivers and from hand-made shims

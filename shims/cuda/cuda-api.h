@@ -26,16 +26,15 @@ VGPU_API CUresult cuMemGetInfo(unsigned int *free, unsigned int *total);
 VGPU_API CUresult cuMemGetInfo_v2(size_t *free, size_t *total);
 VGPU_API CUresult cuMemAlloc(CUdeviceptr_v1 *dptr, unsigned int bytesize);
 VGPU_API CUresult cuMemAlloc_v2(CUdeviceptr *dptr, size_t bytesize);
-VGPU_API CUresult cuMemAllocPitch(CUdeviceptr_v1 *dptr, unsigned int *pitch,
-                                  unsigned int width, unsigned int height,
-                                  unsigned int elementSize);
-VGPU_API CUresult cuMemAllocPitch_v2(CUdeviceptr *dptr, size_t *pitch, size_t width,
-                                     size_t height, unsigned int elementSize);
+VGPU_API CUresult cuMemAllocPitch(CUdeviceptr_v1 *dptr, unsigned int *pitch, unsigned int width,
+                                  unsigned int height, unsigned int elementSize);
+VGPU_API CUresult cuMemAllocPitch_v2(CUdeviceptr *dptr, size_t *pitch, size_t width, size_t height,
+                                     unsigned int elementSize);
 VGPU_API CUresult cuMemAllocManaged(CUdeviceptr *dptr, size_t bytesize, unsigned int flags);
 VGPU_API CUresult cuMemAllocAsync(CUdeviceptr *dptr, size_t bytesize, CUstream stream);
 VGPU_API CUresult cuMemAllocAsync_ptsz(CUdeviceptr *dptr, size_t bytesize, CUstream stream);
-VGPU_API CUresult cuMemAllocFromPoolAsync(CUdeviceptr *dptr, size_t bytesize,
-                                          CUmemoryPool pool, CUstream stream);
+VGPU_API CUresult cuMemAllocFromPoolAsync(CUdeviceptr *dptr, size_t bytesize, CUmemoryPool pool,
+                                          CUstream stream);
 VGPU_API CUresult cuMemAllocFromPoolAsync_ptsz(CUdeviceptr *dptr, size_t bytesize,
                                                CUmemoryPool pool, CUstream stream);
 VGPU_API CUresult cuMemFree(CUdeviceptr_v1 dptr);

@@ -81,26 +81,26 @@ static CUresult release_handle(CUdeviceptr h)
 }
 
 /* An allocation entry point: forwards, charging size bytes under the new pointer. */
-#define ALLOC(name, ptr, size, ...)                                                    \
-    do {                                                                               \
-        VGPU_COUNT(name);                                                              \
-        if (!limited() || !(ptr))                                               \
-            return VGPU_FORWARD(name, __VA_ARGS__);                                    \
-        CUresult r_ = reserve(size, #name);                                            \
-        if (r_ != CUDA_SUCCESS)                                                        \
-            return r_;                                                                 \
-        r_ = VGPU_FORWARD(name, __VA_ARGS__);                                          \
-        return settle(r_, VGPU_MEM_POINTER, *(ptr), size, free_pointer);               \
+#define ALLOC(name, ptr, size, ...)                                                                \
+    do {                                                                                           \
+        VGPU_COUNT(name);                                                                          \
+        if (!limited() || !(ptr))                                                                  \
+            return VGPU_FORWARD(name, __VA_ARGS__);                                                \
+        CUresult r_ = reserve(size, #name);                                                        \
+        if (r_ != CUDA_SUCCESS)                                                                    \
+            return r_;                                                                             \
+        r_ = VGPU_FORWARD(name, __VA_ARGS__);                                                      \
+        return settle(r_, VGPU_MEM_POINTER, *(ptr), size, free_pointer);                           \
     } while (0)
 
 /* A free entry point: forwards, and gives back what the pointer held. */
-#define FREE(name, kind, key, ...)                                                     \
-    do {                                                                               \
-        VGPU_COUNT(name);                                                              \
-        if (!limited())                                                         \
-            return VGPU_FORWARD(name, __VA_ARGS__);                                    \
-        unsigned long long size_ = vgpu_mem_untrack(kind, key);                        \
-        return give_back(VGPU_FORWARD(name, __VA_ARGS__), kind, key, size_);           \
+#define FREE(name, kind, key, ...)                                                                 \
+    do {                                                                                           \
+        VGPU_COUNT(name);                                                                          \
+        if (!limited())                                                                            \
+            return VGPU_FORWARD(name, __VA_ARGS__);                                                \
+        unsigned long long size_ = vgpu_mem_untrack(kind, key);                                    \
+        return give_back(VGPU_FORWARD(name, __VA_ARGS__), kind, key, size_);                       \
     } while (0)
 
 VGPU_API CUresult cuMemAlloc_v2(CUdeviceptr *dptr, size_t bytesize)
@@ -123,8 +123,8 @@ VGPU_API CUresult cuMemAllocAsync_ptsz(CUdeviceptr *dptr, size_t bytesize, CUstr
     ALLOC(cuMemAllocAsync_ptsz, dptr, bytesize, dptr, bytesize, stream);
 }
 
-VGPU_API CUresult cuMemAllocFromPoolAsync(CUdeviceptr *dptr, size_t bytesize,
-                                          CUmemoryPool pool, CUstream stream)
+VGPU_API CUresult cuMemAllocFromPoolAsync(CUdeviceptr *dptr, size_t bytesize, CUmemoryPool pool,
+                                          CUstream stream)
 {
     ALLOC(cuMemAllocFromPoolAsync, dptr, bytesize, dptr, bytesize, pool, stream);
 }
@@ -165,8 +165,7 @@ VGPU_API CUresult cuMemAlloc(CUdeviceptr_v1 *dptr, unsigned int bytesize)
     if (r != CUDA_SUCCESS)
         return r;
     r = VGPU_FORWARD(cuMemAlloc, dptr, bytesize);
-    return settle(r, VGPU_MEM_POINTER, r == CUDA_SUCCESS ? *dptr : 0, bytesize,
-                  free_pointer_v1);
+    return settle(r, VGPU_MEM_POINTER, r == CUDA_SUCCESS ? *dptr : 0, bytesize, free_pointer_v1);
 }
 
 VGPU_API CUresult cuMemFree(CUdeviceptr_v1 dptr)
@@ -186,17 +185,15 @@ static CUresult settle_pitch(CUresult r, CUdeviceptr ptr, unsigned long long ask
     }
     if (r == CUDA_SUCCESS && got < asked)
         vgpu_mem_unreserve(asked - got);
-    return settle(r, VGPU_MEM_POINTER, ptr, r == CUDA_SUCCESS && got ? got : asked,
-                  release);
+    return settle(r, VGPU_MEM_POINTER, ptr, r == CUDA_SUCCESS && got ? got : asked, release);
 }
 
-VGPU_API CUresult cuMemAllocPitch_v2(CUdeviceptr *dptr, size_t *pitch, size_t width,
-                                     size_t height, unsigned int elementSize)
+VGPU_API CUresult cuMemAllocPitch_v2(CUdeviceptr *dptr, size_t *pitch, size_t width, size_t height,
+                                     unsigned int elementSize)
 {
     VGPU_COUNT(cuMemAllocPitch_v2);
     unsigned long long asked;
-    if (!limited() || !dptr || !pitch ||
-        __builtin_mul_overflow(width, height, &asked))
+    if (!limited() || !dptr || !pitch || __builtin_mul_overflow(width, height, &asked))
         return VGPU_FORWARD(cuMemAllocPitch_v2, dptr, pitch, width, height, elementSize);
     CUresult r = reserve(asked, "cuMemAllocPitch_v2");
     if (r != CUDA_SUCCESS)
@@ -207,9 +204,8 @@ VGPU_API CUresult cuMemAllocPitch_v2(CUdeviceptr *dptr, size_t *pitch, size_t wi
                         "cuMemAllocPitch_v2");
 }
 
-VGPU_API CUresult cuMemAllocPitch(CUdeviceptr_v1 *dptr, unsigned int *pitch,
-                                  unsigned int width, unsigned int height,
-                                  unsigned int elementSize)
+VGPU_API CUresult cuMemAllocPitch(CUdeviceptr_v1 *dptr, unsigned int *pitch, unsigned int width,
+                                  unsigned int height, unsigned int elementSize)
 {
     VGPU_COUNT(cuMemAllocPitch);
     if (!limited() || !dptr || !pitch)

@@ -110,13 +110,14 @@ static int prefer_driver(const char *symbol, int version, int table, int driver)
     if (table < 0 || table == driver)
         return driver;
     if (d->implemented[table] && !d->implemented[driver]) {
-        vgpu_log(VGPU_LOG_WARN, "cuGetProcAddress %s@%d: the driver answers %s, the table %s; "
-                 "keeping %s (it applies the vGPU policy)", symbol, version,
-                 d->names[driver], d->names[table], d->names[table]);
+        vgpu_log(VGPU_LOG_WARN,
+                 "cuGetProcAddress %s@%d: the driver answers %s, the table %s; "
+                 "keeping %s (it applies the vGPU policy)",
+                 symbol, version, d->names[driver], d->names[table], d->names[table]);
         return table;
     }
-    vgpu_log(VGPU_LOG_DEBUG, "cuGetProcAddress %s@%d: the driver answers %s, the table %s",
-             symbol, version, d->names[driver], d->names[table]);
+    vgpu_log(VGPU_LOG_DEBUG, "cuGetProcAddress %s@%d: the driver answers %s, the table %s", symbol,
+             version, d->names[driver], d->names[table]);
     return driver;
 }
 
@@ -133,7 +134,7 @@ static CUresult resolve(const char *symbol, void **pfn, int version, cuuint64_t 
     __typeof__(&cuGetProcAddress_v2) real = NULL;
     if (vgpu_cuda_backend_up())
         real = (__typeof__(real))vgpu_dispatch_real(&vgpu_cuda_dispatch,
-                                                   VGPU_CUDA_cuGetProcAddress_v2);
+                                                    VGPU_CUDA_cuGetProcAddress_v2);
     if (real) {
         void *fn = NULL;
         CUdriverProcAddressQueryResult st = CU_GET_PROC_ADDRESS_SUCCESS;
@@ -144,7 +145,8 @@ static CUresult resolve(const char *symbol, void **pfn, int version, cuuint64_t 
         }
         *status = CU_GET_PROC_ADDRESS_SUCCESS;
         index = prefer_driver(symbol, version, index, driver_answer_index(fn));
-    }    if (index < 0)
+    }
+    if (index < 0)
         return CUDA_ERROR_NOT_FOUND;
     *pfn = vgpu_cuda_entries[index];
     return CUDA_SUCCESS;

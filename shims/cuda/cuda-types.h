@@ -19,8 +19,8 @@ enum {
 };
 
 typedef int CUdevice;
-typedef unsigned long long CUdeviceptr;  /* CUdeviceptr_v2 */
-typedef unsigned int CUdeviceptr_v1;     /* the 32-bit API before CUDA 3.2 */
+typedef unsigned long long CUdeviceptr; /* CUdeviceptr_v2 */
+typedef unsigned int CUdeviceptr_v1;    /* the 32-bit API before CUDA 3.2 */
 typedef unsigned long long CUmemGenericAllocationHandle;
 typedef uint64_t cuuint64_t;
 typedef struct CUstream_st *CUstream;

@@ -11,7 +11,6 @@ VGPU_API nvmlReturn_t nvmlInit_v2(void);
 VGPU_API nvmlReturn_t nvmlInitWithFlags(unsigned int flags);
 VGPU_API const char *nvmlErrorString(nvmlReturn_t result);
 VGPU_API nvmlReturn_t nvmlDeviceGetMemoryInfo(nvmlDevice_t device, nvmlMemory_t *memory);
-VGPU_API nvmlReturn_t nvmlDeviceGetMemoryInfo_v2(nvmlDevice_t device,
-                                                 nvmlMemory_v2_t *memory);
+VGPU_API nvmlReturn_t nvmlDeviceGetMemoryInfo_v2(nvmlDevice_t device, nvmlMemory_v2_t *memory);
 
 #endif

@@ -6,18 +6,18 @@
 #include "nvml-shim.h"
 
 /* Initialisation: forwarded when the backend is up, else why not. */
-#define INIT(name, ...)                                                                 \
-    do {                                                                                \
-        VGPU_COUNT(name);                                                               \
-        switch (vgpu_nvml_state()) {                                                    \
-        case VGPU_NVML_UP:                                                              \
-            return VGPU_FORWARD(name, __VA_ARGS__);                                     \
-        case VGPU_NVML_NO_BACKEND: /* the log said why, once */                         \
-            return NVML_ERROR_DRIVER_NOT_LOADED;                                        \
-        case VGPU_NVML_BAD_CONFIG:                                                      \
-            break;                                                                      \
-        }                                                                               \
-        return NVML_ERROR_UNINITIALIZED;                                                \
+#define INIT(name, ...)                                                                            \
+    do {                                                                                           \
+        VGPU_COUNT(name);                                                                          \
+        switch (vgpu_nvml_state()) {                                                               \
+        case VGPU_BACKEND_UP:                                                                      \
+            return VGPU_FORWARD(name, __VA_ARGS__);                                                \
+        case VGPU_BACKEND_DOWN: /* the log said why, once */                                       \
+            return NVML_ERROR_DRIVER_NOT_LOADED;                                                   \
+        case VGPU_BACKEND_BAD_CONFIG:                                                              \
+            break;                                                                                 \
+        }                                                                                          \
+        return NVML_ERROR_UNINITIALIZED;                                                           \
     } while (0)
 
 VGPU_API nvmlReturn_t nvmlInit_v2(void)
@@ -74,13 +74,12 @@ VGPU_API const char *nvmlErrorString(nvmlReturn_t result)
 {
     VGPU_COUNT(nvmlErrorString);
     if (vgpu_nvml_backend_up()) {
-        __typeof__(&nvmlErrorString) real = (__typeof__(real))vgpu_dispatch_real(
-            &vgpu_nvml_dispatch, VGPU_NVML_nvmlErrorString);
+        __typeof__(&nvmlErrorString) real =
+            (__typeof__(real))vgpu_dispatch_real(&vgpu_nvml_dispatch, VGPU_NVML_nvmlErrorString);
         if (real)
             return real(result);
     }
-    if (result >= 0 && (size_t)result < VGPU_ARRAY_SIZE(error_strings) &&
-        error_strings[result])
+    if (result >= 0 && (size_t)result < VGPU_ARRAY_SIZE(error_strings) && error_strings[result])
         return error_strings[result];
     return "Unknown Error";
 }
@@ -92,8 +91,8 @@ static unsigned long long min_ull(unsigned long long a, unsigned long long b)
 
 /* The memory limit on what NVML reports: total is at most the limit; used (by every
  * process on the device) and reserved fit inside it; free is what remains. */
-static void clamp(unsigned long long *total, unsigned long long *reserved,
-                  unsigned long long *free, unsigned long long *used)
+static void clamp(unsigned long long *total, unsigned long long *reserved, unsigned long long *free,
+                  unsigned long long *used)
 {
     unsigned long long limit = vgpu_config()->memory_limit;
     if (!limit)

@@ -4,6 +4,7 @@
 
 #include <stdbool.h>
 
+#include "backend.h"
 #include "dispatch.h"
 #include "nvml-types.h"
 #include "shim.h"
@@ -21,22 +22,21 @@ enum vgpu_nvml_index {
 
 extern const struct vgpu_dispatch vgpu_nvml_dispatch;
 
-enum vgpu_nvml_state { VGPU_NVML_UP, VGPU_NVML_NO_BACKEND, VGPU_NVML_BAD_CONFIG };
-enum vgpu_nvml_state vgpu_nvml_state(void);
+/* The backend (core/backend.h), brought up once at the first call that needs it. */
+enum vgpu_backend_state vgpu_nvml_state(void);
 bool vgpu_nvml_backend_up(void);
-void *vgpu_nvml_backend_lookup(const char *name);
-/* A call the backend cannot serve: counted; UNINITIALIZED while no backend is up,
- * NOT_SUPPORTED when the backend lacks the entry point. */
+/* The backend, or NULL when none is up. */
+const struct vgpu_backend *vgpu_nvml_backend(void);
+/* The answer to a call the backend cannot serve: counted; "not initialized" while no
+ * backend is up, NOT_SUPPORTED when the backend lacks the entry point. */
 nvmlReturn_t vgpu_nvml_unserved(unsigned index);
 
-#define VGPU_COUNT(name) \
-    __atomic_fetch_add(&vgpu_nvml_dispatch.calls[VGPU_NVML_##name], 1, __ATOMIC_RELAXED)
-
-#define VGPU_FORWARD(name, ...)                                                          \
-    ({                                                                                   \
-        __typeof__(&name) fn_ = (__typeof__(&name))vgpu_dispatch_real(&vgpu_nvml_dispatch, \
-                                                                     VGPU_NVML_##name);  \
-        fn_ ? fn_(__VA_ARGS__) : vgpu_nvml_unserved(VGPU_NVML_##name);                   \
-    })
+/* Counts a call to an implemented entry point. */
+#define VGPU_COUNT(name) VGPU_DISPATCH_COUNT(vgpu_nvml_dispatch, VGPU_NVML_##name)
+/* Calls the backend's own `name` with the shim's prototype of it, or answers as
+ * vgpu_nvml_unserved(). */
+#define VGPU_FORWARD(name, ...)                                                                    \
+    VGPU_DISPATCH_FORWARD(vgpu_nvml_dispatch, VGPU_NVML_##name, vgpu_nvml_unserved, name,          \
+                          __VA_ARGS__)
 
 #endif

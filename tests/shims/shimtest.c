@@ -121,8 +121,7 @@ void st_run(void (*fn)(void *arg), void *arg, const char *const *env, struct st_
 void st_assert_ok(const struct st_result *r)
 {
     if (r->status != 0)
-        print_error("child exited %d\n--- stdout\n%s--- stderr\n%s", r->status, r->out,
-                    r->err);
+        print_error("child exited %d\n--- stdout\n%s--- stderr\n%s", r->status, r->out, r->err);
     assert_int_equal(r->status, 0);
 }
 
@@ -189,4 +188,31 @@ void st_stat(void *h, const char *prefix, const char *entry, unsigned long *call
         if (!strcmp(name, entry))
             return;
     st_fail(__FILE__, __LINE__, "%s has no entry %s", fn, entry);
+}
+
+static const char *dummy_file(const char *api)
+{
+    return strcmp(api, "cuda") == 0 ? "libcuda.so.1" : "libnvidia-ml.so.1";
+}
+
+const char *st_native(const char *api)
+{
+    static char cuda[4096], nvml[4096];
+    char *buf = strcmp(api, "cuda") == 0 ? cuda : nvml;
+    snprintf(buf, sizeof(cuda), "VGPU_NATIVE_%s=%s/%s", buf == cuda ? "CUDA" : "NVML",
+             st_dummy_dir(), dummy_file(api));
+    return buf;
+}
+
+unsigned long st_dummy_calls(const char *api, const char *name)
+{
+    char path[4096], fn[64];
+    /* RTLD_NOLOAD: the shim's backend loaded it, or this fails. */
+    void *h = dlopen(st_path(path, sizeof(path), st_dummy_dir(), dummy_file(api)),
+                     RTLD_NOW | RTLD_NOLOAD);
+    if (!h)
+        st_fail(__FILE__, __LINE__, "the dummy %s driver is not loaded", api);
+    snprintf(fn, sizeof(fn), "dummy_%s_calls", api);
+    unsigned long (*calls)(const char *) = (unsigned long (*)(const char *))st_sym(h, fn);
+    return calls(name);
 }

@@ -29,6 +29,12 @@ const char *st_dummy_dir(void);
 /* "<dir>/<file>" in a static buffer per call site; the caller copies it if needed. */
 char *st_path(char *buf, size_t n, const char *dir, const char *file);
 
+/* "VGPU_NATIVE_CUDA=<the dummy libcuda.so.1>" for api "cuda", the NVML one for "nvml":
+ * the native backend pointed at the dummy driver (a static string). */
+const char *st_native(const char *api);
+/* In a child: how often the dummy driver's own implementation of name ran. */
+unsigned long st_dummy_calls(const char *api, const char *name);
+
 /* In a child: dlopen the shim (RTLD_NOW | RTLD_GLOBAL, as a DT_NEEDED entry would
  * be), or exit 1. */
 void *st_open(const char *file);
@@ -40,16 +46,16 @@ void st_stat(void *h, const char *prefix, const char *entry, unsigned long *call
 
 void st_fail(const char *file, int line, const char *fmt, ...)
     __attribute__((format(printf, 3, 4), noreturn));
-#define ST_CHECK(cond)                                   \
-    do {                                                 \
-        if (!(cond))                                     \
-            st_fail(__FILE__, __LINE__, "%s", #cond);    \
+#define ST_CHECK(cond)                                                                             \
+    do {                                                                                           \
+        if (!(cond))                                                                               \
+            st_fail(__FILE__, __LINE__, "%s", #cond);                                              \
     } while (0)
-#define ST_CHECK_INT(got, want)                                                        \
-    do {                                                                               \
-        long long g_ = (long long)(got), w_ = (long long)(want);                       \
-        if (g_ != w_)                                                                  \
-            st_fail(__FILE__, __LINE__, "%s is %lld, want %lld", #got, g_, w_);       \
+#define ST_CHECK_INT(got, want)                                                                    \
+    do {                                                                                           \
+        long long g_ = (long long)(got), w_ = (long long)(want);                                   \
+        if (g_ != w_)                                                                              \
+            st_fail(__FILE__, __LINE__, "%s is %lld, want %lld", #got, g_, w_);                    \
     } while (0)
 
 #endif

@@ -52,9 +52,9 @@ static void write_conf(const char *text, size_t len)
 /* Loads with only the given VGPU_* variables set and VGPU_CONFIG at our file. */
 static void load(struct vgpu_config *c, const char *const *env)
 {
-    static const char *const keys[] = {"VGPU_BACKEND", "VGPU_NATIVE_CUDA", "VGPU_NATIVE_NVML",
-                                       "VGPU_MEMORY_LIMIT", "VGPU_LOG", "VGPU_LOG_FILE",
-                                       "VGPU_SHIM_DIR", "VGPU_ENDPOINT"};
+    static const char *const keys[] = {"VGPU_BACKEND",      "VGPU_NATIVE_CUDA", "VGPU_NATIVE_NVML",
+                                       "VGPU_MEMORY_LIMIT", "VGPU_LOG",         "VGPU_LOG_FILE",
+                                       "VGPU_SHIM_DIR",     "VGPU_ENDPOINT"};
     for (size_t i = 0; i < sizeof(keys) / sizeof(keys[0]); i++)
         unsetenv(keys[i]);
     setenv("VGPU_CONFIG", conf, 1);
@@ -103,12 +103,30 @@ static void memory_limits_take_binary_units(void **state)
         const char *v;
         unsigned long long bytes;
     } good[] = {
-        {"1", 1},           {"512", 512},        {"4K", 4096},          {"4KiB", 4096},
-        {"3M", 3ull << 20}, {"8G", 8ull << 30},  {"8GiB", 8ull << 30},  {"2T", 2ull << 40},
-        {"none", 0},        {"16777215T", 16777215ull << 40},
+        {"1", 1},
+        {"512", 512},
+        {"4K", 4096},
+        {"4KiB", 4096},
+        {"3M", 3ull << 20},
+        {"8G", 8ull << 30},
+        {"8GiB", 8ull << 30},
+        {"2T", 2ull << 40},
+        {"none", 0},
+        {"16777215T", 16777215ull << 40},
     };
-    static const char *const bad[] = {"", "0", "-1", "-8G", " 8G", "8 G", "8g", "8GB", "1.5G",
-                                      "16777216T", "99999999999999999999", "none ", "G"};
+    static const char *const bad[] = {"",
+                                      "0",
+                                      "-1",
+                                      "-8G",
+                                      " 8G",
+                                      "8 G",
+                                      "8g",
+                                      "8GB",
+                                      "1.5G",
+                                      "16777216T",
+                                      "99999999999999999999",
+                                      "none ",
+                                      "G"};
     for (size_t i = 0; i < sizeof(good) / sizeof(good[0]); i++) {
         char var[64];
         snprintf(var, sizeof(var), "VGPU_MEMORY_LIMIT=%s", good[i].v);

@@ -16,27 +16,6 @@
 #include "cu.h"
 #include "shimtest.h"
 
-static char native[4096]; /* VGPU_NATIVE_CUDA=<the dummy libcuda.so.1> */
-
-static int setup(void **state)
-{
-    (void)state;
-    char path[4000];
-    snprintf(native, sizeof(native), "VGPU_NATIVE_CUDA=%s",
-             st_path(path, sizeof(path), st_dummy_dir(), "libcuda.so.1"));
-    return 0;
-}
-
-static unsigned long dummy_calls(const char *name)
-{
-    char path[4096];
-    void *h = dlopen(st_path(path, sizeof(path), st_dummy_dir(), "libcuda.so.1"),
-                     RTLD_NOW | RTLD_NOLOAD);
-    ST_CHECK(h != NULL); /* the backend loaded it */
-    unsigned long (*calls)(const char *) = (unsigned long (*)(const char *))st_sym(h, "dummy_cuda_calls");
-    return calls(name);
-}
-
 static void no_backend_child(void *arg)
 {
     (void)arg;
@@ -104,8 +83,8 @@ static void forward_child(void *arg)
     ST_CHECK(strcmp(name, "Forwarded GPU") == 0);
     ST_CHECK_INT(cu.DriverGetVersion(&v), CU_OK);
     ST_CHECK_INT(v, 12080); /* the driver's, not the shim's table version */
-    ST_CHECK_INT(dummy_calls("cuDeviceGetCount"), 1);
-    ST_CHECK_INT(dummy_calls("cuInit"), 1);
+    ST_CHECK_INT(st_dummy_calls("cuda", "cuDeviceGetCount"), 1);
+    ST_CHECK_INT(st_dummy_calls("cuda", "cuInit"), 1);
     unsigned long calls, unserved;
     st_stat(cu.h, "cuda", "cuDeviceGetName", &calls, &unserved);
     ST_CHECK_INT(calls, 1);
@@ -115,9 +94,9 @@ static void forward_child(void *arg)
 static void native_forwards_to_the_real_driver(void **state)
 {
     (void)state;
-    const char *const env[] = {"VGPU_BACKEND=native", native, "DUMMY_CUDA_DEVICES=3",
-                               "DUMMY_CUDA_NAME=Forwarded GPU", "DUMMY_CUDA_VERSION=12080",
-                               NULL};
+    const char *const env[] = {"VGPU_BACKEND=native",      st_native("cuda"),
+                               "DUMMY_CUDA_DEVICES=3",     "DUMMY_CUDA_NAME=Forwarded GPU",
+                               "DUMMY_CUDA_VERSION=12080", NULL};
     struct st_result r;
     st_run(forward_child, NULL, env, &r);
     st_assert_ok(&r);
@@ -134,8 +113,8 @@ static void driver_errors_pass_through(void *arg)
 static void the_drivers_own_errors_reach_the_caller(void **state)
 {
     (void)state;
-    const char *const env[] = {"VGPU_BACKEND=native", native, "DUMMY_CUDA_FAIL=cuInit=100",
-                               NULL};
+    const char *const env[] = {"VGPU_BACKEND=native", st_native("cuda"),
+                               "DUMMY_CUDA_FAIL=cuInit=100", NULL};
     struct st_result r;
     st_run(driver_errors_pass_through, NULL, env, &r);
     st_assert_ok(&r);
@@ -158,7 +137,7 @@ static void unsupported_child(void *arg)
 static void entry_points_the_driver_lacks_say_not_supported_and_are_counted(void **state)
 {
     (void)state;
-    const char *const env[] = {"VGPU_BACKEND=native", native, "VGPU_LOG=info", NULL};
+    const char *const env[] = {"VGPU_BACKEND=native", st_native("cuda"), "VGPU_LOG=info", NULL};
     struct st_result r;
     st_run(unsupported_child, NULL, env, &r);
     st_assert_ok(&r);
@@ -177,16 +156,16 @@ static void arguments_child(void *arg)
         ST_CHECK_INT(cu.LaunchCooperativeKernel((void *)0x1001, 2, 3, 5, 7, 11, 13, 17,
                                                 (void *)0x1019, (void **)0x1023),
                      CU_OK);
-    ST_CHECK_INT(cu.LaunchCooperativeKernel((void *)0x1001, 2, 3, 5, 7, 11, 13, 17,
-                                            (void *)0x1019, (void **)0x1024),
+    ST_CHECK_INT(cu.LaunchCooperativeKernel((void *)0x1001, 2, 3, 5, 7, 11, 13, 17, (void *)0x1019,
+                                            (void **)0x1024),
                  CU_INVALID_VALUE);
-    ST_CHECK_INT(dummy_calls("cuLaunchCooperativeKernel"), 3);
+    ST_CHECK_INT(st_dummy_calls("cuda", "cuLaunchCooperativeKernel"), 3);
 }
 
 static void arguments_cross_the_trampolines_intact(void **state)
 {
     (void)state;
-    const char *const env[] = {"VGPU_BACKEND=native", native, NULL};
+    const char *const env[] = {"VGPU_BACKEND=native", st_native("cuda"), NULL};
     struct st_result r;
     st_run(arguments_child, NULL, env, &r);
     st_assert_ok(&r);
@@ -229,8 +208,8 @@ static void deepbind_child(void *arg)
     ST_CHECK_INT(cu.MemAlloc_v2(&p, 1 << 20), CU_OK);
     /* The dummy's cuMemGetInfo_v2 called its exported cuDeviceTotalMem_v2, and its
      * cuMemAlloc_v2 called cuCtxGetCurrent: inside the driver, not through the shim. */
-    ST_CHECK_INT(dummy_calls("cuDeviceTotalMem_v2"), 1);
-    ST_CHECK_INT(dummy_calls("cuCtxGetCurrent"), 1);
+    ST_CHECK_INT(st_dummy_calls("cuda", "cuDeviceTotalMem_v2"), 1);
+    ST_CHECK_INT(st_dummy_calls("cuda", "cuCtxGetCurrent"), 1);
     unsigned long calls, unserved;
     st_stat(cu.h, "cuda", "cuDeviceTotalMem_v2", &calls, &unserved);
     ST_CHECK_INT(calls, 0);
@@ -241,7 +220,8 @@ static void deepbind_child(void *arg)
 static void the_drivers_calls_to_its_own_exports_stay_in_the_driver(void **state)
 {
     (void)state;
-    const char *const env[] = {"VGPU_BACKEND=native", native, "DUMMY_CUDA_SELFCALL=1", NULL};
+    const char *const env[] = {"VGPU_BACKEND=native", st_native("cuda"), "DUMMY_CUDA_SELFCALL=1",
+                               NULL};
     struct st_result r;
     st_run(deepbind_child, NULL, env, &r);
     st_assert_ok(&r);
@@ -265,13 +245,13 @@ static void export_table_child(void *arg)
     unsigned char other[16] = {1};
     ST_CHECK_INT(cu.GetExportTable(&t, other), CU_INVALID_VALUE);
     ST_CHECK_INT(cu.GetExportTable(NULL, known), CU_INVALID_VALUE);
-    ST_CHECK_INT(dummy_calls("cuGetExportTable"), 2);
+    ST_CHECK_INT(st_dummy_calls("cuda", "cuGetExportTable"), 2);
 }
 
 static void export_tables_come_from_the_native_driver(void **state)
 {
     (void)state;
-    const char *const env[] = {"VGPU_BACKEND=native", native, NULL};
+    const char *const env[] = {"VGPU_BACKEND=native", st_native("cuda"), NULL};
     struct st_result r;
     st_run(export_table_child, NULL, env, &r);
     st_assert_ok(&r);
@@ -313,13 +293,13 @@ static void threads_child(void *arg)
     ST_CHECK_INT(cu.MemGetInfo_v2(&free, &total), CU_OK);
     ST_CHECK_INT(free, total); /* every reservation was given back */
     ST_CHECK_INT(total, 64ull << 20);
-    ST_CHECK_INT(dummy_calls("cuInit"), 2 * THREADS + 1); /* cuInit, cu_start */
+    ST_CHECK_INT(st_dummy_calls("cuda", "cuInit"), 2 * THREADS + 1); /* cuInit, cu_start */
 }
 
 static void many_threads_initialising_at_once_see_one_backend(void **state)
 {
     (void)state;
-    const char *const env[] = {"VGPU_BACKEND=native", native, "VGPU_LOG=info",
+    const char *const env[] = {"VGPU_BACKEND=native", st_native("cuda"), "VGPU_LOG=info",
                                "VGPU_MEMORY_LIMIT=64M", NULL};
     struct st_result r;
     st_run(threads_child, NULL, env, &r);
@@ -358,7 +338,8 @@ static void fork_child(void *arg)
 static void fork_in_a_consumer_keeps_working(void **state)
 {
     (void)state;
-    const char *const env[] = {"VGPU_BACKEND=native", native, "VGPU_MEMORY_LIMIT=1G", NULL};
+    const char *const env[] = {"VGPU_BACKEND=native", st_native("cuda"), "VGPU_MEMORY_LIMIT=1G",
+                               NULL};
     struct st_result r;
     bool init_first = true;
     st_run(fork_child, &init_first, env, &r);
@@ -383,5 +364,5 @@ int main(void)
         cmocka_unit_test(many_threads_initialising_at_once_see_one_backend),
         cmocka_unit_test(fork_in_a_consumer_keeps_working),
     };
-    return cmocka_run_group_tests(tests, setup, NULL);
+    return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -16,26 +16,6 @@
 #define MiB (1ull << 20)
 #define GiB (1ull << 30)
 
-static char native[4096];
-
-static int setup(void **state)
-{
-    (void)state;
-    char path[4000];
-    snprintf(native, sizeof(native), "VGPU_NATIVE_CUDA=%s",
-             st_path(path, sizeof(path), st_dummy_dir(), "libcuda.so.1"));
-    return 0;
-}
-
-static unsigned long dummy_calls(const char *name)
-{
-    char path[4096];
-    void *h = dlopen(st_path(path, sizeof(path), st_dummy_dir(), "libcuda.so.1"),
-                     RTLD_NOW | RTLD_NOLOAD);
-    ST_CHECK(h != NULL);
-    return ((unsigned long (*)(const char *))st_sym(h, "dummy_cuda_calls"))(name);
-}
-
 /* One allocation path: allocate size bytes, free what alloc returned. */
 struct path {
     const char *name; /* the entry point that allocates */
@@ -59,12 +39,30 @@ static void *pool(const struct cu *cu)
     return p;
 }
 
-static int alloc_v2(const struct cu *cu, cudev_t *k, size_t n) { return cu->MemAlloc_v2(k, n); }
-static int alloc_managed(const struct cu *cu, cudev_t *k, size_t n) { return cu->MemAllocManaged(k, n, 1); }
-static int alloc_async(const struct cu *cu, cudev_t *k, size_t n) { return cu->MemAllocAsync(k, n, stream(cu)); }
-static int alloc_async_ptsz(const struct cu *cu, cudev_t *k, size_t n) { return cu->MemAllocAsync_ptsz(k, n, stream(cu)); }
-static int alloc_pool(const struct cu *cu, cudev_t *k, size_t n) { return cu->MemAllocFromPoolAsync(k, n, pool(cu), stream(cu)); }
-static int alloc_pool_ptsz(const struct cu *cu, cudev_t *k, size_t n) { return cu->MemAllocFromPoolAsync_ptsz(k, n, pool(cu), stream(cu)); }
+static int alloc_v2(const struct cu *cu, cudev_t *k, size_t n)
+{
+    return cu->MemAlloc_v2(k, n);
+}
+static int alloc_managed(const struct cu *cu, cudev_t *k, size_t n)
+{
+    return cu->MemAllocManaged(k, n, 1);
+}
+static int alloc_async(const struct cu *cu, cudev_t *k, size_t n)
+{
+    return cu->MemAllocAsync(k, n, stream(cu));
+}
+static int alloc_async_ptsz(const struct cu *cu, cudev_t *k, size_t n)
+{
+    return cu->MemAllocAsync_ptsz(k, n, stream(cu));
+}
+static int alloc_pool(const struct cu *cu, cudev_t *k, size_t n)
+{
+    return cu->MemAllocFromPoolAsync(k, n, pool(cu), stream(cu));
+}
+static int alloc_pool_ptsz(const struct cu *cu, cudev_t *k, size_t n)
+{
+    return cu->MemAllocFromPoolAsync_ptsz(k, n, pool(cu), stream(cu));
+}
 static int alloc_pitch(const struct cu *cu, cudev_t *k, size_t n)
 {
     size_t pitch = 0;
@@ -83,10 +81,22 @@ static int alloc_vmm(const struct cu *cu, cudev_t *k, size_t n)
     }
     return r;
 }
-static int free_v2(const struct cu *cu, cudev_t k) { return cu->MemFree_v2(k); }
-static int free_async(const struct cu *cu, cudev_t k) { return cu->MemFreeAsync(k, stream(cu)); }
-static int free_async_ptsz(const struct cu *cu, cudev_t k) { return cu->MemFreeAsync_ptsz(k, stream(cu)); }
-static int release(const struct cu *cu, cudev_t k) { return cu->MemRelease(k); }
+static int free_v2(const struct cu *cu, cudev_t k)
+{
+    return cu->MemFree_v2(k);
+}
+static int free_async(const struct cu *cu, cudev_t k)
+{
+    return cu->MemFreeAsync(k, stream(cu));
+}
+static int free_async_ptsz(const struct cu *cu, cudev_t k)
+{
+    return cu->MemFreeAsync_ptsz(k, stream(cu));
+}
+static int release(const struct cu *cu, cudev_t k)
+{
+    return cu->MemRelease(k);
+}
 
 static const struct path paths[] = {
     {"cuMemAlloc_v2", alloc_v2, free_v2},
@@ -122,9 +132,9 @@ static void paths_child(void *arg)
         fprintf(stderr, "path %s\n", p->name);
         ST_CHECK_INT(p->alloc(&cu, &a, 600 * MiB), CU_OK);
         check_free(&cu, GiB - 600 * MiB);
-        unsigned long reached = dummy_calls(p->name);
+        unsigned long reached = st_dummy_calls("cuda", p->name);
         ST_CHECK_INT(p->alloc(&cu, &b, 600 * MiB), CU_OUT_OF_MEMORY);
-        ST_CHECK_INT(dummy_calls(p->name), reached); /* refused before the driver */
+        ST_CHECK_INT(st_dummy_calls("cuda", p->name), reached); /* refused before the driver */
         ST_CHECK_INT(p->release(&cu, a), CU_OK);
         check_free(&cu, GiB);
         ST_CHECK_INT(p->alloc(&cu, &b, 600 * MiB), CU_OK);
@@ -136,7 +146,8 @@ static void paths_child(void *arg)
 static void every_allocation_path_fails_past_the_limit(void **state)
 {
     (void)state;
-    const char *const env[] = {"VGPU_BACKEND=native", native, "VGPU_MEMORY_LIMIT=1G", NULL};
+    const char *const env[] = {"VGPU_BACKEND=native", st_native("cuda"), "VGPU_MEMORY_LIMIT=1G",
+                               NULL};
     struct st_result r;
     st_run(paths_child, NULL, env, &r);
     st_assert_ok(&r);
@@ -169,7 +180,7 @@ static void failures_child(void *arg)
 static void refused_and_failed_calls_hold_no_memory(void **state)
 {
     (void)state;
-    const char *const env[] = {"VGPU_BACKEND=native", native, "VGPU_MEMORY_LIMIT=1G",
+    const char *const env[] = {"VGPU_BACKEND=native", st_native("cuda"), "VGPU_MEMORY_LIMIT=1G",
                                "DUMMY_CUDA_FAIL=cuMemAlloc_v2=2", NULL};
     struct st_result r;
     st_run(failures_child, NULL, env, &r);
@@ -192,11 +203,12 @@ static void unlimited_child(void *arg)
 static void without_a_limit_the_device_is_reported_as_it_is(void **state)
 {
     (void)state;
-    const char *const env[] = {"VGPU_BACKEND=native", native, NULL};
+    const char *const env[] = {"VGPU_BACKEND=native", st_native("cuda"), NULL};
     struct st_result r;
     st_run(unlimited_child, NULL, env, &r);
     st_assert_ok(&r);
-    const char *const none[] = {"VGPU_BACKEND=native", native, "VGPU_MEMORY_LIMIT=none", NULL};
+    const char *const none[] = {"VGPU_BACKEND=native", st_native("cuda"), "VGPU_MEMORY_LIMIT=none",
+                                NULL};
     st_run(unlimited_child, NULL, none, &r);
     st_assert_ok(&r);
 }
@@ -208,5 +220,5 @@ int main(void)
         cmocka_unit_test(refused_and_failed_calls_hold_no_memory),
         cmocka_unit_test(without_a_limit_the_device_is_reported_as_it_is),
     };
-    return cmocka_run_group_tests(tests, setup, NULL);
+    return cmocka_run_group_tests(tests, NULL, NULL);
 }

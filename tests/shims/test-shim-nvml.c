@@ -51,23 +51,12 @@ static struct nvml nvml_load(void)
     return n;
 }
 
-static char native[4096];
-
-static int setup(void **state)
-{
-    (void)state;
-    char path[4000];
-    snprintf(native, sizeof(native), "VGPU_NATIVE_NVML=%s",
-             st_path(path, sizeof(path), st_dummy_dir(), "libnvidia-ml.so.1"));
-    return 0;
-}
-
 static void no_backend_child(void *arg)
 {
     (void)arg;
     struct nvml n = nvml_load();
     unsigned count = 7;
-    ST_CHECK_INT(n.Init_v2(), 9); /* NVML_ERROR_DRIVER_NOT_LOADED */
+    ST_CHECK_INT(n.Init_v2(), 9);                 /* NVML_ERROR_DRIVER_NOT_LOADED */
     ST_CHECK_INT(n.DeviceGetCount_v2(&count), 1); /* NVML_ERROR_UNINITIALIZED */
     ST_CHECK_INT(count, 7);
     ST_CHECK(strcmp(n.ErrorString(9), "Driver Not Loaded") == 0);
@@ -128,15 +117,19 @@ static void limit_child(void *arg)
 static void memory_info_reports_at_most_the_limit(void **state)
 {
     (void)state;
-    const char *const env[] = {"VGPU_BACKEND=native", native, "DUMMY_NVML_DEVICES=2",
-                               "DUMMY_NVML_NAME=NVML Dummy", "VGPU_MEMORY_LIMIT=4GiB",
-                               "DUMMY_NVML_SELFCALL=1", NULL};
+    const char *const env[] = {"VGPU_BACKEND=native",
+                               st_native("nvml"),
+                               "DUMMY_NVML_DEVICES=2",
+                               "DUMMY_NVML_NAME=NVML Dummy",
+                               "VGPU_MEMORY_LIMIT=4GiB",
+                               "DUMMY_NVML_SELFCALL=1",
+                               NULL};
     struct st_result r;
     bool limited = true;
     st_run(limit_child, &limited, env, &r);
     st_assert_ok(&r);
-    const char *const unlimited[] = {"VGPU_BACKEND=native", native, "DUMMY_NVML_DEVICES=2",
-                                     "DUMMY_NVML_NAME=NVML Dummy", NULL};
+    const char *const unlimited[] = {"VGPU_BACKEND=native", st_native("nvml"),
+                                     "DUMMY_NVML_DEVICES=2", "DUMMY_NVML_NAME=NVML Dummy", NULL};
     limited = false;
     st_run(limit_child, &limited, unlimited, &r);
     st_assert_ok(&r);
@@ -161,7 +154,7 @@ static void deepbind_child(void *arg)
 static void the_drivers_calls_to_its_own_exports_stay_in_the_driver(void **state)
 {
     (void)state;
-    const char *const env[] = {"VGPU_BACKEND=native", native, "DUMMY_NVML_DEVICES=2",
+    const char *const env[] = {"VGPU_BACKEND=native", st_native("nvml"), "DUMMY_NVML_DEVICES=2",
                                "DUMMY_NVML_SELFCALL=1", NULL};
     struct st_result r;
     st_run(deepbind_child, NULL, env, &r);
@@ -178,7 +171,7 @@ static void bad_config_child(void *arg)
 static void a_bad_configuration_is_an_error_not_a_default(void **state)
 {
     (void)state;
-    const char *const env[] = {"VGPU_BACKEND=native", native, "VGPU_LOG=loud", NULL};
+    const char *const env[] = {"VGPU_BACKEND=native", st_native("nvml"), "VGPU_LOG=loud", NULL};
     struct st_result r;
     st_run(bad_config_child, NULL, env, &r);
     st_assert_ok(&r);
@@ -194,5 +187,5 @@ int main(void)
         cmocka_unit_test(the_drivers_calls_to_its_own_exports_stay_in_the_driver),
         cmocka_unit_test(a_bad_configuration_is_an_error_not_a_default),
     };
-    return cmocka_run_group_tests(tests, setup, NULL);
+    return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -15,17 +15,6 @@
 
 #define PTDS 2 /* CU_GET_PROC_ADDRESS_PER_THREAD_DEFAULT_STREAM */
 
-static char native[4096];
-
-static int setup(void **state)
-{
-    (void)state;
-    char path[4000];
-    snprintf(native, sizeof(native), "VGPU_NATIVE_CUDA=%s",
-             st_path(path, sizeof(path), st_dummy_dir(), "libcuda.so.1"));
-    return 0;
-}
-
 /* Asserts (in a child) that base@version with flags resolves to the shim's symbol. */
 static void expect(const struct cu *cu, const char *base, int version, unsigned flags,
                    const char *symbol)
@@ -34,9 +23,8 @@ static void expect(const struct cu *cu, const char *base, int version, unsigned 
     int status = -1;
     int r = cu->GetProcAddress_v2(base, &fn, version, flags, &status);
     if (r != CU_OK || status != 0 || fn != dlsym(cu->h, symbol))
-        st_fail(__FILE__, __LINE__, "%s@%d flags %u: result %d status %d, %s", base, version,
-                flags, r, status,
-                fn == dlsym(cu->h, symbol) ? "right entry" : "not the shim's entry");
+        st_fail(__FILE__, __LINE__, "%s@%d flags %u: result %d status %d, %s", base, version, flags,
+                r, status, fn == dlsym(cu->h, symbol) ? "right entry" : "not the shim's entry");
 }
 
 static void expect_missing(const struct cu *cu, const char *base, int version, int want_status)
@@ -100,8 +88,8 @@ static void table_child(void *arg)
     char line[512], base[128], symbol[128];
     int version, ptds, lines = 0;
     while (fgets(line, sizeof(line), f)) {
-        if (sscanf(line, "VGPU_PROC(%127[^,], %d, %d, %127[^)])", base, &version, &ptds,
-                   symbol) != 4)
+        if (sscanf(line, "VGPU_PROC(%127[^,], %d, %d, %127[^)])", base, &version, &ptds, symbol) !=
+            4)
             continue;
         expect(&cu, base, version, ptds ? PTDS : 0, symbol);
         lines++;
@@ -139,7 +127,7 @@ static void mirror_child(void *arg)
 static void the_driver_decides_what_exists_the_shim_what_is_returned(void **state)
 {
     (void)state;
-    const char *const env[] = {"VGPU_BACKEND=native", native,
+    const char *const env[] = {"VGPU_BACKEND=native", st_native("cuda"),
                                "DUMMY_CUDA_PROC_MISSING=cuStreamCreate", NULL};
     struct st_result r;
     st_run(mirror_child, NULL, env, &r);
@@ -153,5 +141,5 @@ int main(void)
         cmocka_unit_test(every_table_line_resolves_to_the_shims_own_entry),
         cmocka_unit_test(the_driver_decides_what_exists_the_shim_what_is_returned),
     };
-    return cmocka_run_group_tests(tests, setup, NULL);
+    return cmocka_run_group_tests(tests, NULL, NULL);
 }
