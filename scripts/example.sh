@@ -2,7 +2,8 @@
 # Builds vgpu-patch and shows it at work on a built-in Ollama-shaped tree (era E, the
 # current release layout): before patching, a decoy "real driver" first on
 # LD_LIBRARY_PATH answers libcuda.so.1 in every Ollama process; after
-# `vgpu-patch ollama`, the shims do. Then status, verify and an exact rollback.
+# `vgpu-patch ollama`, the shims do, and through their native backend reach a (dummy)
+# driver. Then status and an exact rollback.
 # Everything happens under the build directory (a fake root; no system file changes).
 set -eu
 cd "$(dirname "$0")/.."
@@ -20,9 +21,9 @@ vp=$top/$build/bin/vgpu-patch
 rm -rf "$ex"
 mkdir -p "$ex/root/usr/local" "$ex/shims"
 VGPU_TEST_FIXTURES=$top/$build/fixtures sh tests/fixtures/make-tree.sh e "$ex/root/usr/local"
-# Stand-ins until the real shims are built (next issue): right sonames, the marker
-# export, a cuInit that succeeds.
-cp "$build/fixtures/standin/libvgpu-cuda.so.1" "$build/fixtures/standin/libvgpu-nvml.so.1" "$ex/shims/"
+# The shims as built (lib/vgpu of the build tree mirrors <prefix>/lib/vgpu), in a shim
+# dir of their own that only root can write, as vgpu-patch requires.
+cp "$build/lib/vgpu/libvgpu-cuda.so.1" "$build/lib/vgpu/libvgpu-nvml.so.1" "$ex/shims/"
 chmod 755 "$ex" "$ex/shims"
 chmod 644 "$ex/shims/"*
 
@@ -42,6 +43,13 @@ echo "== vgpu-patch ollama --root $ex/root --prefix /usr/local --shim-dir $ex/sh
 echo
 echo "-- after: the same processes, same environment"
 answers
+echo
+echo "-- and on through the shims to a driver: their native backend pointed at the test"
+echo "   suite's dummy driver (a real host points it at NVIDIA's libcuda.so.1)"
+VGPU_CONFIG=/nonexistent VGPU_BACKEND=native VGPU_NATIVE_CUDA=$top/$build/tests/dummy/libcuda.so.1 \
+    VGPU_NATIVE_NVML=$top/$build/tests/dummy/libnvidia-ml.so.1 VGPU_MEMORY_LIMIT=8G \
+    LD_LIBRARY_PATH=$top/$build/fixtures/decoy "$ex/root/usr/local/bin/ollama" serve 2>&1 |
+    grep -e '^ggml_cuda_init' -e '^vgpu-' | sed 's/^/  /' || :
 echo
 echo "== vgpu-patch status"
 "$vp" status --root "$ex/root"
