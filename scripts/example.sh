@@ -45,11 +45,13 @@ echo "-- after: the same processes, same environment"
 answers
 echo
 echo "-- and on through the shims to a driver: their native backend pointed at the test"
-echo "   suite's dummy driver (a real host points it at NVIDIA's libcuda.so.1)"
+echo "   suite's dummy driver (a real host points it at NVIDIA's libcuda.so.1). cuInit=0 is"
+echo "   the dummy answering; NVIDIA's libcudart, where the tree has it, then fails cleanly:"
+echo "   the dummy has none of the runtime's private export tables."
 VGPU_CONFIG=/nonexistent VGPU_BACKEND=native VGPU_NATIVE_CUDA=$top/$build/tests/dummy/libcuda.so.1 \
-    VGPU_NATIVE_NVML=$top/$build/tests/dummy/libnvidia-ml.so.1 VGPU_MEMORY_LIMIT=8G \
+    VGPU_NATIVE_NVML=$top/$build/tests/dummy/libnvidia-ml.so.1 VGPU_MEMORY_LIMIT=8G VGPU_LOG=info \
     LD_LIBRARY_PATH=$top/$build/fixtures/decoy "$ex/root/usr/local/bin/ollama" serve 2>&1 |
-    grep -e '^ggml_cuda_init' -e '^vgpu-' | sed 's/^/  /' || :
+    grep -e '^ggml_cuda_init' -e '^vgpu-cuda.*backend' | sed 's/^/  /' || :
 echo
 echo "== vgpu-patch status"
 "$vp" status --root "$ex/root"
