@@ -10,6 +10,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #define CONFIG_MAX_BYTES (64 * 1024)
@@ -104,10 +105,17 @@ static void file_line(void *ctx, unsigned lineno, const char *key, const char *v
 /* Reads the file into a heap buffer; absent is fine. */
 static void load_file(struct vgpu_config *c, const char *path)
 {
-    int fd = open(path, O_RDONLY | O_CLOEXEC | O_NOCTTY);
+    /* O_NONBLOCK and the type check: a FIFO named here must not hang the program. */
+    int fd = open(path, O_RDONLY | O_CLOEXEC | O_NOCTTY | O_NONBLOCK);
     if (fd < 0) {
         if (errno != ENOENT)
             problem(c, "cannot read %s: %s", path, strerror(errno));
+        return;
+    }
+    struct stat st;
+    if (fstat(fd, &st) < 0 || !S_ISREG(st.st_mode)) {
+        problem(c, "%s is not a regular file", path);
+        close(fd);
         return;
     }
     vgpu_strlcpy(c->file, path, sizeof(c->file));

@@ -29,7 +29,7 @@ int vgpu_log_setup(enum vgpu_log_level level, const char *file)
     log_level = level;
     if (!file)
         return 0;
-    int fd = open(file, O_WRONLY | O_APPEND | O_CREAT | O_CLOEXEC | O_NOCTTY, 0644);
+    int fd = open(file, O_WRONLY | O_APPEND | O_CREAT | O_CLOEXEC | O_NOCTTY | O_NONBLOCK, 0644);
     if (fd < 0)
         return -errno;
     log_fd = fd;
@@ -70,26 +70,29 @@ static void emit(int fd, bool stamp, const char *level, const char *fmt, va_list
 {
     char buf[1024];
     size_t n = format(buf, sizeof(buf), stamp, level, fmt, ap);
-    int saved = errno; /* logging never changes what the caller sees in errno */
     ssize_t w;
     do
         w = write(fd, buf, n);
     while (w < 0 && errno == EINTR);
-    errno = saved;
 }
 
+/* Logging never changes what the caller sees in errno (time zone lookups, vsnprintf
+ * and write may set it). */
 void vgpu_log(enum vgpu_log_level level, const char *fmt, ...)
 {
     if (!vgpu_log_enabled(level))
         return;
+    int saved = errno;
     va_list ap;
     va_start(ap, fmt);
     emit(log_fd >= 0 ? log_fd : STDERR_FILENO, log_fd >= 0, level_names[level], fmt, ap);
     va_end(ap);
+    errno = saved;
 }
 
 void vgpu_log_stderr(const char *fmt, ...)
 {
+    int saved = errno;
     va_list ap;
     va_start(ap, fmt);
     emit(STDERR_FILENO, false, "error", fmt, ap);
@@ -99,4 +102,5 @@ void vgpu_log_stderr(const char *fmt, ...)
         emit(log_fd, true, "error", fmt, ap);
         va_end(ap);
     }
+    errno = saved;
 }

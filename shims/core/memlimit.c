@@ -1,16 +1,22 @@
-/* memlimit: an atomic byte counter and an open-addressing table of live allocations. */
+/* memlimit: an atomic byte counter, an open-addressing table of live pointer and
+ * handle allocations, and a list of VMM mappings. */
 #include "memlimit.h"
 
 #include <pthread.h>
 #include <stdlib.h>
 
 struct slot {
-    uint64_t key; /* 0 with size 0: empty; with size ~0: deleted */
+    uint64_t key;
     unsigned long long size;
-    unsigned char kind;
+    unsigned refs;      /* handles: the handle itself and its mappings */
+    unsigned char kind; /* 0: empty */
+    bool deleted;
 };
 
-#define DELETED (~0ULL)
+struct mapping {
+    uint64_t va, handle;
+    unsigned long long size;
+};
 
 static unsigned long long limit;
 static unsigned long long used;
@@ -18,6 +24,8 @@ static pthread_mutex_t lock = PTHREAD_MUTEX_INITIALIZER;
 static struct slot *table;
 static size_t capacity; /* a power of two, or 0 */
 static size_t filled;   /* live and deleted slots */
+static struct mapping *maps;
+static size_t nmaps, maps_cap;
 
 /* A lock held across fork() would stay locked in the child forever. */
 static void before_fork(void)
@@ -68,55 +76,60 @@ static size_t hash(enum vgpu_mem_kind kind, uint64_t key)
     return (size_t)(h >> 17);
 }
 
-static bool is_empty(const struct slot *s)
+static bool live(const struct slot *s)
 {
-    return s->kind == 0 && s->size == 0;
+    return s->kind && !s->deleted;
 }
 
-/* The slot holding (kind, key), or NULL. Caller holds the lock. */
+/* The live slot holding (kind, key), or NULL. Caller holds the lock. */
 static struct slot *find(enum vgpu_mem_kind kind, uint64_t key)
 {
     if (!capacity)
         return NULL;
     for (size_t i = hash(kind, key) & (capacity - 1);; i = (i + 1) & (capacity - 1)) {
         struct slot *s = &table[i];
-        if (is_empty(s))
+        if (!s->kind)
             return NULL;
-        if (s->kind == kind && s->key == key && s->size != DELETED)
+        if (!s->deleted && s->kind == kind && s->key == key)
             return s;
     }
 }
 
-static void put(struct slot *t, size_t cap, enum vgpu_mem_kind kind, uint64_t key,
-                unsigned long long size)
+/* Puts a record in the first empty slot of its probe sequence; returns whether it
+ * took a never-used slot (deleted ones are reused but are already counted). */
+static bool put(struct slot *t, size_t cap, struct slot rec)
 {
-    size_t i = hash(kind, key) & (cap - 1);
-    while (!is_empty(&t[i]) && t[i].size != DELETED)
+    size_t i = hash(rec.kind, rec.key) & (cap - 1);
+    while (t[i].kind && !t[i].deleted)
         i = (i + 1) & (cap - 1);
-    t[i] = (struct slot){.key = key, .size = size, .kind = (unsigned char)kind};
+    bool fresh = !t[i].kind;
+    t[i] = rec;
+    t[i].deleted = false;
+    return fresh;
 }
 
-/* Keeps the table at most half full (deleted slots count), rehashing live ones. */
+/* Keeps the table at most half full, counting deleted slots; a rebuild leaves it at
+ * most a quarter full, so churn around one size does not rebuild it again and again. */
 static bool make_room(void)
 {
     if ((filled + 1) * 2 <= capacity)
         return true;
-    size_t live = 0;
+    size_t n = 0;
     for (size_t i = 0; i < capacity; i++)
-        live += !is_empty(&table[i]) && table[i].size != DELETED;
+        n += live(&table[i]);
     size_t cap = capacity ? capacity : 64;
-    while ((live + 1) * 2 > cap)
+    while ((n + 1) * 4 > cap)
         cap *= 2;
     struct slot *t = calloc(cap, sizeof(*t));
     if (!t)
         return false;
     for (size_t i = 0; i < capacity; i++)
-        if (!is_empty(&table[i]) && table[i].size != DELETED)
-            put(t, cap, table[i].kind, table[i].key, table[i].size);
+        if (live(&table[i]))
+            put(t, cap, table[i]);
     free(table);
     table = t;
     capacity = cap;
-    filled = live;
+    filled = n;
     return true;
 }
 
@@ -128,24 +141,91 @@ bool vgpu_mem_track(enum vgpu_mem_kind kind, uint64_t key, unsigned long long si
     if (s) {
         /* The backend reused a key whose release did not pass through the shim. */
         vgpu_mem_unreserve(s->size);
-        s->size = size;
+        *s = (struct slot){.key = key, .size = size, .refs = 1, .kind = (unsigned char)kind};
     } else if ((ok = make_room())) {
-        put(table, capacity, kind, key, size);
-        filled++;
+        struct slot rec = {.key = key, .size = size, .refs = 1, .kind = (unsigned char)kind};
+        filled += put(table, capacity, rec);
     }
     pthread_mutex_unlock(&lock);
     return ok;
 }
 
-unsigned long long vgpu_mem_untrack(enum vgpu_mem_kind kind, uint64_t key)
+/* Removes a live slot; returns its size. Caller holds the lock. */
+static unsigned long long remove_slot(struct slot *s)
+{
+    unsigned long long size = s->size;
+    s->deleted = true;
+    return size;
+}
+
+unsigned long long vgpu_mem_untrack(uint64_t pointer)
 {
     pthread_mutex_lock(&lock);
-    struct slot *s = find(kind, key);
-    unsigned long long size = 0;
-    if (s) {
-        size = s->size;
-        s->size = DELETED;
-    }
+    struct slot *s = find(VGPU_MEM_POINTER, pointer);
+    unsigned long long size = s ? remove_slot(s) : 0;
     pthread_mutex_unlock(&lock);
     return size;
+}
+
+void vgpu_mem_handle_ref(uint64_t handle)
+{
+    pthread_mutex_lock(&lock);
+    struct slot *s = find(VGPU_MEM_HANDLE, handle);
+    if (s)
+        s->refs++;
+    pthread_mutex_unlock(&lock);
+}
+
+/* Drops one reference; the size when it was the last. Caller holds the lock. */
+static unsigned long long unref(struct slot *s)
+{
+    return --s->refs == 0 ? remove_slot(s) : 0;
+}
+
+bool vgpu_mem_handle_unref(uint64_t handle, unsigned long long *ret_last)
+{
+    pthread_mutex_lock(&lock);
+    struct slot *s = find(VGPU_MEM_HANDLE, handle);
+    *ret_last = s ? unref(s) : 0;
+    pthread_mutex_unlock(&lock);
+    return s != NULL;
+}
+
+bool vgpu_mem_map(uint64_t va, unsigned long long size, uint64_t handle)
+{
+    pthread_mutex_lock(&lock);
+    struct slot *s = find(VGPU_MEM_HANDLE, handle);
+    bool ok = true;
+    if (s && nmaps == maps_cap) {
+        size_t cap = maps_cap ? maps_cap * 2 : 16;
+        struct mapping *m = realloc(maps, cap * sizeof(*m));
+        if ((ok = m != NULL)) {
+            maps = m;
+            maps_cap = cap;
+        }
+    }
+    if (s && ok) {
+        maps[nmaps++] = (struct mapping){.va = va, .handle = handle, .size = size};
+        s->refs++;
+    }
+    pthread_mutex_unlock(&lock);
+    return ok;
+}
+
+void vgpu_mem_unmap(uint64_t va, unsigned long long size)
+{
+    unsigned long long freed = 0;
+    pthread_mutex_lock(&lock);
+    for (size_t i = 0; i < nmaps;) {
+        if (maps[i].va >= va && maps[i].va - va < size) {
+            struct slot *s = find(VGPU_MEM_HANDLE, maps[i].handle);
+            if (s)
+                freed += unref(s);
+            maps[i] = maps[--nmaps];
+        } else {
+            i++;
+        }
+    }
+    pthread_mutex_unlock(&lock);
+    vgpu_mem_unreserve(freed);
 }

@@ -11,6 +11,8 @@
 VGPU_API CUresult cuInit(unsigned int flags);
 VGPU_API CUresult cuDriverGetVersion(int *version);
 VGPU_API CUresult cuGetExportTable(const void **table, const CUuuid *id);
+VGPU_API CUresult cuGetErrorName(CUresult error, const char **str);
+VGPU_API CUresult cuGetErrorString(CUresult error, const char **str);
 
 /* cuda-procaddr.c */
 VGPU_API CUresult cuGetProcAddress(const char *symbol, void **pfn, int cudaVersion,
@@ -44,5 +46,9 @@ VGPU_API CUresult cuMemFreeAsync_ptsz(CUdeviceptr dptr, CUstream stream);
 VGPU_API CUresult cuMemCreate(CUmemGenericAllocationHandle *handle, size_t size,
                               const CUmemAllocationProp *prop, unsigned long long flags);
 VGPU_API CUresult cuMemRelease(CUmemGenericAllocationHandle handle);
+VGPU_API CUresult cuMemMap(CUdeviceptr ptr, size_t size, size_t offset,
+                           CUmemGenericAllocationHandle handle, unsigned long long flags);
+VGPU_API CUresult cuMemUnmap(CUdeviceptr ptr, size_t size);
+VGPU_API CUresult cuMemRetainAllocationHandle(CUmemGenericAllocationHandle *handle, void *addr);
 
 #endif

@@ -1,5 +1,6 @@
 /* cuda-init: the entry points that decide what a process sees before any device
- * work: cuInit, cuDriverGetVersion and cuGetExportTable. */
+ * work — cuInit, cuDriverGetVersion, cuGetExportTable — and the error strings, which
+ * must answer even without a backend. */
 #include "cuda-api.h"
 #include "cuda-shim.h"
 #include "log.h"
@@ -45,4 +46,50 @@ VGPU_API CUresult cuGetExportTable(const void **table, const CUuuid *id)
     if (!vgpu_cuda_backend_up())
         return vgpu_cuda_unserved(VGPU_CUDA_cuGetExportTable);
     return vgpu_cuda_backend_export_table(table, id);
+}
+
+/* The codes the shim itself returns, with the driver's words for them. */
+static const struct {
+    CUresult code;
+    const char *name, *text;
+} errors[] = {
+    {CUDA_SUCCESS, "CUDA_SUCCESS", "no error"},
+    {CUDA_ERROR_INVALID_VALUE, "CUDA_ERROR_INVALID_VALUE", "invalid argument"},
+    {CUDA_ERROR_OUT_OF_MEMORY, "CUDA_ERROR_OUT_OF_MEMORY", "out of memory"},
+    {CUDA_ERROR_NOT_INITIALIZED, "CUDA_ERROR_NOT_INITIALIZED", "initialization error"},
+    {CUDA_ERROR_NO_DEVICE, "CUDA_ERROR_NO_DEVICE", "no CUDA-capable device is detected"},
+    {CUDA_ERROR_NOT_FOUND, "CUDA_ERROR_NOT_FOUND", "named symbol not found"},
+    {CUDA_ERROR_NOT_SUPPORTED, "CUDA_ERROR_NOT_SUPPORTED", "operation not supported"},
+};
+
+/* The driver's answer when it is up; else the shim's, for the codes it returns
+ * (others: CUDA_ERROR_INVALID_VALUE and NULL, as the driver does for unknown codes). */
+static CUresult describe(CUresult error, const char **str, bool name)
+{
+    if (!str)
+        return CUDA_ERROR_INVALID_VALUE;
+    for (size_t i = 0; i < VGPU_ARRAY_SIZE(errors); i++)
+        if (errors[i].code == error) {
+            *str = name ? errors[i].name : errors[i].text;
+            return CUDA_SUCCESS;
+        }
+    *str = NULL;
+    return CUDA_ERROR_INVALID_VALUE;
+}
+
+VGPU_API CUresult cuGetErrorName(CUresult error, const char **str)
+{
+    VGPU_COUNT(cuGetErrorName);
+    if (vgpu_cuda_backend_up() && vgpu_dispatch_real(&vgpu_cuda_dispatch, VGPU_CUDA_cuGetErrorName))
+        return VGPU_FORWARD(cuGetErrorName, error, str);
+    return describe(error, str, true);
+}
+
+VGPU_API CUresult cuGetErrorString(CUresult error, const char **str)
+{
+    VGPU_COUNT(cuGetErrorString);
+    if (vgpu_cuda_backend_up() &&
+        vgpu_dispatch_real(&vgpu_cuda_dispatch, VGPU_CUDA_cuGetErrorString))
+        return VGPU_FORWARD(cuGetErrorString, error, str);
+    return describe(error, str, false);
 }

@@ -1,10 +1,11 @@
 /* cuda-memory: the vGPU memory limit on the driver API (DESIGN §5). What a process is
  * told — cuDeviceTotalMem*, cuMemGetInfo* — is at most the limit, and every allocation
  * path that commits device memory — cuMemAlloc*, cuMemAllocPitch*, cuMemAllocManaged,
- * cuMemAllocAsync* and pools, and cuMemCreate of the VMM path (cuMemMap only maps
- * what cuMemCreate committed) — fails with CUDA_ERROR_OUT_OF_MEMORY past it. Without a
- * limit every call is forwarded unchanged. Not charged: arrays, graph memory nodes,
- * and what goes through the driver's export tables. */
+ * cuMemAllocAsync* and pools, and cuMemCreate of the VMM path — fails with
+ * CUDA_ERROR_OUT_OF_MEMORY past it. Without a limit every call is forwarded unchanged.
+ * Not charged: arrays, graph memory nodes, what a pool keeps after a free, and what
+ * goes through the driver's export tables; memory freed by destroying or resetting a
+ * context (not by a free call) stays charged. */
 #include "cuda-api.h"
 #include "cuda-shim.h"
 #include "log.h"
@@ -93,14 +94,16 @@ static CUresult release_handle(CUdeviceptr h)
         return settle(r_, VGPU_MEM_POINTER, *(ptr), size, free_pointer);                           \
     } while (0)
 
-/* A free entry point: forwards, and gives back what the pointer held. */
-#define FREE(name, kind, key, ...)                                                                 \
+/* A free entry point: forwards, and gives back what the pointer held. The record goes
+ * first, so that another thread's allocation at the freed address cannot be taken for
+ * this one; a free the backend refuses puts it back. */
+#define FREE(name, key, ...)                                                                       \
     do {                                                                                           \
         VGPU_COUNT(name);                                                                          \
         if (!limited())                                                                            \
             return VGPU_FORWARD(name, __VA_ARGS__);                                                \
-        unsigned long long size_ = vgpu_mem_untrack(kind, key);                                    \
-        return give_back(VGPU_FORWARD(name, __VA_ARGS__), kind, key, size_);                       \
+        unsigned long long size_ = vgpu_mem_untrack(key);                                          \
+        return give_back(VGPU_FORWARD(name, __VA_ARGS__), VGPU_MEM_POINTER, key, size_);           \
     } while (0)
 
 VGPU_API CUresult cuMemAlloc_v2(CUdeviceptr *dptr, size_t bytesize)
@@ -137,17 +140,17 @@ VGPU_API CUresult cuMemAllocFromPoolAsync_ptsz(CUdeviceptr *dptr, size_t bytesiz
 
 VGPU_API CUresult cuMemFree_v2(CUdeviceptr dptr)
 {
-    FREE(cuMemFree_v2, VGPU_MEM_POINTER, dptr, dptr);
+    FREE(cuMemFree_v2, dptr, dptr);
 }
 
 VGPU_API CUresult cuMemFreeAsync(CUdeviceptr dptr, CUstream stream)
 {
-    FREE(cuMemFreeAsync, VGPU_MEM_POINTER, dptr, dptr, stream);
+    FREE(cuMemFreeAsync, dptr, dptr, stream);
 }
 
 VGPU_API CUresult cuMemFreeAsync_ptsz(CUdeviceptr dptr, CUstream stream)
 {
-    FREE(cuMemFreeAsync_ptsz, VGPU_MEM_POINTER, dptr, dptr, stream);
+    FREE(cuMemFreeAsync_ptsz, dptr, dptr, stream);
 }
 
 /* The 32-bit API of CUDA 2.x, still exported: same accounting, 32-bit pointers. */
@@ -170,7 +173,7 @@ VGPU_API CUresult cuMemAlloc(CUdeviceptr_v1 *dptr, unsigned int bytesize)
 
 VGPU_API CUresult cuMemFree(CUdeviceptr_v1 dptr)
 {
-    FREE(cuMemFree, VGPU_MEM_POINTER, dptr, dptr);
+    FREE(cuMemFree, dptr, dptr);
 }
 
 /* Pitched allocations: the pitch is the driver's choice, so the reservation for
@@ -178,14 +181,16 @@ VGPU_API CUresult cuMemFree(CUdeviceptr_v1 dptr)
 static CUresult settle_pitch(CUresult r, CUdeviceptr ptr, unsigned long long asked,
                              unsigned long long got, release_fn release, const char *what)
 {
-    if (r == CUDA_SUCCESS && got > asked && reserve(got - asked, what) != CUDA_SUCCESS) {
+    if (r != CUDA_SUCCESS)
+        return settle(r, VGPU_MEM_POINTER, ptr, asked, release);
+    if (got > asked && reserve(got - asked, what) != CUDA_SUCCESS) {
         release(ptr);
         vgpu_mem_unreserve(asked);
         return CUDA_ERROR_OUT_OF_MEMORY;
     }
-    if (r == CUDA_SUCCESS && got < asked)
+    if (got < asked)
         vgpu_mem_unreserve(asked - got);
-    return settle(r, VGPU_MEM_POINTER, ptr, r == CUDA_SUCCESS && got ? got : asked, release);
+    return settle(r, VGPU_MEM_POINTER, ptr, got, release);
 }
 
 VGPU_API CUresult cuMemAllocPitch_v2(CUdeviceptr *dptr, size_t *pitch, size_t width, size_t height,
@@ -220,7 +225,9 @@ VGPU_API CUresult cuMemAllocPitch(CUdeviceptr_v1 *dptr, unsigned int *pitch, uns
                         "cuMemAllocPitch");
 }
 
-/* The VMM path (ggml-cuda's pools): cuMemCreate commits physical memory. */
+/* The VMM path (ggml-cuda's pools). cuMemCreate commits physical memory; it stays
+ * committed while the handle or any mapping of it lives — ggml releases the handle
+ * right after cuMemMap, and the memory goes at cuMemUnmap. */
 VGPU_API CUresult cuMemCreate(CUmemGenericAllocationHandle *handle, size_t size,
                               const CUmemAllocationProp *prop, unsigned long long flags)
 {
@@ -236,7 +243,47 @@ VGPU_API CUresult cuMemCreate(CUmemGenericAllocationHandle *handle, size_t size,
 
 VGPU_API CUresult cuMemRelease(CUmemGenericAllocationHandle handle)
 {
-    FREE(cuMemRelease, VGPU_MEM_HANDLE, handle, handle);
+    VGPU_COUNT(cuMemRelease);
+    if (!limited())
+        return VGPU_FORWARD(cuMemRelease, handle);
+    /* As for pointers, the reference goes first and comes back if the backend refuses. */
+    unsigned long long last;
+    bool known = vgpu_mem_handle_unref(handle, &last);
+    CUresult r = VGPU_FORWARD(cuMemRelease, handle);
+    if (known && last)
+        return give_back(r, VGPU_MEM_HANDLE, handle, last);
+    if (known && r != CUDA_SUCCESS)
+        vgpu_mem_handle_ref(handle);
+    return r;
+}
+
+VGPU_API CUresult cuMemMap(CUdeviceptr ptr, size_t size, size_t offset,
+                           CUmemGenericAllocationHandle handle, unsigned long long flags)
+{
+    VGPU_COUNT(cuMemMap);
+    CUresult r = VGPU_FORWARD(cuMemMap, ptr, size, offset, handle, flags);
+    if (r == CUDA_SUCCESS && limited() && !vgpu_mem_map(ptr, size, handle))
+        vgpu_log(VGPU_LOG_WARN, "no memory to account for a mapping: its memory is counted "
+                                "only until its handle is released");
+    return r;
+}
+
+VGPU_API CUresult cuMemUnmap(CUdeviceptr ptr, size_t size)
+{
+    VGPU_COUNT(cuMemUnmap);
+    CUresult r = VGPU_FORWARD(cuMemUnmap, ptr, size);
+    if (r == CUDA_SUCCESS && limited())
+        vgpu_mem_unmap(ptr, size);
+    return r;
+}
+
+VGPU_API CUresult cuMemRetainAllocationHandle(CUmemGenericAllocationHandle *handle, void *addr)
+{
+    VGPU_COUNT(cuMemRetainAllocationHandle);
+    CUresult r = VGPU_FORWARD(cuMemRetainAllocationHandle, handle, addr);
+    if (r == CUDA_SUCCESS && limited() && handle)
+        vgpu_mem_handle_ref(*handle);
+    return r;
 }
 
 /* What the process is told: at most the limit, less what it holds. */

@@ -124,12 +124,13 @@ static int prefer_driver(const char *symbol, int version, int table, int driver)
 static CUresult resolve(const char *symbol, void **pfn, int version, cuuint64_t flags,
                         CUdriverProcAddressQueryResult *status)
 {
-    *status = CU_GET_PROC_ADDRESS_SUCCESS;
+    *status = CU_GET_PROC_ADDRESS_SYMBOL_NOT_FOUND; /* until something is found */
     if (!symbol || !pfn || version < 0 ||
         (flags & ~(cuuint64_t)(CU_GET_PROC_ADDRESS_LEGACY_STREAM |
                                CU_GET_PROC_ADDRESS_PER_THREAD_DEFAULT_STREAM)))
         return CUDA_ERROR_INVALID_VALUE;
     *pfn = NULL;
+    *status = CU_GET_PROC_ADDRESS_SUCCESS;
     int index = table_answer(symbol, version, flags, status);
     __typeof__(&cuGetProcAddress_v2) real = NULL;
     if (vgpu_cuda_backend_up())
@@ -146,8 +147,11 @@ static CUresult resolve(const char *symbol, void **pfn, int version, cuuint64_t 
         *status = CU_GET_PROC_ADDRESS_SUCCESS;
         index = prefer_driver(symbol, version, index, driver_answer_index(fn));
     }
-    if (index < 0)
+    if (index < 0) {
+        if (*status == CU_GET_PROC_ADDRESS_SUCCESS)
+            *status = CU_GET_PROC_ADDRESS_SYMBOL_NOT_FOUND;
         return CUDA_ERROR_NOT_FOUND;
+    }
     *pfn = vgpu_cuda_entries[index];
     return CUDA_SUCCESS;
 }

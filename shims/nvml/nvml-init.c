@@ -89,8 +89,10 @@ static unsigned long long min_ull(unsigned long long a, unsigned long long b)
     return a < b ? a : b;
 }
 
-/* The memory limit on what NVML reports: total is at most the limit; used (by every
- * process on the device) and reserved fit inside it; free is what remains. */
+/* The memory limit on what NVML reports. The limit is per process and NVML's
+ * numbers are the device's, so free is what a process could still get — the device's
+ * free memory, up to the limit — and total is at most the limit; reserved and used
+ * fill the rest of that total, so that total = free + reserved + used still holds. */
 static void clamp(unsigned long long *total, unsigned long long *reserved, unsigned long long *free,
                   unsigned long long *used)
 {
@@ -98,9 +100,9 @@ static void clamp(unsigned long long *total, unsigned long long *reserved, unsig
     if (!limit)
         return;
     *total = min_ull(*total, limit);
-    *used = min_ull(*used, *total);
-    *reserved = min_ull(*reserved, *total - *used);
-    *free = min_ull(*free, *total - *used - *reserved);
+    *free = min_ull(*free, *total);
+    *reserved = min_ull(*reserved, *total - *free);
+    *used = *total - *free - *reserved;
 }
 
 VGPU_API nvmlReturn_t nvmlDeviceGetMemoryInfo(nvmlDevice_t device, nvmlMemory_t *memory)

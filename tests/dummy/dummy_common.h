@@ -74,6 +74,8 @@ void dummy_uuid(unsigned index, unsigned char out[16]);
 struct dummy_rec {
     uint64_t key;
     uint64_t size;
+    uint64_t handle; /* a mapping: the physical allocation it maps */
+    unsigned refs;   /* a physical allocation: its handle and its mappings */
     int dev;
     int kind;
 };

@@ -43,6 +43,7 @@ static void load_config(void)
     dummy_env_cc("DUMMY_CUDA_CC", &cuda_cfg.cc_major, &cuda_cfg.cc_minor);
     cuda_cfg.selfcall = dummy_env_flag("DUMMY_CUDA_SELFCALL");
     cuda_cfg.proc_missing = getenv("DUMMY_CUDA_PROC_MISSING");
+    cuda_cfg.proc_answer = getenv("DUMMY_CUDA_PROC_ANSWER");
     dummy_api_parse_fail(&cuda_api, "DUMMY_CUDA_FAIL");
 }
 
@@ -316,15 +317,13 @@ DUMMY_EXPORT CUresult cuCtxGetCurrent(CUcontext *pctx)
     return CUDA_SUCCESS;
 }
 
-DUMMY_EXPORT CUresult cuLaunchCooperativeKernel(CUfunction f, unsigned gx, unsigned gy,
-                                               unsigned gz, unsigned bx, unsigned by,
-                                               unsigned bz, unsigned shmem, CUstream stream,
-                                               void **params)
+DUMMY_EXPORT CUresult cuLaunchCooperativeKernel(CUfunction f, unsigned gx, unsigned gy, unsigned gz,
+                                                unsigned bx, unsigned by, unsigned bz,
+                                                unsigned shmem, CUstream stream, void **params)
 {
     CU_ENTER(cuLaunchCooperativeKernel);
-    bool want = f == (CUfunction)0x1001 && gx == 2 && gy == 3 && gz == 5 && bx == 7 &&
-                by == 11 && bz == 13 && shmem == 17 && stream == (CUstream)0x1019 &&
-                params == (void **)0x1023;
+    bool want = f == (CUfunction)0x1001 && gx == 2 && gy == 3 && gz == 5 && bx == 7 && by == 11 &&
+                bz == 13 && shmem == 17 && stream == (CUstream)0x1019 && params == (void **)0x1023;
     return want ? CUDA_SUCCESS : CUDA_ERROR_INVALID_VALUE;
 }
 

@@ -105,7 +105,8 @@ enum {
     X(cuMemUnmap, 0)                                                                               \
     X(cuMemSetAccess, 0)                                                                           \
     X(cuMemGetAllocationGranularity, 0)                                                            \
-    X(cuLaunchCooperativeKernel, 0)
+    X(cuLaunchCooperativeKernel, 0)                                                                \
+    X(cuMemRetainAllocationHandle, 0)
 
 enum cuda_entry {
 #define DUMMY_CUDA_ENUM(name, before_init) E_##name,
@@ -170,6 +171,7 @@ DUMMY_API cuMemUnmap(CUdeviceptr ptr, size_t size);
 DUMMY_API cuMemSetAccess(CUdeviceptr ptr, size_t size, const CUmemAccessDesc *desc, size_t count);
 DUMMY_API cuMemGetAllocationGranularity(size_t *granularity, const CUmemAllocationProp *prop,
                                         CUmemAllocationGranularity_flags option);
+DUMMY_API cuMemRetainAllocationHandle(CUmemGenericAllocationHandle *handle, void *addr);
 /* Launches nothing. Succeeds only for the arguments f 0x1001, grid 2 3 5, block 7 11
  * 13, shared memory 17, stream 0x1019, params 0x1023 (the last four travel on the
  * stack): the shim tests prove a call crosses a trampoline's lazy first call intact. */
@@ -194,6 +196,7 @@ struct cuda_config {
     int cc_major, cc_minor;
     bool selfcall;
     const char *proc_missing;
+    const char *proc_answer; /* DUMMY_CUDA_PROC_ANSWER */
 };
 extern struct cuda_config cuda_cfg; /* valid once cuda_enter() has run */
 extern const struct dummy_api cuda_api;

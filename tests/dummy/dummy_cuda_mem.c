@@ -53,7 +53,7 @@ static CUresult add(enum cuda_kind kind, CUdevice dev, uint64_t size, unsigned l
         rc = CUDA_ERROR_OUT_OF_MEMORY;
         goto out;
     }
-    struct dummy_rec rec = {.size = size, .dev = dev, .kind = kind};
+    struct dummy_rec rec = {.size = size, .refs = 1, .dev = dev, .kind = kind};
     if (kind == MEM_PHYSICAL) {
         rec.key = next_handle;
     } else {
@@ -291,10 +291,26 @@ DUMMY_EXPORT CUresult cuMemCreate(CUmemGenericAllocationHandle *handle, size_t s
     return add(MEM_PHYSICAL, current_device_or_0(), size, handle);
 }
 
+/* Drops a reference to a physical allocation; the memory goes with the last one.
+ * Caller holds cuda_lock. */
+static bool physical_unref(CUmemGenericAllocationHandle handle)
+{
+    struct dummy_rec *phys = dummy_table_find(&cuda_objects, MEM_PHYSICAL, handle);
+    if (phys && --phys->refs == 0) {
+        used[phys->dev] -= phys->size;
+        dummy_table_remove(&cuda_objects, phys);
+    }
+    return phys != NULL;
+}
+
+/* Like the real driver, memory stays allocated while a mapping of it exists. */
 DUMMY_EXPORT CUresult cuMemRelease(CUmemGenericAllocationHandle handle)
 {
     CU_ENTER(cuMemRelease);
-    return drop(MEM_PHYSICAL, handle, 0);
+    pthread_mutex_lock(&cuda_lock);
+    bool found = physical_unref(handle);
+    pthread_mutex_unlock(&cuda_lock);
+    return found ? CUDA_SUCCESS : CUDA_ERROR_INVALID_VALUE;
 }
 
 DUMMY_EXPORT CUresult cuMemAddressReserve(CUdeviceptr *ptr, size_t size, size_t alignment,
@@ -326,17 +342,54 @@ DUMMY_EXPORT CUresult cuMemMap(CUdeviceptr ptr, size_t size, size_t offset,
     if (phys && offset <= phys->size && size <= phys->size - offset &&
         dummy_table_find_range(&cuda_objects, VA_RESERVED, ptr, size) &&
         !dummy_table_find(&cuda_objects, VA_MAPPED, ptr)) {
-        struct dummy_rec map = {.key = ptr, .size = size, .dev = phys->dev, .kind = VA_MAPPED};
+        struct dummy_rec map = {
+            .key = ptr, .size = size, .handle = handle, .dev = phys->dev, .kind = VA_MAPPED};
         rc = dummy_table_add(&cuda_objects, map) ? CUDA_SUCCESS : CUDA_ERROR_OUT_OF_MEMORY;
+        if (rc == CUDA_SUCCESS) /* re-found: adding may have moved the table */
+            dummy_table_find(&cuda_objects, MEM_PHYSICAL, handle)->refs++;
     }
     pthread_mutex_unlock(&cuda_lock);
     return rc;
 }
 
+/* Unmaps every mapping that starts in [ptr, ptr+size), as one call may cover several. */
 DUMMY_EXPORT CUresult cuMemUnmap(CUdeviceptr ptr, size_t size)
 {
     CU_ENTER(cuMemUnmap);
-    return drop(VA_MAPPED, ptr, size);
+    bool any = false;
+    pthread_mutex_lock(&cuda_lock);
+    for (size_t i = 0; i < cuda_objects.len;) {
+        struct dummy_rec *r = &cuda_objects.recs[i];
+        if (r->kind == VA_MAPPED && r->key >= ptr && r->key - ptr < size) {
+            CUmemGenericAllocationHandle handle = r->handle;
+            dummy_table_remove(&cuda_objects, r);
+            physical_unref(handle);
+            any = true;
+            i = 0; /* removals move records around: look again from the start */
+        } else {
+            i++;
+        }
+    }
+    pthread_mutex_unlock(&cuda_lock);
+    return any ? CUDA_SUCCESS : CUDA_ERROR_INVALID_VALUE;
+}
+
+DUMMY_EXPORT CUresult cuMemRetainAllocationHandle(CUmemGenericAllocationHandle *handle, void *addr)
+{
+    CU_ENTER(cuMemRetainAllocationHandle);
+    if (!handle)
+        return CUDA_ERROR_INVALID_VALUE;
+    pthread_mutex_lock(&cuda_lock);
+    struct dummy_rec *map =
+        dummy_table_find_range(&cuda_objects, VA_MAPPED, (CUdeviceptr)(uintptr_t)addr, 1);
+    struct dummy_rec *phys =
+        map ? dummy_table_find(&cuda_objects, MEM_PHYSICAL, map->handle) : NULL;
+    if (phys) {
+        phys->refs++;
+        *handle = map->handle;
+    }
+    pthread_mutex_unlock(&cuda_lock);
+    return phys ? CUDA_SUCCESS : CUDA_ERROR_INVALID_VALUE;
 }
 
 DUMMY_EXPORT CUresult cuMemSetAccess(CUdeviceptr ptr, size_t size, const CUmemAccessDesc *desc,

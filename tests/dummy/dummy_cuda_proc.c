@@ -86,6 +86,35 @@ static void resolve_own_entries(void)
     dlclose(self);
 }
 
+/* What DUMMY_CUDA_PROC_ANSWER ("base=symbol,...") makes cuGetProcAddress answer for
+ * base: the dummy's symbol, or, for "internal", a function the dummy does not export
+ * (as a real driver may hand out). NULL: base is not listed, or names no entry. */
+static CUresult internal_function(void)
+{
+    return CUDA_SUCCESS;
+}
+
+static void *forced_answer(const char *base, bool *listed)
+{
+    *listed = false;
+    size_t n = strlen(base);
+    for (const char *p = cuda_cfg.proc_answer; p && *p;) {
+        const char *end = strchr(p, ',');
+        size_t len = end ? (size_t)(end - p) : strlen(p);
+        if (len > n + 1 && strncmp(p, base, n) == 0 && p[n] == '=') {
+            char symbol[256];
+            snprintf(symbol, sizeof(symbol), "%.*s", (int)(len - n - 1), p + n + 1);
+            *listed = true;
+            if (strcmp(symbol, "internal") == 0)
+                return (void *)internal_function;
+            int idx = dummy_api_find(&cuda_api, symbol);
+            return idx >= 0 ? own_entry[idx] : NULL;
+        }
+        p = end ? end + 1 : p + len;
+    }
+    return NULL;
+}
+
 /*
  * Look symbol up as symbol_ptsz (only with the per-thread-stream flag), then
  * symbol_v2, then symbol; names in DUMMY_CUDA_PROC_MISSING are not found.
@@ -102,6 +131,13 @@ static CUresult get_proc(const char *symbol, void **pfn, cuuint64_t flags, int *
     pthread_once(&own_entry_once, resolve_own_entries);
     if (dummy_list_contains(cuda_cfg.proc_missing, symbol))
         return CUDA_ERROR_NOT_FOUND;
+    bool listed;
+    void *forced = forced_answer(symbol, &listed);
+    if (listed) {
+        *pfn = forced;
+        *status = forced ? PROC_SUCCESS : PROC_SYMBOL_NOT_FOUND;
+        return forced ? CUDA_SUCCESS : CUDA_ERROR_NOT_FOUND;
+    }
 
     size_t first = (flags & PROC_FLAG_PER_THREAD_DEFAULT_STREAM) ? 0 : 1;
     for (size_t i = first; i < sizeof suffixes / sizeof suffixes[0]; i++) {

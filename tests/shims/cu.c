@@ -31,6 +31,8 @@ struct cu cu_load(void)
     LOAD(MemRelease);
     LOAD(MemAddressReserve);
     LOAD(MemMap);
+    LOAD(MemUnmap);
+    LOAD(MemRetainAllocationHandle);
     LOAD(DeviceGetDefaultMemPool);
     LOAD(StreamCreate);
     LOAD(GetProcAddress);

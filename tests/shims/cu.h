@@ -33,6 +33,8 @@ struct cu {
     int (*MemRelease)(cudev_t);
     int (*MemAddressReserve)(cudev_t *, size_t, size_t, cudev_t, unsigned long long);
     int (*MemMap)(cudev_t, size_t, size_t, cudev_t, unsigned long long);
+    int (*MemUnmap)(cudev_t, size_t);
+    int (*MemRetainAllocationHandle)(cudev_t *, void *);
     int (*DeviceGetDefaultMemPool)(void **, int);
     int (*StreamCreate)(void **, unsigned);
     int (*GetProcAddress)(const char *, void **, int, unsigned long long);

@@ -195,7 +195,18 @@ static void unreadable_and_oversized_files_are_errors(void **state)
     const char *const env[] = {var, NULL};
     load(&c, env);
     assert_false(c.ok);
-    assert_non_null(strstr(c.problem, "cannot read"));
+    assert_non_null(strstr(c.problem, "is not a regular file"));
+
+    /* A FIFO would block the program forever at its first API call. */
+    char fifo[sizeof(dir) + 16], fifovar[sizeof(dir) + 32];
+    snprintf(fifo, sizeof(fifo), "%s/fifo", dir);
+    snprintf(fifovar, sizeof(fifovar), "VGPU_CONFIG=%s", fifo);
+    assert_int_equal(mkfifo(fifo, 0600), 0);
+    const char *const fenv[] = {fifovar, NULL};
+    load(&c, fenv);
+    unlink(fifo);
+    assert_false(c.ok);
+    assert_non_null(strstr(c.problem, "is not a regular file"));
 
     static char big[70 * 1024];
     memset(big, '#', sizeof(big));

@@ -33,6 +33,16 @@ static void no_backend_child(void *arg)
     const void *table = NULL;
     char uuid[16] = {0};
     ST_CHECK_INT(cu.GetExportTable(&table, uuid), CU_NOT_INITIALIZED);
+    /* The error strings answer without a backend, for the codes the shim returns. */
+    int (*name)(int, const char **) = (int (*)(int, const char **))st_sym(cu.h, "cuGetErrorName");
+    int (*text)(int, const char **) = (int (*)(int, const char **))st_sym(cu.h, "cuGetErrorString");
+    const char *s = NULL;
+    ST_CHECK_INT(name(CU_NO_DEVICE, &s), CU_OK);
+    ST_CHECK(s && strcmp(s, "CUDA_ERROR_NO_DEVICE") == 0);
+    ST_CHECK_INT(text(CU_NOT_SUPPORTED, &s), CU_OK);
+    ST_CHECK(s && strcmp(s, "operation not supported") == 0);
+    ST_CHECK_INT(text(12345, &s), CU_INVALID_VALUE);
+    ST_CHECK(s == NULL);
 }
 
 static void no_backend_means_no_device_and_the_log_says_why(void **state)
@@ -195,6 +205,30 @@ static void native_refuses_a_shim_or_a_missing_driver(void **state)
     st_run(refuse_child, NULL, missing, &r);
     st_assert_ok(&r);
     assert_int_equal(st_count(r.err, "cannot load /nonexistent/libcuda.so.1"), 1);
+}
+
+static void reopen_child(void *arg)
+{
+    (void)arg;
+    char path[4096];
+    void *h = dlopen(st_path(path, sizeof(path), st_shim_dir(), "libvgpu-cuda.so.1"),
+                     RTLD_NOW | RTLD_LOCAL);
+    ST_CHECK(h != NULL);
+    int (*init)(unsigned) = (int (*)(unsigned))st_sym(h, "cuInit");
+    ST_CHECK_INT(init(0), CU_OK);
+    dlclose(h); /* a probe that opens, asks and closes */
+    void *again = dlopen("libcuda.so.1", RTLD_NOW | RTLD_NOLOAD);
+    ST_CHECK(again != NULL);
+    ST_CHECK(dlsym(again, "vgpu_shim_abi_version") != NULL); /* the shim, not the driver */
+}
+
+static void a_closed_shim_never_leaves_the_driver_to_answer(void **state)
+{
+    (void)state;
+    const char *const env[] = {"VGPU_BACKEND=native", st_native("cuda"), NULL};
+    struct st_result r;
+    st_run(reopen_child, NULL, env, &r);
+    st_assert_ok(&r);
 }
 
 static void deepbind_child(void *arg)
@@ -360,6 +394,7 @@ int main(void)
         cmocka_unit_test(arguments_cross_the_trampolines_intact),
         cmocka_unit_test(native_refuses_a_shim_or_a_missing_driver),
         cmocka_unit_test(the_drivers_calls_to_its_own_exports_stay_in_the_driver),
+        cmocka_unit_test(a_closed_shim_never_leaves_the_driver_to_answer),
         cmocka_unit_test(export_tables_come_from_the_native_driver),
         cmocka_unit_test(many_threads_initialising_at_once_see_one_backend),
         cmocka_unit_test(fork_in_a_consumer_keeps_working),

@@ -84,9 +84,15 @@ static void *start(const struct nvml *n)
     return dev;
 }
 
+/* What the child expects nvmlDeviceGetMemoryInfo and _v2 to report. */
+struct want {
+    unsigned long long total, free, used;          /* v1 */
+    unsigned long long total2, free2, used2, res2; /* v2 */
+};
+
 static void limit_child(void *arg)
 {
-    bool limited = *(bool *)arg;
+    const struct want *w = arg;
     struct nvml n = nvml_load();
     void *dev = start(&n);
     char name[96] = "";
@@ -94,21 +100,15 @@ static void limit_child(void *arg)
     ST_CHECK(strcmp(name, "NVML Dummy") == 0);
     mem_v1 m1;
     ST_CHECK_INT(n.DeviceGetMemoryInfo(dev, &m1), 0);
+    ST_CHECK_INT(m1.total, w->total);
+    ST_CHECK_INT(m1.free, w->free);
+    ST_CHECK_INT(m1.used, w->used);
     mem_v2 m2 = {.version = MEM_V2_VERSION};
     ST_CHECK_INT(n.DeviceGetMemoryInfo_v2(dev, &m2), 0);
-    if (limited) { /* 4 GiB of a 16 GiB device of which 512 MiB is used */
-        ST_CHECK_INT(m1.total, 4 * GiB);
-        ST_CHECK_INT(m1.used, 512 * MiB);
-        ST_CHECK_INT(m1.free, 4 * GiB - 512 * MiB);
-        ST_CHECK_INT(m2.total, 4 * GiB);
-        ST_CHECK_INT(m2.used, 512 * MiB);
-        ST_CHECK_INT(m2.reserved, 256 * MiB);
-        ST_CHECK_INT(m2.free, 4 * GiB - 768 * MiB);
-    } else {
-        ST_CHECK_INT(m1.total, 16 * GiB);
-        ST_CHECK_INT(m1.free, 16 * GiB - 512 * MiB);
-        ST_CHECK_INT(m2.total, 16 * GiB);
-    }
+    ST_CHECK_INT(m2.total, w->total2);
+    ST_CHECK_INT(m2.free, w->free2);
+    ST_CHECK_INT(m2.used, w->used2);
+    ST_CHECK_INT(m2.reserved, w->res2);
     unsigned mw = 0;
     ST_CHECK_INT(n.DeviceGetPowerUsage(dev, &mw), 3); /* the dummy lacks it */
     ST_CHECK(strcmp(n.ErrorString(3), "Not Supported") == 0);
@@ -117,21 +117,30 @@ static void limit_child(void *arg)
 static void memory_info_reports_at_most_the_limit(void **state)
 {
     (void)state;
-    const char *const env[] = {"VGPU_BACKEND=native",
-                               st_native("nvml"),
-                               "DUMMY_NVML_DEVICES=2",
-                               "DUMMY_NVML_NAME=NVML Dummy",
-                               "VGPU_MEMORY_LIMIT=4GiB",
-                               "DUMMY_NVML_SELFCALL=1",
-                               NULL};
     struct st_result r;
-    bool limited = true;
-    st_run(limit_child, &limited, env, &r);
+    /* A 16 GiB device, 512 MiB used by others, 256 MiB reserved: a process could
+     * still get the whole 4 GiB limit. */
+    const char *const roomy[] = {"VGPU_BACKEND=native",    st_native("nvml"),
+                                 "DUMMY_NVML_DEVICES=2",   "DUMMY_NVML_NAME=NVML Dummy",
+                                 "VGPU_MEMORY_LIMIT=4GiB", NULL};
+    struct want w = {4 * GiB, 4 * GiB, 0, 4 * GiB, 4 * GiB, 0, 0};
+    st_run(limit_child, &w, roomy, &r);
     st_assert_ok(&r);
+    /* 13 GiB used by others: less is free than the limit, and that is what is shown. */
+    const char *const busy[] = {"VGPU_BACKEND=native",    st_native("nvml"),
+                                "DUMMY_NVML_DEVICES=2",   "DUMMY_NVML_NAME=NVML Dummy",
+                                "VGPU_MEMORY_LIMIT=4GiB", "DUMMY_NVML_USED=13G",
+                                "DUMMY_NVML_SELFCALL=1",  NULL};
+    w = (struct want){4 * GiB, 3 * GiB, GiB, 4 * GiB, 3 * GiB - 256 * MiB, GiB, 256 * MiB};
+    st_run(limit_child, &w, busy, &r);
+    st_assert_ok(&r);
+    /* No limit: the device as it is. */
     const char *const unlimited[] = {"VGPU_BACKEND=native", st_native("nvml"),
                                      "DUMMY_NVML_DEVICES=2", "DUMMY_NVML_NAME=NVML Dummy", NULL};
-    limited = false;
-    st_run(limit_child, &limited, unlimited, &r);
+    w = (struct want){16 * GiB, 16 * GiB - 512 * MiB, 512 * MiB,
+                      16 * GiB, 16 * GiB - 768 * MiB, 512 * MiB,
+                      256 * MiB};
+    st_run(limit_child, &w, unlimited, &r);
     st_assert_ok(&r);
 }
 

@@ -134,12 +134,43 @@ static void the_driver_decides_what_exists_the_shim_what_is_returned(void **stat
     st_assert_ok(&r);
 }
 
+static void answers_child(void *arg)
+{
+    (void)arg;
+    struct cu cu = cu_load();
+    /* Both answers forwarded entry points: the driver knows its ABI, it wins (the
+     * table would say cuCtxSynchronize_v2 at 13000). */
+    expect(&cu, "cuCtxSynchronize", 13000, 0, "cuCtxSynchronize");
+    /* The driver names a forwarded entry where the table has a policy entry: the
+     * policy entry stays. */
+    expect(&cu, "cuMemAlloc", 12000, 0, "cuMemAlloc_v2");
+    /* The driver hands out a function it does not export: the table's answer. */
+    expect(&cu, "cuStreamSynchronize", 12000, 0, "cuStreamSynchronize");
+    /* ...and for a name the table does not know, nothing: NOT_FOUND, not found. */
+    expect_missing(&cu, "cuDummyInternalOnly", 12000, 1);
+}
+
+static void the_drivers_answer_wins_unless_it_would_bypass_the_policy(void **state)
+{
+    (void)state;
+    const char *const env[] = {"VGPU_BACKEND=native", st_native("cuda"), "VGPU_LOG=warn",
+                               "DUMMY_CUDA_PROC_ANSWER=cuMemAlloc=cuCtxGetCurrent,"
+                               "cuStreamSynchronize=internal,cuDummyInternalOnly=internal",
+                               NULL};
+    struct st_result r;
+    st_run(answers_child, NULL, env, &r);
+    st_assert_ok(&r);
+    assert_int_equal(st_count(r.err, "keeping cuMemAlloc_v2 (it applies the vGPU policy)"), 1);
+    assert_int_equal(st_count(r.err, "cuDummyInternalOnly@12000: the driver has it"), 1);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(names_map_to_the_variant_of_the_requested_version),
         cmocka_unit_test(every_table_line_resolves_to_the_shims_own_entry),
         cmocka_unit_test(the_driver_decides_what_exists_the_shim_what_is_returned),
+        cmocka_unit_test(the_drivers_answer_wins_unless_it_would_bypass_the_policy),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
