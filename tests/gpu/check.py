@@ -1,8 +1,10 @@
 """GPU check (tests/gpu/run.sh): a PyTorch matmul and a CuPy kernel, with their
 results checked against the CPU and their time measured. With --mode shim it also
 requires the shims' call counters to be non-zero, torch.cuda.mem_get_info() to show
-the memory limit, and an allocation past the limit to fail; with --baseline it prints
-the overhead against the direct run. Exit 1 on the first failed check."""
+the memory limit, allocations past the limit to fail (PyTorch, CuPy, and the driver
+API's VMM path in ggml-cuda's order), and prints the busiest counters; with
+--baseline it prints the overhead against the direct run. Exit 1 on the first failed
+check."""
 import argparse
 import ctypes
 import json
@@ -99,6 +101,74 @@ def limit_checks(limit):
         fail("a CuPy allocation past the limit succeeded")
 
 
+class Location(ctypes.Structure):
+    _fields_ = [("type", ctypes.c_int), ("id", ctypes.c_int)]
+
+
+class AllocFlags(ctypes.Structure):
+    _fields_ = [("compressionType", ctypes.c_ubyte), ("gpuDirectRDMACapable", ctypes.c_ubyte),
+                ("usage", ctypes.c_ushort), ("reserved", ctypes.c_ubyte * 4)]
+
+
+class AllocProp(ctypes.Structure):  # CUmemAllocationProp
+    _fields_ = [("type", ctypes.c_int), ("requestedHandleTypes", ctypes.c_int),
+                ("location", Location), ("win32HandleMetaData", ctypes.c_void_p),
+                ("allocFlags", AllocFlags)]
+
+
+def vmm_checks(limit):
+    """ggml-cuda's VMM pool through the driver API: reserve address space, then
+    cuMemCreate + cuMemMap + cuMemRelease chunk after chunk. The shim must hold each
+    chunk while it is mapped, refuse the chunk that would pass the limit, and give
+    everything back at cuMemUnmap."""
+    torch.cuda.empty_cache()
+    cupy.get_default_memory_pool().free_all_blocks()
+    cu = ctypes.CDLL("libcuda.so.1")
+    u64, sz = ctypes.c_ulonglong, ctypes.c_size_t
+
+    def call(name, *args):
+        return getattr(cu, name)(*args)
+
+    ctx = ctypes.c_void_p()
+    if call("cuDevicePrimaryCtxRetain", ctypes.byref(ctx), 0) or call("cuCtxSetCurrent", ctx):
+        fail("cannot make the primary context current")
+    free, total = sz(), sz()
+    call("cuMemGetInfo_v2", ctypes.byref(free), ctypes.byref(total))
+    headroom = free.value
+    prop = AllocProp(type=1, location=Location(type=1, id=0))  # pinned, device 0
+    gran = sz()
+    if call("cuMemGetAllocationGranularity", ctypes.byref(gran), ctypes.byref(prop), 0):
+        fail("cuMemGetAllocationGranularity failed")
+    chunk = (256 << 20) // gran.value * gran.value or gran.value
+    va = u64()
+    if call("cuMemAddressReserve", ctypes.byref(va), sz(2 * limit), sz(0), u64(0), u64(0)):
+        fail("cuMemAddressReserve failed")
+    mapped, last = 0, 0
+    while mapped <= 2 * limit - chunk:
+        h = u64()
+        last = call("cuMemCreate", ctypes.byref(h), sz(chunk), ctypes.byref(prop), u64(0))
+        if last:
+            break
+        if call("cuMemMap", u64(va.value + mapped), sz(chunk), sz(0), h, u64(0)):
+            fail("cuMemMap failed")
+        call("cuMemRelease", h)  # ggml: the handle is not needed after mapping
+        mapped += chunk
+    print(f"VMM: {mapped >> 20} MiB mapped in {chunk >> 20} MiB chunks of a "
+          f"{headroom >> 20} MiB headroom; next cuMemCreate: {last}")
+    if last != 2:
+        fail(f"cuMemCreate past the limit returned {last}, not CUDA_ERROR_OUT_OF_MEMORY")
+    if mapped > headroom or mapped + chunk <= headroom:
+        fail(f"{mapped} bytes mapped against a headroom of {headroom}")
+    call("cuMemGetInfo_v2", ctypes.byref(free), ctypes.byref(total))
+    if free.value > headroom - mapped:
+        fail(f"cuMemGetInfo free {free.value} after mapping {mapped} of {headroom}")
+    if call("cuMemUnmap", va, sz(mapped)) or call("cuMemAddressFree", va, sz(2 * limit)):
+        fail("cuMemUnmap/cuMemAddressFree failed")
+    call("cuMemGetInfo_v2", ctypes.byref(free), ctypes.byref(total))
+    if free.value < headroom:
+        fail(f"cuMemUnmap gave back {free.value} of {headroom}")
+
+
 def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--mode", choices=["direct", "shim"], required=True)
@@ -111,6 +181,7 @@ def main():
         print(json.dumps(times))
         return
     limit_checks(size(args.limit))
+    vmm_checks(size(args.limit))
     counts = shim_counters()
     busiest = sorted(counts.items(), key=lambda kv: -kv[1][0])[:12]
     print("shim call counters (calls, unserved), busiest first:")
