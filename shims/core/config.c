@@ -81,13 +81,9 @@ static void set(struct vgpu_config *c, enum vgpu_conf_key k, const char *v, cons
     }
 }
 
-struct scan_ctx {
-    struct vgpu_config *c;
-};
-
 static void file_line(void *ctx, unsigned lineno, const char *key, const char *value)
 {
-    struct vgpu_config *c = ((struct scan_ctx *)ctx)->c;
+    struct vgpu_config *c = ctx;
     char where[PATH_MAX + 16];
     snprintf(where, sizeof(where), "%s:%u", c->file, lineno);
     if (!key) {
@@ -136,8 +132,7 @@ static void load_file(struct vgpu_config *c, const char *path)
         problem(c, "%s is not a text file", path);
     else {
         text[len] = '\0';
-        struct scan_ctx ctx = {c};
-        vgpu_conf_scan(text, file_line, &ctx);
+        vgpu_conf_scan(text, file_line, c);
     }
     free(text);
     close(fd);
