@@ -3,7 +3,9 @@
  * they are probed with libvgpu-probe-audit.so instead.
  *   vgpu-probe check-shim PATH SYMBOL...     dlopen PATH, require each symbol
  *   vgpu-probe load [--preload PATH]... LIB  preload like DT_NEEDED, dlopen LIB, report
- * Output lines: "ok", "error MESSAGE", "answer SONAME PATH|none", "obj PATH". */
+ *   vgpu-probe request NAME...              dlopen each NAME as a program would (bare or
+ *                                           absolute), report the file that answered
+ * Output lines: "ok", "error MESSAGE", "answer SONAME|NAME PATH|none", "obj PATH". */
 #include <dlfcn.h>
 #include <link.h>
 #include <stdio.h>
@@ -64,6 +66,21 @@ static int load(int argc, char **argv)
     return 0;
 }
 
+/* The audit mechanism's proof: each name a release asks for, answered by the shims. */
+static int request(int argc, char **argv)
+{
+    for (int i = 0; i < argc; i++) {
+        void *h = dlopen(argv[i], RTLD_LAZY | RTLD_LOCAL);
+        struct link_map *m = NULL;
+        if (h && dlinfo(h, RTLD_DI_LINKMAP, &m) == 0 && m)
+            printf("answer %s %s\n", argv[i], m->l_name);
+        else
+            printf("answer %s none\n", argv[i]);
+    }
+    printf("ok\n");
+    return 0;
+}
+
 int main(int argc, char **argv)
 {
     setvbuf(stdout, NULL, _IOLBF, 0);
@@ -71,6 +88,9 @@ int main(int argc, char **argv)
         return check_shim(argc - 2, argv + 2);
     if (argc >= 3 && strcmp(argv[1], "load") == 0)
         return load(argc - 2, argv + 2);
-    fprintf(stderr, "usage: vgpu-probe check-shim PATH SYMBOL... | load [--preload PATH]... LIB\n");
+    if (argc >= 3 && strcmp(argv[1], "request") == 0)
+        return request(argc - 2, argv + 2);
+    fprintf(stderr, "usage: vgpu-probe check-shim PATH SYMBOL... | load [--preload PATH]... LIB"
+                    " | request NAME...\n");
     return 2;
 }
