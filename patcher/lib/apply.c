@@ -198,6 +198,20 @@ static int check_stop(void)
     return sig ? vp_error(-EINTR, "stopped by signal %d (%s)", sig, strsignal(sig)) : 0;
 }
 
+/* Records how the shims reach the install; true when that changed. */
+static bool record_mechanism(struct vp_manifest_install *mi, const struct vp_apply_opts *o)
+{
+    const char *mech = o->mechanism ? o->mechanism : "patch";
+    const char *del = o->delivery ? o->delivery : "elf";
+    if (vp_streq_null(mi->mechanism, mech) && vp_streq_null(mi->delivery, del))
+        return false;
+    free(mi->mechanism);
+    free(mi->delivery);
+    mi->mechanism = vp_xstrdup(mech);
+    mi->delivery = vp_xstrdup(del);
+    return true;
+}
+
 static void record_install(struct vp_manifest *m, struct vp_manifest_install *mi,
                            const struct vp_plan *p, const struct vp_apply_opts *o,
                            struct staged *staged, size_t n)
@@ -210,6 +224,7 @@ static void record_install(struct vp_manifest *m, struct vp_manifest_install *mi
     mi->version = o->version ? vp_xstrdup(o->version) : NULL;
     free(mi->eras);
     mi->eras = o->eras ? vp_xstrdup(o->eras) : NULL;
+    record_mechanism(mi, o);
     free(m->root);
     m->root = vp_xstrdup(p->root);
 }
@@ -268,6 +283,18 @@ int vp_apply(const struct vp_plan *p, struct vp_state *st, const struct vp_apply
             vp_error(r, "%s", msg);
         }
         goto out;
+    }
+    if (!pending && (record_mechanism(mi, o) || !m.root)) {
+        /* Nothing to write, but the manifest must say how the install is covered. */
+        free(m.root);
+        m.root = vp_xstrdup(p->root);
+        if (!mi->shim_dir)
+            mi->shim_dir = vp_xstrdup(p->shims.dir);
+        if (!mi->version && o->version)
+            mi->version = vp_xstrdup(o->version);
+        if (!mi->eras && o->eras)
+            mi->eras = vp_xstrdup(o->eras);
+        r = vp_manifest_save(st->dir, &m);
     }
     if (pending) {
         record_install(&m, mi, p, o, staged, n);

@@ -32,10 +32,12 @@ struct vp_apply_opts {
     const char *patchelf;                 /* NULL: none available */
     const struct vp_verify_opts *verify;  /* NULL: do not verify */
     const char *version, *eras;           /* recorded in the manifest */
+    const char *mechanism, *delivery;     /* recorded too (NULL: patch, elf) */
 };
 
-/* Applies the pending files of p. Returns 0, or a negative errno with every installed
- * file as it was (a verification failure is -EIO, and ret->verify says why). */
+/* Applies the pending files of p and records the install's mechanism and delivery
+ * (even when no file needed writing). Returns 0, or a negative errno with every
+ * installed file as it was (a verification failure is -EIO, and ret->verify says why). */
 int vp_apply(const struct vp_plan *p, struct vp_state *st, const struct vp_apply_opts *o,
              struct vp_apply_result *ret);
 void vp_apply_result_release(struct vp_apply_result *r);

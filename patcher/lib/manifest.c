@@ -32,13 +32,17 @@ char *vp_manifest_format(const struct vp_manifest *m)
     fputc('\n', f);
     for (size_t i = 0; i < m->n; i++) {
         const struct vp_manifest_install *in = &m->installs[i];
-        if (!in->n)
+        if (!in->n && !in->mechanism)
             continue; /* nothing of it is patched any more */
         fputs("install", f);
         put_kv(f, "prefix", in->prefix);
         put_kv(f, "shim_dir", in->shim_dir);
         put_kv(f, "version", in->version);
         put_kv(f, "eras", in->eras);
+        if (in->mechanism)
+            put_kv(f, "mechanism", in->mechanism);
+        if (in->delivery)
+            put_kv(f, "delivery", in->delivery);
         fputc('\n', f);
         for (size_t k = 0; k < in->n; k++) {
             const struct vp_entry *e = &in->entries[k];
@@ -168,6 +172,8 @@ static bool install_field(struct vp_manifest_install *in, const char *k, char *v
                : !strcmp(k, "shim_dir") ? &in->shim_dir
                : !strcmp(k, "version")  ? &in->version
                : !strcmp(k, "eras")     ? &in->eras
+               : !strcmp(k, "mechanism") ? &in->mechanism
+               : !strcmp(k, "delivery")  ? &in->delivery
                                         : NULL;
     if (!s) {
         free(v);
@@ -375,6 +381,8 @@ void vp_manifest_release(struct vp_manifest *m)
         free(in->shim_dir);
         free(in->version);
         free(in->eras);
+        free(in->mechanism);
+        free(in->delivery);
     }
     free(m->installs);
     free(m->root);

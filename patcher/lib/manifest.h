@@ -39,6 +39,10 @@ struct vp_entry {
 
 struct vp_manifest_install {
     char *prefix, *shim_dir, *version, *eras;
+    /* How the shims reach Ollama (DESIGN §7): mechanism "patch" or "audit" (NULL in
+     * manifests written before it was recorded: patch), delivery "elf",
+     * "environment-file" or "launcher". An audit install is kept with no entries. */
+    char *mechanism, *delivery;
     struct vp_entry *entries;
     size_t n;
 };

@@ -414,9 +414,9 @@ int vp_plan_build(const char *root, const struct vp_install *in, const struct vp
         .root = vp_xstrdup(root),
         .prefix = vp_xstrdup(in->prefix),
         .eras = in->eras,
-        .shims = {vp_xstrdup(shims->dir), vp_xstrdup(shims->cuda), vp_xstrdup(shims->nvml)},
         .all_covered = true,
     };
+    vp_shims_copy(shims, &p.shims);
     int r = 0;
     for (int era = 0; era < VP_ERA_COUNT && r >= 0; era++) {
         if (!(in->eras & (1u << era)))

@@ -108,6 +108,7 @@ int vp_shims_open(const char *dir, struct vp_shims *ret)
     };
     s.cuda = vp_path_join(s.dir, VP_SHIM_CUDA_FILE);
     s.nvml = vp_path_join(s.dir, VP_SHIM_NVML_FILE);
+    s.audit = vp_path_join(s.dir, VP_AUDIT_FILE);
     int r = vp_trust_check(s.dir);
     if (r == 0)
         r = check_shim(s.cuda, VP_SONAME_CUDA);
@@ -121,11 +122,39 @@ int vp_shims_open(const char *dir, struct vp_shims *ret)
     return 0;
 }
 
+int vp_shims_check_audit(const struct vp_shims *s)
+{
+    if (access(s->audit, F_OK) < 0)
+        return vp_error(-ENOENT, "the audit module %s is missing: the audit mechanism needs it "
+                                 "beside the shims",
+                        s->audit);
+    int r = vp_trust_check(s->audit);
+    if (r < 0)
+        return r;
+    _cleanup_(vp_elf_freep) struct vp_elf *e = NULL;
+    if ((r = vp_elf_open(s->audit, &e)) < 0)
+        return vp_error(r, "audit module %s: %s", s->audit, vp_last_error());
+    if (e->kind != VP_ELF_LIB)
+        return vp_error(-EINVAL, "audit module %s is not a shared library", s->audit);
+    return 0;
+}
+
+void vp_shims_copy(const struct vp_shims *s, struct vp_shims *ret)
+{
+    *ret = (struct vp_shims){
+        .dir = vp_xstrdup(s->dir),
+        .cuda = vp_xstrdup(s->cuda),
+        .nvml = vp_xstrdup(s->nvml),
+        .audit = s->audit ? vp_xstrdup(s->audit) : vp_path_join(s->dir, VP_AUDIT_FILE),
+    };
+}
+
 void vp_shims_release(struct vp_shims *s)
 {
     free(s->dir);
     free(s->cuda);
     free(s->nvml);
+    free(s->audit);
     *s = (struct vp_shims){0};
 }
 

@@ -143,6 +143,11 @@ bool vp_startswith(const char *s, const char *prefix)
     return strncmp(s, prefix, strlen(prefix)) == 0;
 }
 
+bool vp_streq_null(const char *a, const char *b)
+{
+    return a && b ? strcmp(a, b) == 0 : a == b;
+}
+
 bool vp_endswith(const char *s, const char *suffix)
 {
     size_t ls = strlen(s), lx = strlen(suffix);

@@ -61,6 +61,8 @@ void vp_strv_release(struct vp_strv *sv);
 void vp_strv_split(struct vp_strv *sv, const char *s, const char *seps);
 
 bool vp_startswith(const char *s, const char *prefix);
+/* strcmp() == 0, where two NULLs are equal and a NULL equals nothing else. */
+bool vp_streq_null(const char *a, const char *b);
 bool vp_endswith(const char *s, const char *suffix);
 
 /* Joins a and b with exactly one '/' between them. */

@@ -36,7 +36,8 @@ static void fail(struct vp_verify *v, struct vp_check *c, char *msg)
 
 /* Environment for a process of the plan: nothing inherited, the decoy first. */
 static void build_env(const struct vp_plan *p, const struct vp_plan_process *pr,
-                      const char *decoy, const char *audit, struct vp_strv *env)
+                      const char *decoy, const char *audit, bool mechanism_audit,
+                      struct vp_strv *env)
 {
     vp_strv_push(env, "PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin");
     vp_strv_push(env, "LC_ALL=C");
@@ -48,10 +49,17 @@ static void build_env(const struct vp_plan *p, const struct vp_plan_process *pr,
         lp = next;
     }
     vp_strv_push_take(env, vp_xasprintf("LD_LIBRARY_PATH=%s", lp));
-    if (audit) {
-        vp_strv_push_take(env, vp_xasprintf("LD_AUDIT=%s", audit));
+    /* The audit mechanism's variables, as the environment file or vgpu-launch sets them;
+     * a probe audit module comes after ours. */
+    if (mechanism_audit)
+        vp_strv_push_take(env, vp_xasprintf("VGPU_SHIM_DIR=%s", p->shims.dir));
+    if (mechanism_audit || audit)
+        vp_strv_push_take(env, vp_xasprintf("LD_AUDIT=%s%s%s",
+                                            mechanism_audit ? p->shims.audit : "",
+                                            mechanism_audit && audit ? ":" : "",
+                                            audit ? audit : ""));
+    if (audit)
         vp_strv_push(env, "VGPU_PROBE_FD=3");
-    }
 }
 
 static bool is_shim(const struct vp_plan *p, const char *path)
@@ -187,7 +195,7 @@ static void jobs_release(struct jobset *js)
 
 static size_t list_job(struct jobset *js, const struct vp_plan *p,
                        const struct vp_plan_process *pr, const char *decoy, const char *file,
-                       const struct vp_strv *preload)
+                       const struct vp_strv *preload, bool mechanism_audit)
 {
     struct vp_strv argv = {0}, env = {0};
     vp_strv_push(&argv, LDSO);
@@ -203,7 +211,7 @@ static size_t list_job(struct jobset *js, const struct vp_plan *p,
     }
     vp_strv_push(&argv, "--list");
     vp_strv_push_take(&argv, vp_rooted(p->root, file));
-    build_env(p, pr, decoy, NULL, &env);
+    build_env(p, pr, decoy, NULL, mechanism_audit, &env);
     return job_add(js, &argv, &env, false);
 }
 
@@ -216,7 +224,9 @@ static void judge_list(struct vp_verify *v, struct vp_check *c, const struct vp_
         return;
     }
     parse_list(j->res.out, &files, &missing);
-    if (!vp_spawn_ok(&j->res) && !missing.n)
+    if (strstr(j->res.err, "cannot be loaded as audit interface"))
+        fail(v, c, vp_xasprintf("the audit module does not load: %s", j->res.err));
+    else if (!vp_spawn_ok(&j->res) && !missing.n)
         fail(v, c, vp_xasprintf("ld.so --list failed: %s", j->res.err));
     for (size_t i = 0; i < missing.n && c->ok; i++)
         if (!strcmp(missing.v[i], VP_SONAME_CUDA) || !strcmp(missing.v[i], VP_SONAME_NVML) ||
@@ -230,7 +240,8 @@ static void judge_list(struct vp_verify *v, struct vp_check *c, const struct vp_
 
 /* Returns the job, or SIZE_MAX when the executable cannot be probed (set-id). */
 static size_t exec_job(struct jobset *js, struct vp_check *c, const struct vp_plan *p,
-                       const struct vp_plan_process *pr, const char *decoy, const char *audit)
+                       const struct vp_plan_process *pr, const char *decoy, const char *audit,
+                       bool mechanism_audit)
 {
     struct vp_strv argv = {0}, env = {0};
     vp_strv_push_take(&argv, vp_rooted(p->root, pr->exe));
@@ -243,12 +254,12 @@ static size_t exec_job(struct jobset *js, struct vp_check *c, const struct vp_pl
         vp_strv_release(&argv);
         return SIZE_MAX;
     }
-    build_env(p, pr, decoy, audit, &env);
+    build_env(p, pr, decoy, audit, mechanism_audit, &env);
     return job_add(js, &argv, &env, true);
 }
 
 static void judge_exec(struct vp_verify *v, struct vp_check *c, const struct vp_plan *p,
-                       const struct vp_spawn_job *j, const char *decoy)
+                       const struct vp_spawn_job *j, const char *decoy, bool want_both)
 {
     if (j->rc < 0) {
         fail(v, c, vp_xasprintf("cannot start %s: %s", c->subject, j->error));
@@ -268,14 +279,14 @@ static void judge_exec(struct vp_verify *v, struct vp_check *c, const struct vp_
                                 c->subject, j->res.status, j->res.timed_out ? ", timed out" : "",
                                 j->res.err));
     else
-        judge(v, c, p, &files, decoy, true);
+        judge(v, c, p, &files, decoy, want_both);
     vp_strv_release(&lines);
     vp_strv_release(&files);
 }
 
 static size_t load_job(struct jobset *js, const struct vp_plan *p,
                        const struct vp_plan_process *pr, const char *decoy, const char *probe,
-                       const char *lib, const struct vp_strv *preload)
+                       const char *lib, const struct vp_strv *preload, bool mechanism_audit)
 {
     struct vp_strv argv = {0}, env = {0};
     vp_strv_push(&argv, probe);
@@ -285,7 +296,7 @@ static size_t load_job(struct jobset *js, const struct vp_plan *p,
         vp_strv_push(&argv, preload->v[i]);
     }
     vp_strv_push_take(&argv, vp_rooted(p->root, lib));
-    build_env(p, pr, decoy, NULL, &env);
+    build_env(p, pr, decoy, NULL, mechanism_audit, &env);
     return job_add(js, &argv, &env, false);
 }
 
@@ -315,6 +326,77 @@ static void judge_load(struct vp_verify *v, struct vp_check *c, const struct vp_
     }
     vp_strv_release(&lines);
     vp_strv_release(&files);
+}
+
+/* Whether a file name asks for a driver library (libcuda.so*, libnvidia-ml.so*), and
+ * which: 'c', 'n', or 0. */
+static char driver_kind(const char *name)
+{
+    const char *b = vp_basename(name);
+    return vp_startswith(b, "libcuda.so") ? 'c' : vp_startswith(b, "libnvidia-ml.so") ? 'n' : 0;
+}
+
+/* Every driver name the routes ask for — the sonames, the unversioned names, and by
+ * absolute path (the decoy stands for a driver a glob finds; fixed paths as the era
+ * names them) — for the audit probe. */
+static void audit_names(const struct vp_plan *p, const char *decoy, struct vp_strv *out)
+{
+    static const char *const bare[] = {VP_SONAME_CUDA, "libcuda.so", VP_SONAME_NVML,
+                                       "libnvidia-ml.so"};
+    for (size_t i = 0; i < VP_ARRAY_SIZE(bare); i++) {
+        vp_strv_push(out, bare[i]);
+        vp_strv_push_take(out, vp_path_join(decoy, bare[i]));
+    }
+    for (size_t i = 0; i < p->n_routes; i++) {
+        const char *t = p->routes[i].target;
+        if (driver_kind(t) && !strchr(t, '*') && !vp_strv_contains(out, t))
+            vp_strv_push(out, t);
+    }
+}
+
+static size_t audit_job(struct jobset *js, const struct vp_plan *p,
+                        const struct vp_plan_process *pr, const char *decoy, const char *probe)
+{
+    struct vp_strv argv = {0}, env = {0};
+    vp_strv_push(&argv, probe);
+    vp_strv_push(&argv, "request");
+    audit_names(p, decoy, &argv);
+    build_env(p, pr, decoy, NULL, true, &env);
+    return job_add(js, &argv, &env, false);
+}
+
+/* Each name the probe requested must have been answered by the shim of its driver. */
+static void judge_audit(struct vp_verify *v, struct vp_check *c, const struct vp_plan *p,
+                        const struct vp_spawn_job *j)
+{
+    if (j->rc < 0) {
+        fail(v, c, vp_xasprintf("cannot run the audit probe: %s", j->error));
+        return;
+    }
+    struct vp_strv lines = {0};
+    vp_strv_split(&lines, j->res.out, "\n");
+    size_t answers = 0;
+    for (size_t i = 0; c->ok && i < lines.n; i++) {
+        char name[4096], path[4096];
+        if (sscanf(lines.v[i], "answer %4095s %4095[^\n]", name, path) != 2)
+            continue;
+        answers++;
+        bool cuda = driver_kind(name) == 'c';
+        const char *want = cuda ? p->shims.cuda : p->shims.nvml;
+        char **slot = cuda ? &c->cuda : &c->nvml;
+        if (strcmp(path, want) != 0)
+            fail(v, c, vp_xasprintf("under the audit module, dlopen(\"%s\") answers %s, not the "
+                                    "shim %s",
+                                    name, path, want));
+        else if (!*slot)
+            *slot = vp_xstrdup(path);
+    }
+    if (c->ok && (!vp_spawn_ok(&j->res) || !answers))
+        fail(v, c, vp_xasprintf("the audit probe failed: %.300s", j->res.err));
+    if (c->ok && !c->message)
+        c->message = vp_xasprintf("%zu driver names requested, every one answered by a shim",
+                                  answers);
+    vp_strv_release(&lines);
 }
 
 static void check_files(struct vp_verify *v, const struct vp_plan *p)
@@ -402,7 +484,7 @@ static char *untrusted_code(const struct vp_plan *p)
 /* A check waiting for its probe: the check index and the job that answers it. */
 struct pending {
     size_t check, job;
-    enum { P_LIST, P_LIST_PRELOAD, P_EXEC, P_LOAD } kind;
+    enum { P_LIST, P_LIST_PRELOAD, P_EXEC, P_LOAD, P_AUDIT } kind;
     size_t proc, backend;
 };
 
@@ -428,19 +510,21 @@ int vp_verify_plan(const struct vp_plan *p, const struct vp_verify_opts *o, stru
         shim_needed(p, pr->exe, &pre[i]);
         pend = vp_xrealloc(pend, (np + 1 + pr->backends.n) * sizeof(*pend));
         add_check(&v, pr->role, pr->exe, "ld.so-list");
-        pend[np++] = (struct pending){v.n - 1, list_job(&js, p, pr, decoy, pr->exe, NULL),
-                                      P_LIST, i, 0};
+        pend[np++] = (struct pending){
+            v.n - 1, list_job(&js, p, pr, decoy, pr->exe, NULL, o->audit), P_LIST, i, 0};
         for (size_t k = 0; k < pr->backends.n; k++) {
             add_check(&v, pr->role, pr->backends.v[k], "ld.so-list");
             pend[np++] = (struct pending){
-                v.n - 1, list_job(&js, p, pr, decoy, pr->backends.v[k], &pre[i]),
+                v.n - 1, list_job(&js, p, pr, decoy, pr->backends.v[k], &pre[i], o->audit),
                 P_LIST_PRELOAD, i, k};
         }
     }
     jobs_run(&js, 0);
+    /* Under the audit mechanism an executable that does not carry the shims loads
+     * them only when it asks for a driver: the audit probe below shows that it would. */
     for (size_t i = 0; i < np; i++)
         judge_list(&v, &v.v[pend[i].check], p, &js.jobs[pend[i].job], decoy,
-                   pend[i].kind == P_LIST);
+                   pend[i].kind == P_LIST && (!o->audit || pre[pend[i].proc].n));
 
     /* Round 2: probes that run code (constructors) — only where the list showed that no
      * route reaches a driver other than the shims. */
@@ -454,16 +538,27 @@ int vp_verify_plan(const struct vp_plan *p, const struct vp_verify_opts *o, stru
         pend = vp_xrealloc(pend, (np + 1) * sizeof(*pend));
         if (pend[i].kind == P_LIST) {
             struct vp_check *c = add_check(&v, pr->role, pr->exe, "exec-probe");
-            size_t job = exec_job(&js, c, p, pr, decoy, audit);
+            size_t job = exec_job(&js, c, p, pr, decoy, audit, o->audit);
             if (job != SIZE_MAX)
                 pend[np++] = (struct pending){v.n - 1, job, P_EXEC, pend[i].proc, 0};
         } else {
             const char *lib = pr->backends.v[pend[i].backend];
             add_check(&v, pr->role, lib, "load-probe");
             pend[np++] = (struct pending){
-                v.n - 1, load_job(&js, p, pr, decoy, probe, lib, &pre[pend[i].proc]), P_LOAD,
+                v.n - 1,
+                load_job(&js, p, pr, decoy, probe, lib, &pre[pend[i].proc], o->audit), P_LOAD,
                 pend[i].proc, 0};
         }
+    }
+    /* The audit mechanism: the names every route asks for, in each process's environment
+     * and once more for the processes that are not on disk (extracted at run time). */
+    for (size_t i = 0; o->live && o->audit && i <= p->n_procs; i++) {
+        const struct vp_plan_process *pr = i < p->n_procs ? &p->procs[i] : NULL;
+        pend = vp_xrealloc(pend, (np + 1) * sizeof(*pend));
+        add_check(&v, pr ? pr->role : "extracted", pr ? pr->exe : "(any process)",
+                  "audit-probe");
+        pend[np++] = (struct pending){v.n - 1, audit_job(&js, p, pr, decoy, probe), P_AUDIT,
+                                      i, 0};
     }
     for (size_t i = first; why && i < js.n; i++)
         js.jobs[i] = (struct vp_spawn_job){.report = js.jobs[i].report,
@@ -475,7 +570,10 @@ int vp_verify_plan(const struct vp_plan *p, const struct vp_verify_opts *o, stru
         if (why && !c->message)
             c->message = vp_xasprintf("ran as nobody: %s", why);
         if (pend[i].kind == P_EXEC)
-            judge_exec(&v, c, p, &js.jobs[pend[i].job], decoy);
+            judge_exec(&v, c, p, &js.jobs[pend[i].job], decoy,
+                       !o->audit || pre[pend[i].proc].n);
+        else if (pend[i].kind == P_AUDIT)
+            judge_audit(&v, c, p, &js.jobs[pend[i].job]);
         else
             judge_load(&v, c, p, &js.jobs[pend[i].job], decoy);
     }

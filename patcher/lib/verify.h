@@ -3,7 +3,9 @@
  * shims under the environment Ollama gives each process with a decoy driver first on
  * LD_LIBRARY_PATH, libraries load in a probe child with the shims answering, and each
  * executable, started under an audit probe that stops it before any constructor, has
- * the shims loaded. Every check names the file that answered. */
+ * the shims loaded. Under the audit mechanism the same checks run with LD_AUDIT, and a
+ * probe requests every driver name the routes use. Every check names the file that
+ * answered. */
 #ifndef VP_VERIFY_H
 #define VP_VERIFY_H
 
@@ -28,6 +30,11 @@ struct vp_verify {
 struct vp_verify_opts {
     const char *libexec; /* directory with vgpu-probe, the probe audit module, decoy/ */
     bool live;           /* run the probes (start programs); else static checks only */
+    /* The audit mechanism is active: Ollama's processes run with LD_AUDIT and
+     * VGPU_SHIM_DIR (the shim dir's audit module). Every check runs under them, and an
+     * audit probe in each process's environment asks for every driver name the routes
+     * use — bare and by absolute path — and must get the shims. */
+    bool audit;
 };
 
 /* The helper directory of this installation: <bindir>/../libexec/vgpu-patch. */
