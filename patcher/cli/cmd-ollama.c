@@ -1,4 +1,5 @@
 /* vgpu-patch ollama: discover → inspect → plan → apply → verify → record. */
+#include "audit.h"
 #include "cli.h"
 #include "conf.h"
 
@@ -17,6 +18,8 @@ static const char help[] =
     "  --shim-dir DIR      where the shims are at run time (default: shim_dir in\n"
     "                      /etc/vgpu/vgpu.conf, else lib/vgpu beside vgpu-patch)\n"
     "  --state-dir DIR     manifest, journal, lock, backups (default " VP_DEFAULT_STATE_DIR ")\n"
+    "  --mechanism M       patch or audit (default: patch when every route can be covered\n"
+    "                      on disk, else audit, with the patch still applied where it helps)\n"
     "  --dry-run           print the plan, write nothing\n"
     "  --no-wire           do not touch systemd (this version never does yet)\n"
     "  --patchelf PATH     patchelf to use where a file has no free program header\n"
@@ -26,6 +29,7 @@ static const char help[] =
 struct opts {
     struct vp_common c;
     const char *prefix, *shim_dir, *patchelf;
+    const char *mechanism; /* NULL: choose; "patch" or "audit": forced */
     bool dry_run, no_wire;
     int lock_timeout;
 };
@@ -40,6 +44,7 @@ static int parse(int argc, char **argv, struct opts *o)
         {"no-wire", no_argument, NULL, 'W'},
         {"patchelf", required_argument, NULL, 'P'},
         {"lock-timeout", required_argument, NULL, 'L'},
+        {"mechanism", required_argument, NULL, 'M'},
         {0},
     };
     int opt;
@@ -62,6 +67,11 @@ static int parse(int argc, char **argv, struct opts *o)
             break;
         case 'P':
             o->patchelf = optarg;
+            break;
+        case 'M':
+            if (strcmp(optarg, "patch") && strcmp(optarg, "audit"))
+                return cli_fail(VP_EXIT_USAGE, "--mechanism is patch or audit, not '%s'", optarg);
+            o->mechanism = optarg;
             break;
         case 'L': {
             char *end;
@@ -129,6 +139,10 @@ struct run {
     struct vp_apply_result res;
     struct vp_strv notes;
     char *shim_dir;
+    const char *mech;     /* the mechanism chosen: "patch" or "audit" */
+    const char *delivery; /* elf, environment-file, launcher */
+    struct vp_strv env;   /* the audit variables delivered */
+    char *env_file;       /* the environment file written, runtime path */
     char *error;
     int code;
     double ms_prepare; /* discovery, checks and planning */
@@ -251,11 +265,19 @@ static void json_processes(struct vp_json *j, const struct vp_plan *p)
     vp_json_end_array(j);
 }
 
+/* What is active after the run: the chosen mechanism once applied, else none. */
 static const char *mechanism(const struct run *r)
 {
-    if (r->code == VP_EXIT_OK && !r->o->dry_run && r->have_plan)
-        return "patch";
+    if (r->code == VP_EXIT_OK && !r->o->dry_run && r->have_plan && r->mech)
+        return r->mech;
     return "none";
+}
+
+/* How to start Ollama under the launcher delivery. */
+static char *launch_command(const struct run *r)
+{
+    return vp_xasprintf("vgpu-launch --shim-dir %s -- %s serve", r->plan.shims.dir,
+                        r->in->binary);
 }
 
 static void report_json(struct run *r)
@@ -267,9 +289,19 @@ static void report_json(struct run *r)
     vp_json_string(&j, "state_dir", r->o->c.state_dir);
     vp_json_bool(&j, "dry_run", r->o->dry_run);
     vp_json_string(&j, "mechanism", mechanism(r));
-    vp_json_string(&j, "delivery", !strcmp(mechanism(r), "patch") ? "elf" : NULL);
+    vp_json_string(&j, "delivery", strcmp(mechanism(r), "none") ? r->delivery : NULL);
+    if (r->o->dry_run && r->code == VP_EXIT_OK)
+        vp_json_string(&j, "planned_mechanism", r->mech);
     if (r->code == VP_EXIT_UNCOVERED)
         vp_json_string(&j, "fallback_mechanism", "audit");
+    if (r->mech && !strcmp(r->mech, "audit") && r->code == VP_EXIT_OK) {
+        cli_json_strv(&j, "environment", &r->env);
+        vp_json_string(&j, "env_file", r->env_file);
+        if (!strcmp(r->delivery, "launcher")) {
+            _cleanup_(freep) char *cmd = launch_command(r);
+            vp_json_string(&j, "launch", cmd);
+        }
+    }
     if (r->error)
         vp_json_string(&j, "error", r->error);
     if (r->in)
@@ -346,6 +378,25 @@ static void print_plan(const struct run *r)
     }
 }
 
+/* Where the audit variables go, and what the operator does with them. */
+static void print_audit_delivery(const struct run *r)
+{
+    printf("audit: every process Ollama starts needs these variables (some routes cannot be "
+           "covered on disk):\n");
+    for (size_t i = 0; i < r->env.n; i++)
+        printf("  %s\n", r->env.v[i]);
+    if (!strcmp(r->delivery, "environment-file")) {
+        printf("delivery: written to %s; the service must read it (EnvironmentFile=%s in "
+               "%s)\n",
+               r->env_file, r->env_file, r->in->unit);
+    } else {
+        _cleanup_(freep) char *cmd = launch_command(r);
+        printf("delivery: no systemd unit runs this install: start Ollama through the "
+               "launcher, which sets them:\n  %s\n",
+               cmd);
+    }
+}
+
 static void report_text(struct run *r)
 {
     if (r->in) {
@@ -371,7 +422,10 @@ static void report_text(struct run *r)
     }
     if (r->code == VP_EXIT_OK && !r->o->dry_run && r->have_plan) {
         _cleanup_(freep) char *b = cli_human_bytes(r->res.bytes_written);
-        printf("result: mechanism patch, delivery elf; %zu file(s) written (%s)\n", r->res.n, b);
+        printf("result: mechanism %s, delivery %s; %zu file(s) written (%s)\n", r->mech,
+               r->delivery, r->res.n, b);
+        if (!strcmp(r->mech, "audit"))
+            print_audit_delivery(r);
         printf("systemd: not wired (%s); run `vgpu-patch ollama` again after every Ollama "
                "upgrade.\n",
                r->o->no_wire ? "--no-wire" : "this version does not install the drop-in yet");
@@ -380,7 +434,8 @@ static void report_text(struct run *r)
                    "(systemctl restart ollama) to load the shims\n",
                    r->res.running.v[i]);
     } else if (r->code == VP_EXIT_OK && r->o->dry_run) {
-        printf("result: dry run, nothing written\n");
+        printf("result: dry run, nothing written (mechanism %s, delivery %s)\n", r->mech,
+               r->delivery);
     }
     cli_print_notes(&r->notes);
 }
@@ -424,11 +479,26 @@ static int build_plan(struct run *r, const struct vp_shims *shims, const char *p
         if (!vp_strv_contains(&r->notes, r->plan.notes.v[i]))
             vp_strv_push(&r->notes, r->plan.notes.v[i]);
     check_writable(r);
-    if (!r->plan.all_covered) {
+    bool forced_audit = r->o->mechanism && !strcmp(r->o->mechanism, "audit");
+    r->mech = "patch";
+    r->delivery = "elf";
+    if (r->plan.all_covered && !forced_audit)
+        return VP_EXIT_OK;
+    if (r->o->mechanism && !strcmp(r->o->mechanism, "patch")) {
         vp_error(-ENOTSUP, "some routes to the driver cannot be covered by patching files on "
                            "disk; the audit mechanism (LD_AUDIT) would cover them");
         return fail_run(r, VP_EXIT_UNCOVERED);
     }
+    if (vp_shims_check_audit(&r->plan.shims) < 0) {
+        vp_error(-ENOTSUP, "%s some routes need the audit mechanism, but: %s",
+                 forced_audit ? "--mechanism audit:" : "", vp_last_error());
+        return fail_run(r, VP_EXIT_UNCOVERED);
+    }
+    /* Chosen: LD_AUDIT for the routes the patch cannot cover (and the patch where it
+     * helps), or, forced, LD_AUDIT alone and no file written. */
+    vp_plan_use_audit(&r->plan, !forced_audit);
+    r->mech = "audit";
+    r->delivery = r->in->unit ? "environment-file" : "launcher";
     return VP_EXIT_OK;
 }
 
@@ -441,6 +511,36 @@ static int lock_state(struct run *r, struct vp_state *st, unsigned flags, bool *
     for (size_t i = 0; i < st->recovered.n; i++)
         vp_strv_push(&r->notes, st->recovered.v[i]);
     return VP_EXIT_OK;
+}
+
+/* The environment file says what the service needs: the audit variables, or nothing
+ * (an earlier audit run may have left some). Audit variables are written before the
+ * files are patched, and put back as they were if that fails, so the file never
+ * claims what is not there; the empty file follows a successful patch. */
+static int deliver_and_apply(struct run *r, struct vp_state *st, const struct vp_apply_opts *ao)
+{
+    bool audit = !strcmp(r->mech, "audit");
+    _cleanup_(freep) char *path = vp_path_join(st->dir, VP_ENV_FILE);
+    _cleanup_(freep) char *before = NULL;
+    struct vp_strv old = {0};
+    if (audit) {
+        if (vp_read_file(path, 1 << 16, &before, NULL) == 0)
+            vp_strv_split(&old, before, "\n");
+        vp_audit_env(&r->plan.shims, &r->env);
+        if (vp_env_file_write(st->dir, &r->env) < 0) {
+            vp_strv_release(&old);
+            return -EIO;
+        }
+        r->env_file = vp_path_join(r->o->c.state_dir, VP_ENV_FILE);
+    }
+    int rc = vp_apply(&r->plan, st, ao, &r->res);
+    if (rc < 0 && audit)
+        vp_env_file_write(st->dir, &old);
+    else if (rc == 0 && !audit && vp_env_file_write(st->dir, &r->env) < 0)
+        vp_strv_push_take(&r->notes, vp_xasprintf("the patch is applied, but %s",
+                                                  vp_last_error()));
+    vp_strv_release(&old);
+    return rc;
 }
 
 static int run(struct run *r)
@@ -524,11 +624,12 @@ static int run(struct run *r)
         return rc;
     }
     r->ms_prepare = now_ms() - r->ms_prepare;
-    struct vp_verify_opts vo = {.libexec = libexec, .live = true};
+    bool audit = !strcmp(r->mech, "audit");
+    struct vp_verify_opts vo = {.libexec = libexec, .live = true, .audit = audit};
     _cleanup_(freep) char *eras = era_names(r->in->eras);
     struct vp_apply_opts ao = {.patchelf = patchelf, .verify = &vo, .version = r->in->version,
-                               .eras = eras};
-    rc = vp_apply(&r->plan, &st, &ao, &r->res);
+                               .eras = eras, .mechanism = r->mech, .delivery = r->delivery};
+    rc = deliver_and_apply(r, &st, &ao);
     vp_state_close(&st);
     if (rc < 0)
         return fail_run(r, VP_EXIT_ERROR);
@@ -552,6 +653,8 @@ int cmd_ollama(int argc, char **argv)
     code = r.code;
     free(r.error);
     free(r.shim_dir);
+    free(r.env_file);
+    vp_strv_release(&r.env);
     if (r.have_plan)
         vp_plan_release(&r.plan);
     vp_apply_result_release(&r.res);

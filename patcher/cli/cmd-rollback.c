@@ -1,6 +1,7 @@
 /* vgpu-patch rollback: puts the original files back — the very inodes that were
  * installed, kept by the backups — and removes the links vgpu-patch added. It refuses
  * to clobber a file that changed since it was patched (an upgrade replaced it). */
+#include "audit.h"
 #include "cli.h"
 #include "rollback.h"
 
@@ -99,6 +100,18 @@ int cmd_rollback(int argc, char **argv)
         for (size_t d = 0; !dry_run && d < done.n; d++, removed++)
             vp_manifest_remove(in, done.v[d]);
         vp_strv_release(&done);
+        /* Nothing of it left patched: neither is the audit mechanism delivered. */
+        if (!dry_run && !in->n && in->mechanism) {
+            free(in->mechanism);
+            free(in->delivery);
+            in->mechanism = in->delivery = NULL;
+            removed++;
+        }
+    }
+    if (!dry_run && !strcmp(vp_manifest_mechanism(&m), "none")) {
+        struct vp_strv none = {0};
+        if (vp_env_file_write(st.dir, &none) < 0)
+            code = cli_fail(VP_EXIT_ERROR, "%s", vp_last_error());
     }
     if (removed) {
         if (vp_manifest_save(st.dir, &m) < 0)
@@ -111,7 +124,7 @@ int cmd_rollback(int argc, char **argv)
     if (c.json) {
         vp_json_end_array(&j);
         vp_json_int(&j, "exit_code", code);
-        vp_json_string(&j, "mechanism", vp_manifest_count(&m) ? "patch" : "none");
+        vp_json_string(&j, "mechanism", vp_manifest_mechanism(&m));
         vp_json_end_object(&j);
         vp_json_finish(&j);
     } else if (code == VP_EXIT_OK) {

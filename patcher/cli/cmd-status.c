@@ -14,11 +14,16 @@ static const char help[] =
     "Exit 0 when healthy, 4 when a file differs from the manifest (an upgrade replaced\n"
     "it), 1 when the shims are missing or the state cannot be read.\n";
 
-static bool shims_present(const char *dir)
+/* The shims, and for the audit mechanism its module, are where the install needs them. */
+static bool shims_present(const struct vp_manifest_install *in)
 {
-    _cleanup_(freep) char *c = vp_path_join(dir, VP_SHIM_CUDA_FILE);
-    _cleanup_(freep) char *n = vp_path_join(dir, VP_SHIM_NVML_FILE);
-    return access(c, R_OK) == 0 && access(n, R_OK) == 0;
+    if (!in->shim_dir)
+        return false;
+    _cleanup_(freep) char *c = vp_path_join(in->shim_dir, VP_SHIM_CUDA_FILE);
+    _cleanup_(freep) char *n = vp_path_join(in->shim_dir, VP_SHIM_NVML_FILE);
+    _cleanup_(freep) char *a = vp_path_join(in->shim_dir, VP_AUDIT_FILE);
+    return access(c, R_OK) == 0 && access(n, R_OK) == 0 &&
+           (strcmp(vp_install_mechanism(in), "audit") || access(a, R_OK) == 0);
 }
 
 int cmd_status(int argc, char **argv)
@@ -51,10 +56,10 @@ int cmd_status(int argc, char **argv)
         vp_json_bool(&j, "interrupted", interrupted && !busy);
         vp_json_bool(&j, "running", busy);
         cli_json_hooks(&j, &hooks);
-        vp_json_string(&j, "mechanism", vp_manifest_count(&m) ? "patch" : "none");
-        vp_json_string(&j, "delivery", vp_manifest_count(&m) ? "elf" : NULL);
+        vp_json_string(&j, "mechanism", vp_manifest_mechanism(&m));
+        vp_json_string(&j, "delivery", vp_manifest_delivery(&m));
         vp_json_begin_array(&j, "installs");
-    } else if (!vp_manifest_count(&m)) {
+    } else if (!strcmp(vp_manifest_mechanism(&m), "none")) {
         printf("nothing is patched (state dir %s)\n", c.state_dir);
     }
     code = interrupted ? VP_EXIT_DRIFT : VP_EXIT_OK;
@@ -71,8 +76,8 @@ int cmd_status(int argc, char **argv)
     }
     for (size_t i = 0; i < m.n; i++) {
         const struct vp_manifest_install *in = &m.installs[i];
-        bool shims = in->shim_dir && shims_present(in->shim_dir);
-        if (in->n && !shims)
+        bool shims = shims_present(in);
+        if (strcmp(vp_install_mechanism(in), "none") && !shims)
             code = VP_EXIT_ERROR;
         if (c.json) {
             vp_json_begin_object(&j, NULL);
@@ -80,6 +85,8 @@ int cmd_status(int argc, char **argv)
             vp_json_string(&j, "version", in->version);
             vp_json_string(&j, "era", in->eras);
             vp_json_string(&j, "shim_dir", in->shim_dir);
+            vp_json_string(&j, "mechanism", vp_install_mechanism(in));
+            vp_json_string(&j, "delivery", vp_install_delivery(in));
             vp_json_bool(&j, "shims_present", shims);
             vp_json_begin_array(&j, "files");
         } else {
@@ -87,6 +94,8 @@ int cmd_status(int argc, char **argv)
                    in->version ? in->version : "unknown", in->eras ? in->eras : "?",
                    in->shim_dir, shims ? "" : " — MISSING: patched programs cannot start; "
                                               "restore them with `vgpu-patch rollback`");
+            printf("  mechanism %s, delivery %s\n", vp_install_mechanism(in),
+                   vp_install_delivery(in) ? vp_install_delivery(in) : "none");
         }
         for (size_t k = 0; k < in->n; k++) {
             const struct vp_entry *e = &in->entries[k];

@@ -54,12 +54,15 @@ static int verify_install(const struct vp_common *c, const struct vp_manifest_in
     if (r < 0)
         return r;
     ir->have_plan = true;
+    bool audit = !strcmp(vp_install_mechanism(mi), "audit");
+    if (audit) /* the patch where it helped (forced audit patched nothing) */
+        vp_plan_use_audit(&ir->plan, mi->n > 0);
     for (size_t i = 0; i < ir->plan.n_files; i++)
         if (!ir->plan.files[i].done && ir->plan.files[i].choice.method != VP_WRITE_IMPOSSIBLE)
             vp_strv_push_take(&ir->problems, vp_xasprintf("%s is not patched (an upgrade "
                                                           "replaced it?)",
                                                           ir->plan.files[i].path));
-    struct vp_verify_opts vo = {.libexec = libexec, .live = true};
+    struct vp_verify_opts vo = {.libexec = libexec, .live = true, .audit = audit};
     return vp_verify_plan(&ir->plan, &vo, &ir->v);
 }
 
@@ -103,11 +106,11 @@ int cmd_verify(int argc, char **argv)
     struct vp_json j;
     if (c.json) {
         cli_json_begin(&j, "verify");
-        vp_json_string(&j, "mechanism", vp_manifest_count(&m) ? "patch" : "none");
-        vp_json_string(&j, "delivery", vp_manifest_count(&m) ? "elf" : NULL);
+        vp_json_string(&j, "mechanism", vp_manifest_mechanism(&m));
+        vp_json_string(&j, "delivery", vp_manifest_delivery(&m));
         cli_json_hooks(&j, &hooks);
         vp_json_begin_array(&j, "installs");
-    } else if (!vp_manifest_count(&m)) {
+    } else if (!strcmp(vp_manifest_mechanism(&m), "none")) {
         printf("nothing is patched (state dir %s)\n", c.state_dir);
     }
     if (hooks.n && !c.json) {
@@ -148,7 +151,7 @@ int cmd_verify(int argc, char **argv)
         vp_json_int(&j, "exit_code", code);
         vp_json_end_object(&j);
         vp_json_finish(&j);
-    } else if (vp_manifest_count(&m)) {
+    } else if (strcmp(vp_manifest_mechanism(&m), "none")) {
         printf("%s\n", code == VP_EXIT_OK ? "verified: every process ends in the shims"
                                           : "verification found problems");
     }

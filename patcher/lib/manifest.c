@@ -370,6 +370,32 @@ size_t vp_manifest_count(const struct vp_manifest *m)
     return n;
 }
 
+const char *vp_install_mechanism(const struct vp_manifest_install *in)
+{
+    return in->mechanism ? in->mechanism : in->n ? "patch" : "none";
+}
+
+const char *vp_install_delivery(const struct vp_manifest_install *in)
+{
+    return in->delivery ? in->delivery : in->n ? "elf" : NULL;
+}
+
+const char *vp_manifest_mechanism(const struct vp_manifest *m)
+{
+    for (size_t i = 0; i < m->n; i++)
+        if (strcmp(vp_install_mechanism(&m->installs[i]), "none"))
+            return vp_install_mechanism(&m->installs[i]);
+    return "none";
+}
+
+const char *vp_manifest_delivery(const struct vp_manifest *m)
+{
+    for (size_t i = 0; i < m->n; i++)
+        if (vp_install_delivery(&m->installs[i]))
+            return vp_install_delivery(&m->installs[i]);
+    return NULL;
+}
+
 void vp_manifest_release(struct vp_manifest *m)
 {
     for (size_t i = 0; i < m->n; i++) {

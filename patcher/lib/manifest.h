@@ -75,5 +75,12 @@ void vp_entry_release(struct vp_entry *e);
 /* Whether any entry of any install uses backup b. */
 bool vp_manifest_uses_backup(const struct vp_manifest *m, const char *b);
 size_t vp_manifest_count(const struct vp_manifest *m);
+/* The mechanism and delivery of an install ("none" and NULL when nothing is recorded;
+ * patch and elf for installs recorded before they were). */
+const char *vp_install_mechanism(const struct vp_manifest_install *in);
+const char *vp_install_delivery(const struct vp_manifest_install *in);
+/* The same for the whole manifest: its first install that has one. */
+const char *vp_manifest_mechanism(const struct vp_manifest *m);
+const char *vp_manifest_delivery(const struct vp_manifest *m);
 
 #endif

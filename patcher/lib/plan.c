@@ -441,19 +441,40 @@ size_t vp_plan_pending(const struct vp_plan *p)
     return n;
 }
 
+static void file_release(struct vp_plan_file *f)
+{
+    free(f->path);
+    vp_strv_release(&f->processes);
+    for (size_t k = 0; k < f->n_edits; k++) {
+        free(f->edits[k].old_name);
+        free(f->edits[k].new_name);
+    }
+    free(f->edits);
+    free(f->link_target);
+}
+
+void vp_plan_use_audit(struct vp_plan *p, bool patch_too)
+{
+    for (size_t i = 0; i < p->n_routes; i++) {
+        struct vp_plan_route *rt = &p->routes[i];
+        if (rt->covered && patch_too)
+            continue;
+        free(rt->mechanism);
+        rt->mechanism = vp_xstrdup("audit");
+        rt->covered = true;
+    }
+    if (!patch_too) {
+        for (size_t i = 0; i < p->n_files; i++)
+            file_release(&p->files[i]);
+        p->n_files = 0;
+    }
+    p->all_covered = true;
+}
+
 void vp_plan_release(struct vp_plan *p)
 {
-    for (size_t i = 0; i < p->n_files; i++) {
-        struct vp_plan_file *f = &p->files[i];
-        free(f->path);
-        vp_strv_release(&f->processes);
-        for (size_t k = 0; k < f->n_edits; k++) {
-            free(f->edits[k].old_name);
-            free(f->edits[k].new_name);
-        }
-        free(f->edits);
-        free(f->link_target);
-    }
+    for (size_t i = 0; i < p->n_files; i++)
+        file_release(&p->files[i]);
     for (size_t i = 0; i < p->n_routes; i++) {
         free(p->routes[i].process);
         free(p->routes[i].target);

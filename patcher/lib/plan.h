@@ -76,6 +76,10 @@ struct vp_plan {
 int vp_plan_build(const char *root, const struct vp_install *in, const struct vp_shims *shims,
                   const char *patchelf, struct vp_plan *ret);
 void vp_plan_release(struct vp_plan *p);
+/* Hands the plan to the audit mechanism: every route is covered by LD_AUDIT — the
+ * open ones, and with patch_too false all of them, with no file left to write (an
+ * unpatched install); with patch_too the files are still patched where it helps. */
+void vp_plan_use_audit(struct vp_plan *p, bool patch_too);
 
 /* Number of files that need writing. */
 size_t vp_plan_pending(const struct vp_plan *p);

@@ -1,78 +1,18 @@
 /* trust: ownership and permission checks on the shim dir; identity of the shims. */
 #include "trust.h"
 #include "elfmodel.h"
+#include "vgpu-trust.h"
 
 #include <errno.h>
 #include <limits.h>
 #include <string.h>
 #include <sys/stat.h>
 
-static bool trusted_owner(uid_t uid)
-{
-    uid_t me = geteuid();
-    return uid == 0 || (me != 0 && uid == me);
-}
-
-static int check_one(const char *p, bool ancestor)
-{
-    struct stat st;
-    if (lstat(p, &st) < 0)
-        return vp_error_errno(-errno, "cannot check %s", p);
-    if (!trusted_owner(st.st_uid))
-        return vp_error(-EPERM,
-                        "%s is owned by uid %u, not root: another user could put code into "
-                        "Ollama through it",
-                        p, (unsigned)st.st_uid);
-    if (S_ISLNK(st.st_mode))
-        return 0; /* the target is checked on its own */
-    if (st.st_mode & (S_IWGRP | S_IWOTH)) {
-        if (ancestor && S_ISDIR(st.st_mode) && (st.st_mode & S_ISVTX) && st.st_uid == 0)
-            return 0;
-        return vp_error(-EPERM,
-                        "%s is writable by %s (mode %04o): another user could replace the "
-                        "shims Ollama loads",
-                        p, (st.st_mode & S_IWOTH) ? "others" : "its group",
-                        (unsigned)(st.st_mode & 07777));
-    }
-    return 0;
-}
-
-/* Checks path and each of its ancestors as they are named (links not followed). */
-static int check_chain(const char *path)
-{
-    _cleanup_(freep) char *norm = vp_path_normalize(path);
-    int r = check_one(norm, false);
-    if (r < 0)
-        return r;
-    for (char *dir = vp_dirname(norm);; ) {
-        r = check_one(dir, true);
-        bool top = strcmp(dir, "/") == 0;
-        char *up = vp_dirname(dir);
-        free(dir);
-        dir = up;
-        if (r < 0 || top) {
-            free(dir);
-            if (r < 0)
-                return r;
-            break;
-        }
-    }
-    return 0;
-}
-
 int vp_trust_check(const char *path)
 {
-    if (path[0] != '/')
-        return vp_error(-EINVAL, "%s is not an absolute path", path);
-    /* The names as given, then the directories they really are: a link anywhere on the
-     * way (even a root-owned one) must not lead through a directory others can write. */
-    int r = check_chain(path);
-    if (r < 0)
-        return r;
-    _cleanup_(freep) char *real = realpath(path, NULL);
-    if (!real)
-        return vp_error_errno(-errno, "cannot resolve %s", path);
-    return strcmp(real, path) ? check_chain(real) : 0;
+    char msg[PATH_MAX + 256];
+    int r = vgpu_trust_check(path, msg, sizeof(msg));
+    return r < 0 ? vp_error(r, "%s", msg) : 0;
 }
 
 static int check_shim(const char *path, const char *soname)

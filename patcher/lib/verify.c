@@ -301,7 +301,7 @@ static size_t load_job(struct jobset *js, const struct vp_plan *p,
 }
 
 static void judge_load(struct vp_verify *v, struct vp_check *c, const struct vp_plan *p,
-                       const struct vp_spawn_job *j, const char *decoy)
+                       const struct vp_spawn_job *j, const char *decoy, bool want_both)
 {
     if (j->rc < 0) {
         fail(v, c, vp_xasprintf("cannot run the load probe: %s", j->error));
@@ -316,11 +316,12 @@ static void judge_load(struct vp_verify *v, struct vp_check *c, const struct vp_
         fail(v, c, vp_xasprintf("%s does not load: %s", c->subject,
                                 lines.n ? lines.v[lines.n - 1] : j->res.err));
     else
-        judge(v, c, p, &files, decoy, true);
+        judge(v, c, p, &files, decoy, want_both);
     /* What dlopen(name, RTLD_NOLOAD) itself answers must be the shims as well. */
     for (size_t i = 0; c->ok && i < lines.n; i++) {
         char so[64], path[4096];
-        if (sscanf(lines.v[i], "answer %63s %4095[^\n]", so, path) == 2 && !is_shim(p, path))
+        if (sscanf(lines.v[i], "answer %63s %4095[^\n]", so, path) == 2 && !is_shim(p, path) &&
+            (want_both || strcmp(path, "none") != 0))
             fail(v, c, vp_xasprintf("dlopen(\"%s\") in the probe answers %s, not the shim", so,
                                     path));
     }
@@ -575,7 +576,8 @@ int vp_verify_plan(const struct vp_plan *p, const struct vp_verify_opts *o, stru
         else if (pend[i].kind == P_AUDIT)
             judge_audit(&v, c, p, &js.jobs[pend[i].job]);
         else
-            judge_load(&v, c, p, &js.jobs[pend[i].job], decoy);
+            judge_load(&v, c, p, &js.jobs[pend[i].job], decoy,
+                       !o->audit || pre[pend[i].proc].n);
     }
     for (size_t i = 0; i < p->n_procs; i++)
         vp_strv_release(&pre[i]);

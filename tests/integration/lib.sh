@@ -31,12 +31,15 @@ note() {
     echo "-- $*"
 }
 
-# setup_era ERA: an Ollama tree of that era under $TREE and stand-in shims in $SHIMS.
+# setup_era ERA: an Ollama tree of that era under $TREE, stand-in shims and the audit
+# module in $SHIMS.
 setup_era() {
     mkdir -p "$ROOT"
     sh "$VGPU_SOURCE_DIR/tests/fixtures/make-tree.sh" "$1" "$TREE"
     mkdir -p "$SHIMS"
     cp "$VGPU_TEST_FIXTURES/standin/libvgpu-cuda.so.1" "$VGPU_TEST_FIXTURES/standin/libvgpu-nvml.so.1" "$SHIMS/"
+    # The audit module (ours, as built) beside them, for the audit mechanism.
+    cp "$VGPU_BUILD_DIR/lib/vgpu/libvgpu-audit.so" "$SHIMS/"
     chmod 755 "$SHIMS"
     chmod 644 "$SHIMS"/*
 }
@@ -83,6 +86,21 @@ run_fixture() {
     rm -f "$1"
     VGPU_FIXTURE_REPORT=$1 LD_LIBRARY_PATH=$DECOY "$TREE/bin/ollama" serve >"$T/serve.out" 2>"$T/serve.err" ||
         fail "the fixture's ollama serve failed: $(tail -5 "$T/serve.err")"
+    [ -s "$1" ] || fail "the fixture wrote no report"
+}
+
+# run_fixture_env FILE ENVFILE: run_fixture with the variables of an environment file
+# (KEY=VALUE lines, as vgpu-patch writes them) in serve's environment, as systemd's
+# EnvironmentFile= would put them.
+run_fixture_env() {
+    rm -f "$1"
+    (
+        while IFS= read -r line; do
+            [ -n "$line" ] && export "${line?}"
+        done <"$2"
+        VGPU_FIXTURE_REPORT=$1 LD_LIBRARY_PATH=$DECOY "$TREE/bin/ollama" serve \
+            >"$T/serve.out" 2>"$T/serve.err"
+    ) || fail "the fixture's ollama serve failed: $(tail -5 "$T/serve.err")"
     [ -s "$1" ] || fail "the fixture wrote no report"
 }
 

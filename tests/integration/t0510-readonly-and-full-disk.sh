@@ -1,5 +1,6 @@
 #!/bin/sh
-# A read-only Ollama tree cannot be patched on disk: exit 3 naming the audit fallback.
+# A read-only Ollama tree cannot be patched on disk: the audit mechanism covers it
+# (nothing written into the tree); --mechanism patch exits 3 naming the audit fallback.
 # A full disk in the middle of writing the copies: exit 1, every installed file as it
 # was, no staging file left. Both on a tmpfs in a private mount namespace.
 if [ -z "${VGPU_IN_NAMESPACE:-}" ]; then
@@ -19,11 +20,17 @@ snapshot "$TREE" >"$T/before"
 
 note "read-only tree"
 mount -o remount,ro "$TREE"
-vp_ollama --json
-expect_rc 3 "read-only tree"
+vp_ollama --mechanism patch --json
+expect_rc 3 "read-only tree, --mechanism patch"
 grep -q "read-only" "$T/out" || fail "read-only: not explained"
 [ "$(json_field fallback_mechanism)" = audit ] || fail "read-only: audit not named"
+vp_ollama --json
+expect_rc 0 "read-only tree"
+[ "$(json_field mechanism)" = audit ] || fail "read-only: mechanism $(json_field mechanism)"
+grep -q "read-only" "$T/out" || fail "read-only: not explained"
 mount -o remount,rw "$TREE"
+snapshot "$TREE" >"$T/after"
+diff "$T/before" "$T/after" >&2 || fail "read-only: the tree changed"
 
 note "full disk"
 avail=$(df -k --output=avail "$TREE" | tail -n 1)
