@@ -37,6 +37,7 @@ int cmd_ollama(int argc, char **argv);
 int cmd_status(int argc, char **argv);
 int cmd_verify(int argc, char **argv);
 int cmd_rollback(int argc, char **argv);
+int cmd_ensure(int argc, char **argv);
 int cmd_inspect(int argc, char **argv);
 
 /* Error message to stderr as "vgpu-patch: ..."; returns code. */

@@ -15,6 +15,30 @@ static const char help[] =
     "Restore every file vgpu-patch changed, byte for byte. A file that changed since it\n"
     "was patched is left alone and reported (exit 4).\n";
 
+struct report_ctx {
+    struct vp_json *json; /* NULL: text */
+    bool dry_run;
+};
+
+static void report_entry(void *ctx, const struct vp_entry *e, enum vp_rollback_outcome out,
+                         const char *msg)
+{
+    const struct report_ctx *rc = ctx;
+    if (rc->json) {
+        vp_json_begin_object(rc->json, NULL);
+        vp_json_string(rc->json, "path", e->path);
+        vp_json_string(rc->json, "state", vp_rollback_outcome_name(out));
+        if (msg)
+            vp_json_string(rc->json, "detail", msg);
+        vp_json_end_object(rc->json);
+    } else {
+        printf("  %-16s %s%s%s\n",
+               rc->dry_run && out == VP_ROLLBACK_RESTORED ? "would restore"
+                                                          : vp_rollback_outcome_name(out),
+               e->path, msg ? ": " : "", msg ? msg : "");
+    }
+}
+
 int cmd_rollback(int argc, char **argv)
 {
     struct vp_common c = {0};
@@ -62,51 +86,17 @@ int cmd_rollback(int argc, char **argv)
         cli_print_notes(&st.recovered);
     }
     code = VP_EXIT_OK;
-    struct vp_strv done = {0}, backups = {0};
+    struct vp_strv backups = {0};
     size_t removed = 0;
+    struct report_ctx rc = {.json = c.json ? &j : NULL, .dry_run = dry_run};
     for (size_t i = 0; i < m.n; i++) {
-        struct vp_manifest_install *in = &m.installs[i];
-        /* Links first (they point at the shims), then files, last patched first. */
-        for (int pass = 0; pass < 2; pass++)
-            for (size_t k = in->n; k-- > 0;) {
-                struct vp_entry *e = &in->entries[k];
-                if ((e->kind == VP_ENTRY_LINK) != (pass == 0))
-                    continue;
-                _cleanup_(freep) char *msg = NULL;
-                enum vp_rollback_outcome out = vp_rollback_entry(c.root, e, dry_run, &msg);
-                if (out == VP_ROLLBACK_REFUSED && code == VP_EXIT_OK)
-                    code = VP_EXIT_DRIFT;
-                if (out == VP_ROLLBACK_FAILED)
-                    code = VP_EXIT_ERROR;
-                if (c.json) {
-                    vp_json_begin_object(&j, NULL);
-                    vp_json_string(&j, "path", e->path);
-                    vp_json_string(&j, "state", vp_rollback_outcome_name(out));
-                    if (msg)
-                        vp_json_string(&j, "detail", msg);
-                    vp_json_end_object(&j);
-                } else {
-                    printf("  %-16s %s%s%s\n", dry_run && out == VP_ROLLBACK_RESTORED
-                                                    ? "would restore"
-                                                    : vp_rollback_outcome_name(out),
-                           e->path, msg ? ": " : "", msg ? msg : "");
-                }
-                if (out == VP_ROLLBACK_RESTORED || out == VP_ROLLBACK_ALREADY) {
-                    vp_strv_push(&done, e->path);
-                    if (e->backup)
-                        vp_strv_push(&backups, e->backup);
-                }
-            }
-        for (size_t d = 0; !dry_run && d < done.n; d++, removed++)
-            vp_manifest_remove(in, done.v[d]);
-        vp_strv_release(&done);
-        /* Nothing of it left patched: neither is the audit mechanism delivered. */
-        if (!dry_run && !in->n && in->mechanism) {
-            free(in->mechanism);
-            free(in->delivery);
-            in->mechanism = in->delivery = NULL;
-            removed++;
-        }
+        enum vp_rollback_outcome worst;
+        removed += vp_rollback_install(c.root, &m.installs[i], dry_run, report_entry, &rc,
+                                       &backups, &worst);
+        if (worst == VP_ROLLBACK_FAILED)
+            code = VP_EXIT_ERROR;
+        else if (worst == VP_ROLLBACK_REFUSED && code == VP_EXIT_OK)
+            code = VP_EXIT_DRIFT;
     }
     if (!dry_run && !strcmp(vp_manifest_mechanism(&m), "none")) {
         struct vp_strv none = {0};

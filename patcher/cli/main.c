@@ -9,6 +9,7 @@ static const struct vp_command commands[] = {
     {"status", cmd_status, "what is patched, and whether the files still match"},
     {"verify", cmd_verify, "prove again that every process ends in the shims"},
     {"rollback", cmd_rollback, "restore the original files byte for byte"},
+    {"ensure", cmd_ensure, "quick check for every service start: re-apply, restore, env file"},
     {"inspect", cmd_inspect, "ELF facts and routes to libcuda/NVML of files"},
 };
 

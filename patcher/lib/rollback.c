@@ -114,3 +114,41 @@ enum vp_rollback_outcome vp_rollback_entry(const char *root, const struct vp_ent
     }
     return VP_ROLLBACK_RESTORED;
 }
+
+size_t vp_rollback_install(const char *root, struct vp_manifest_install *in, bool dry_run,
+                           vp_rollback_report_fn report, void *ctx, struct vp_strv *backups,
+                           enum vp_rollback_outcome *ret_worst)
+{
+    enum vp_rollback_outcome worst = VP_ROLLBACK_RESTORED;
+    struct vp_strv done = {0};
+    for (int pass = 0; pass < 2; pass++)
+        for (size_t k = in->n; k-- > 0;) {
+            struct vp_entry *e = &in->entries[k];
+            if ((e->kind == VP_ENTRY_LINK) != (pass == 0))
+                continue;
+            _cleanup_(freep) char *msg = NULL;
+            enum vp_rollback_outcome out = vp_rollback_entry(root, e, dry_run, &msg);
+            if ((out == VP_ROLLBACK_REFUSED && worst != VP_ROLLBACK_FAILED) ||
+                out == VP_ROLLBACK_FAILED)
+                worst = out;
+            report(ctx, e, out, msg);
+            if (out == VP_ROLLBACK_RESTORED || out == VP_ROLLBACK_ALREADY) {
+                vp_strv_push(&done, e->path);
+                if (e->backup)
+                    vp_strv_push(backups, e->backup);
+            }
+        }
+    size_t removed = 0;
+    for (size_t d = 0; !dry_run && d < done.n; d++, removed++)
+        vp_manifest_remove(in, done.v[d]);
+    vp_strv_release(&done);
+    /* Nothing of it left patched: neither is the audit mechanism delivered. */
+    if (!dry_run && !in->n && in->mechanism) {
+        free(in->mechanism);
+        free(in->delivery);
+        in->mechanism = in->delivery = NULL;
+        removed++;
+    }
+    *ret_worst = worst;
+    return removed;
+}

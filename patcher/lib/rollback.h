@@ -34,4 +34,18 @@ const char *vp_rollback_outcome_name(enum vp_rollback_outcome o);
 enum vp_rollback_outcome vp_rollback_entry(const char *root, const struct vp_entry *e,
                                            bool dry_run, char **ret_msg);
 
+/* Called for each entry vp_rollback_install() handles (msg may be NULL). */
+typedef void (*vp_rollback_report_fn)(void *ctx, const struct vp_entry *e,
+                                      enum vp_rollback_outcome out, const char *msg);
+
+/* Undoes every entry of an install — links first (they point at the shims), then
+ * files, last patched first — reporting each, and (unless dry_run) removes the undone
+ * ones from it, and its mechanism once nothing of it is left. The backups of undone
+ * files are appended to backups (the caller deletes those the manifest no longer
+ * uses). Returns the number of entries removed, and *ret_worst the worst outcome
+ * (RESTORED when there was nothing to undo). */
+size_t vp_rollback_install(const char *root, struct vp_manifest_install *in, bool dry_run,
+                           vp_rollback_report_fn report, void *ctx, struct vp_strv *backups,
+                           enum vp_rollback_outcome *ret_worst);
+
 #endif

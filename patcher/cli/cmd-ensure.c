@@ -1,0 +1,227 @@
+/* vgpu-patch ensure: the quick, idempotent check for every service start (DESIGN §7).
+ * With nothing changed since the last run it only confirms: every recorded file is as
+ * it was left (stat), the shims (and the audit module) still load, and the environment
+ * file says what the mechanism needs. An upgrade that replaced patched files, or no
+ * record at all, is handed to `vgpu-patch ollama`; shims that no longer load get the
+ * originals back, so that Ollama starts — on the CPU — instead of failing to. */
+#include "audit.h"
+#include "cli.h"
+#include "rollback.h"
+
+#include <errno.h>
+#include <getopt.h>
+#include <string.h>
+#include <time.h>
+
+extern char **environ;
+
+static const char help[] =
+    "Usage: vgpu-patch ensure [--root DIR] [--state-dir DIR] [--json]\n"
+    "Make sure the recorded installs still load the shims, for every service start: re-apply\n"
+    "a patch an upgrade removed, restore the originals when the shims no longer load, and\n"
+    "write <state-dir>/ollama.env (empty when the patch covers everything, the audit\n"
+    "variables otherwise). Inherited LD_* variables are cleared first.\n";
+
+/* The service's environment file also reaches ExecStartPre=: nothing inherited may
+ * steer the checks (or vgpu-patch's own children). */
+static void clear_loader_env(void)
+{
+    for (bool again = true; again;) {
+        again = false;
+        for (char **e = environ; e && *e; e++)
+            if (vp_startswith(*e, "LD_") || vp_startswith(*e, "VGPU_SHIM_DIR=")) {
+                _cleanup_(freep) char *name = vp_xstrndup(*e, strcspn(*e, "="));
+                unsetenv(name);
+                again = true;
+                break;
+            }
+    }
+}
+
+enum action { ACT_NONE, ACT_REAPPLY, ACT_RESTORE };
+
+struct install_check {
+    enum action action;
+    char *why;
+    struct vp_shims shims;
+    bool shims_open;
+};
+
+/* Whether the install still stands as recorded; what to do when it does not. */
+static void check_install(const struct vp_common *c, const struct vp_manifest_install *in,
+                          const char *libexec, struct install_check *ret)
+{
+    bool audit = !strcmp(vp_install_mechanism(in), "audit");
+    if (vp_shims_open(in->shim_dir, &ret->shims) < 0 ||
+        vp_verify_shims_load(libexec, &ret->shims) < 0 ||
+        (audit && vp_shims_check_audit(&ret->shims) < 0)) {
+        ret->action = ACT_RESTORE;
+        ret->why = vp_xstrdup(vp_last_error());
+        return;
+    }
+    ret->shims_open = true;
+    for (size_t k = 0; k < in->n; k++) {
+        _cleanup_(freep) char *detail = NULL;
+        enum vp_entry_state es = vp_entry_state(c->root, &in->entries[k], &detail);
+        if (es != VP_STATE_PATCHED && es != VP_STATE_LINKED) {
+            ret->action = ACT_REAPPLY;
+            ret->why = vp_xasprintf("%s: %s%s%s", in->entries[k].path, vp_entry_state_name(es),
+                                    detail ? ": " : "", detail ? detail : "");
+            return;
+        }
+    }
+}
+
+static void report_restore(void *ctx, const struct vp_entry *e, enum vp_rollback_outcome out,
+                           const char *msg)
+{
+    struct vp_strv *notes = ctx;
+    vp_strv_push_take(notes, vp_xasprintf("%s %s%s%s", vp_rollback_outcome_name(out), e->path,
+                                          msg ? ": " : "", msg ? msg : ""));
+}
+
+/* Hands the install to `vgpu-patch ollama`, which prints its own report. */
+static int reapply(const struct vp_common *c, const struct vp_manifest_install *in)
+{
+    const char *argv[16];
+    int n = 0;
+    argv[n++] = "ollama";
+    argv[n++] = "--root";
+    argv[n++] = c->root;
+    argv[n++] = "--state-dir";
+    argv[n++] = c->state_dir;
+    argv[n++] = "--prefix";
+    argv[n++] = in->prefix;
+    argv[n++] = "--shim-dir";
+    argv[n++] = in->shim_dir;
+    /* An install recorded with the audit mechanism and no patched file was forced so. */
+    if (in->mechanism && !strcmp(in->mechanism, "audit") && !in->n) {
+        argv[n++] = "--mechanism";
+        argv[n++] = "audit";
+    }
+    if (c->json)
+        argv[n++] = "--json";
+    argv[n] = NULL;
+    optind = 0; /* getopt starts afresh for the command's own options */
+    return cmd_ollama(n, (char **)argv);
+}
+
+static double now_ms(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (double)ts.tv_sec * 1e3 + (double)ts.tv_nsec / 1e6;
+}
+
+int cmd_ensure(int argc, char **argv)
+{
+    double t0 = now_ms();
+    clear_loader_env();
+    struct vp_common c = {0};
+    int code = cli_parse(argc, argv, "ensure", help, &c, NULL);
+    if (code >= 0)
+        return code;
+    struct vp_state st = {.lock_fd = -1};
+    int r = vp_state_open(c.state_ondisk, VP_STATE_LOCK, 30000, &st);
+    struct vp_manifest m = {0};
+    if (r == 0)
+        r = vp_manifest_load(st.dir, &m);
+    if (r == -ENOENT || (r == 0 && !strcmp(vp_manifest_mechanism(&m), "none"))) {
+        /* Nothing recorded: the first start, or everything was rolled back. */
+        if (st.dir)
+            vp_state_close(&st);
+        vp_manifest_release(&m);
+        optind = 0;
+        const char *oargv[] = {"ollama", "--root", c.root, "--state-dir", c.state_dir,
+                               c.json ? "--json" : NULL, NULL};
+        code = cmd_ollama(c.json ? 6 : 5, (char **)oargv);
+        cli_common_release(&c);
+        return code;
+    }
+    if (r < 0) {
+        if (st.dir)
+            vp_state_close(&st);
+        cli_common_release(&c);
+        return cli_fail(VP_EXIT_ERROR, "%s", vp_last_error());
+    }
+
+    _cleanup_(freep) char *libexec = vp_verify_default_libexec();
+    struct vp_strv notes = {0}, env = {0}, backups = {0};
+    const char *action = "none";
+    const struct vp_manifest_install *redo = NULL;
+    code = VP_EXIT_OK;
+    for (size_t i = 0; i < m.n && code == VP_EXIT_OK && !redo; i++) {
+        struct vp_manifest_install *in = &m.installs[i];
+        if (!strcmp(vp_install_mechanism(in), "none"))
+            continue;
+        struct install_check ic = {0};
+        check_install(&c, in, libexec, &ic);
+        if (ic.action == ACT_REAPPLY) {
+            vp_strv_push_take(&notes, vp_xasprintf("%s changed since it was patched (%s): "
+                                                   "patching it again",
+                                                   in->prefix, ic.why));
+            redo = in;
+        } else if (ic.action == ACT_RESTORE) {
+            /* A patched program that cannot load its shims would not start at all. */
+            enum vp_rollback_outcome worst;
+            vp_rollback_install(c.root, in, false, report_restore, &notes, &backups, &worst);
+            vp_strv_push_take(&notes, vp_xasprintf("the shims of %s do not load (%s): the "
+                                                   "originals are back, Ollama runs without "
+                                                   "the vGPU",
+                                                   in->prefix, ic.why));
+            action = "restored";
+            code = VP_EXIT_ERROR;
+        } else if (!strcmp(vp_install_mechanism(in), "audit")) {
+            vp_audit_env(&ic.shims, &env);
+        }
+        free(ic.why);
+        if (ic.shims_open)
+            vp_shims_release(&ic.shims);
+    }
+    if (!redo && !strcmp(action, "restored")) {
+        if (vp_manifest_save(st.dir, &m) < 0)
+            vp_strv_push(&notes, vp_last_error());
+        for (size_t b = 0; b < backups.n; b++)
+            if (!vp_manifest_uses_backup(&m, backups.v[b]))
+                unlink(backups.v[b]);
+    }
+    int w = redo ? 0 : vp_env_file_write(st.dir, &env);
+    if (w < 0) {
+        vp_strv_push(&notes, vp_last_error());
+        code = VP_EXIT_ERROR;
+    }
+    vp_state_close(&st);
+    if (redo) {
+        for (size_t i = 0; i < notes.n; i++)
+            fprintf(stderr, "vgpu-patch ensure: %s\n", notes.v[i]);
+        code = reapply(&c, redo);
+    } else if (c.json) {
+        struct vp_json j;
+        cli_json_begin(&j, "ensure");
+        vp_json_int(&j, "exit_code", code);
+        vp_json_string(&j, "action", action);
+        vp_json_string(&j, "mechanism", vp_manifest_mechanism(&m));
+        vp_json_string(&j, "delivery", vp_manifest_delivery(&m));
+        _cleanup_(freep) char *env_file = vp_path_join(c.state_dir, VP_ENV_FILE);
+        vp_json_string(&j, "env_file", env_file);
+        cli_json_strv(&j, "environment", &env);
+        vp_json_bool(&j, "env_file_changed", w > 0);
+        vp_json_double(&j, "ms", now_ms() - t0);
+        cli_json_strv(&j, "notes", &notes);
+        vp_json_end_object(&j);
+        vp_json_finish(&j);
+    } else {
+        cli_print_notes(&notes);
+        printf("ensure: mechanism %s%s%s; %s (%.1f ms)\n", vp_manifest_mechanism(&m),
+               vp_manifest_delivery(&m) ? ", delivery " : "",
+               vp_manifest_delivery(&m) ? vp_manifest_delivery(&m) : "",
+               code == VP_EXIT_OK ? "every file as patched, the shims load" : "see above",
+               now_ms() - t0);
+    }
+    vp_strv_release(&notes);
+    vp_strv_release(&env);
+    vp_strv_release(&backups);
+    vp_manifest_release(&m);
+    cli_common_release(&c);
+    return code;
+}
