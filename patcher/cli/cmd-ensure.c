@@ -18,9 +18,12 @@ extern char **environ;
 static const char help[] =
     "Usage: vgpu-patch ensure [--root DIR] [--state-dir DIR] [--json]\n"
     "Make sure the recorded installs still load the shims, for every service start: re-apply\n"
-    "a patch an upgrade removed, restore the originals when the shims no longer load, and\n"
-    "write <state-dir>/ollama.env (empty when the patch covers everything, the audit\n"
-    "variables otherwise). Inherited LD_* variables are cleared first.\n";
+    "a patch an upgrade removed (with the options it was made with), restore the originals\n"
+    "when the shims no longer load (exit 0, with a warning: Ollama must start) and patch\n"
+    "again once they do, leave alone what was rolled back, and write\n"
+    "<state-dir>/ollama.env (empty when the patch covers everything, the audit variables\n"
+    "otherwise). Inherited LD_* variables are cleared first. Without any record it does\n"
+    "what `vgpu-patch ollama` does.\n";
 
 /* The service's environment file also reaches ExecStartPre=: nothing inherited may
  * steer the checks (or vgpu-patch's own children). */
@@ -38,7 +41,7 @@ static void clear_loader_env(void)
     }
 }
 
-enum action { ACT_NONE, ACT_REAPPLY, ACT_RESTORE };
+enum action { ACT_NONE, ACT_REAPPLY, ACT_RESTORE, ACT_RESUME };
 
 struct install_check {
     enum action action;
@@ -47,19 +50,40 @@ struct install_check {
     bool shims_open;
 };
 
+/* Whether the shims (and for the audit mechanism its module) load here; why not. */
+static bool shims_load(const struct vp_manifest_install *in, const char *libexec, bool audit,
+                       struct install_check *ic)
+{
+    if (vp_shims_open(in->shim_dir, &ic->shims) < 0) {
+        ic->why = vp_xstrdup(vp_last_error());
+        return false;
+    }
+    ic->shims_open = true;
+    if (vp_verify_shims_load(libexec, &ic->shims) < 0 ||
+        (audit && (vp_shims_check_audit(&ic->shims) < 0 ||
+                   vp_verify_audit_loads(libexec, &ic->shims) < 0))) {
+        ic->why = vp_xstrdup(vp_last_error());
+        return false;
+    }
+    return true;
+}
+
 /* Whether the install still stands as recorded; what to do when it does not. */
 static void check_install(const struct vp_common *c, const struct vp_manifest_install *in,
                           const char *libexec, struct install_check *ret)
 {
-    bool audit = !strcmp(vp_install_mechanism(in), "audit");
-    if (vp_shims_open(in->shim_dir, &ret->shims) < 0 ||
-        vp_verify_shims_load(libexec, &ret->shims) < 0 ||
-        (audit && vp_shims_check_audit(&ret->shims) < 0)) {
-        ret->action = ACT_RESTORE;
-        ret->why = vp_xstrdup(vp_last_error());
+    const char *mech = vp_install_mechanism(in);
+    if (!strcmp(mech, "none")) {
+        /* Rolled back by the operator: left so. Restored by ensure because the shims
+         * stopped loading: patched again once they load. */
+        if (in->restored && shims_load(in, libexec, vp_streq_null(in->requested, "audit"), ret))
+            ret->action = ACT_RESUME;
         return;
     }
-    ret->shims_open = true;
+    if (!shims_load(in, libexec, !strcmp(mech, "audit"), ret)) {
+        ret->action = ACT_RESTORE;
+        return;
+    }
     for (size_t k = 0; k < in->n; k++) {
         _cleanup_(freep) char *detail = NULL;
         enum vp_entry_state es = vp_entry_state(c->root, &in->entries[k], &detail);
@@ -80,8 +104,11 @@ static void report_restore(void *ctx, const struct vp_entry *e, enum vp_rollback
                                           msg ? ": " : "", msg ? msg : ""));
 }
 
-/* Hands the install to `vgpu-patch ollama`, which prints its own report. */
-static int reapply(const struct vp_common *c, const struct vp_manifest_install *in)
+/* Hands an install to `vgpu-patch ollama` with the options it was patched with; that
+ * prints the report (as command "ensure", with the action). in NULL: the first start,
+ * with the defaults. */
+static int hand_over(const struct vp_common *c, const struct vp_manifest_install *in,
+                     const char *action)
 {
     const char *argv[16];
     int n = 0;
@@ -90,20 +117,21 @@ static int reapply(const struct vp_common *c, const struct vp_manifest_install *
     argv[n++] = c->root;
     argv[n++] = "--state-dir";
     argv[n++] = c->state_dir;
-    argv[n++] = "--prefix";
-    argv[n++] = in->prefix;
-    argv[n++] = "--shim-dir";
-    argv[n++] = in->shim_dir;
-    /* An install recorded with the audit mechanism and no patched file was forced so. */
-    if (in->mechanism && !strcmp(in->mechanism, "audit") && !in->n) {
-        argv[n++] = "--mechanism";
-        argv[n++] = "audit";
+    if (in) {
+        argv[n++] = "--prefix";
+        argv[n++] = in->prefix;
+        argv[n++] = "--shim-dir";
+        argv[n++] = in->shim_dir;
+        if (in->requested) {
+            argv[n++] = "--mechanism";
+            argv[n++] = in->requested;
+        }
     }
     if (c->json)
         argv[n++] = "--json";
     argv[n] = NULL;
     optind = 0; /* getopt starts afresh for the command's own options */
-    return cmd_ollama(n, (char **)argv);
+    return cli_ollama_run(n, (char **)argv, "ensure", action);
 }
 
 static double now_ms(void)
@@ -111,6 +139,56 @@ static double now_ms(void)
     struct timespec ts;
     clock_gettime(CLOCK_MONOTONIC, &ts);
     return (double)ts.tv_sec * 1e3 + (double)ts.tv_nsec / 1e6;
+}
+
+/* Restores an install whose shims no longer load; the record remembers it. */
+static void restore(const struct vp_common *c, struct vp_manifest_install *in, const char *why,
+                    struct vp_strv *notes, struct vp_strv *backups)
+{
+    enum vp_rollback_outcome worst;
+    vp_rollback_install(c->root, in, false, report_restore, notes, backups, &worst);
+    if (!in->n) {
+        free(in->restored);
+        in->restored = vp_xstrdup("1");
+    }
+    vp_strv_push_take(notes,
+                      vp_xasprintf("WARNING: the shims of %s do not load (%s): %s; Ollama runs "
+                                   "without the vGPU until they load again",
+                                   in->prefix, why,
+                                   in->n ? "some files could not be restored"
+                                         : "the originals are back"));
+}
+
+static void print_report(const struct vp_common *c, const struct vp_manifest *m, int code,
+                         const char *action, const struct vp_strv *env, int written,
+                         const struct vp_strv *notes, double ms)
+{
+    if (!c->json) {
+        for (size_t i = 0; i < notes->n; i++)
+            fprintf(stderr, "vgpu-patch ensure: %s\n", notes->v[i]);
+        printf("ensure: mechanism %s%s%s; %s (%.1f ms)\n", vp_manifest_mechanism(m),
+               vp_manifest_delivery(m) ? ", delivery " : "",
+               vp_manifest_delivery(m) ? vp_manifest_delivery(m) : "",
+               !strcmp(action, "none")       ? "nothing changed"
+               : !strcmp(action, "restored") ? "the originals were restored (see above)"
+                                             : "see above",
+               ms);
+        return;
+    }
+    struct vp_json j;
+    cli_json_begin(&j, "ensure");
+    vp_json_int(&j, "exit_code", code);
+    vp_json_string(&j, "action", action);
+    vp_json_string(&j, "mechanism", vp_manifest_mechanism(m));
+    vp_json_string(&j, "delivery", vp_manifest_delivery(m));
+    _cleanup_(freep) char *env_file = vp_path_join(c->state_dir, VP_ENV_FILE);
+    vp_json_string(&j, "env_file", env_file);
+    cli_json_strv(&j, "environment", env);
+    vp_json_bool(&j, "env_file_changed", written > 0);
+    vp_json_double(&j, "ms", ms);
+    cli_json_strv(&j, "notes", notes);
+    vp_json_end_object(&j);
+    vp_json_finish(&j);
 }
 
 int cmd_ensure(int argc, char **argv)
@@ -121,20 +199,18 @@ int cmd_ensure(int argc, char **argv)
     int code = cli_parse(argc, argv, "ensure", help, &c, NULL);
     if (code >= 0)
         return code;
+    code = VP_EXIT_OK;
     struct vp_state st = {.lock_fd = -1};
     int r = vp_state_open(c.state_ondisk, VP_STATE_LOCK, 30000, &st);
     struct vp_manifest m = {0};
     if (r == 0)
         r = vp_manifest_load(st.dir, &m);
-    if (r == -ENOENT || (r == 0 && !strcmp(vp_manifest_mechanism(&m), "none"))) {
-        /* Nothing recorded: the first start, or everything was rolled back. */
+    if (r == -ENOENT || (r == 0 && !m.n)) {
+        /* Never patched with this state dir: the first start. */
         if (st.dir)
             vp_state_close(&st);
         vp_manifest_release(&m);
-        optind = 0;
-        const char *oargv[] = {"ollama", "--root", c.root, "--state-dir", c.state_dir,
-                               c.json ? "--json" : NULL, NULL};
-        code = cmd_ollama(c.json ? 6 : 5, (char **)oargv);
+        code = hand_over(&c, NULL, "first-start");
         cli_common_release(&c);
         return code;
     }
@@ -148,29 +224,28 @@ int cmd_ensure(int argc, char **argv)
     _cleanup_(freep) char *libexec = vp_verify_default_libexec();
     struct vp_strv notes = {0}, env = {0}, backups = {0};
     const char *action = "none";
-    const struct vp_manifest_install *redo = NULL;
-    code = VP_EXIT_OK;
-    for (size_t i = 0; i < m.n && code == VP_EXIT_OK && !redo; i++) {
+    const struct vp_manifest_install *handed = NULL;
+    bool save = false;
+    for (size_t i = 0; i < m.n && !handed; i++) {
         struct vp_manifest_install *in = &m.installs[i];
-        if (!strcmp(vp_install_mechanism(in), "none"))
-            continue;
         struct install_check ic = {0};
         check_install(&c, in, libexec, &ic);
         if (ic.action == ACT_REAPPLY) {
             vp_strv_push_take(&notes, vp_xasprintf("%s changed since it was patched (%s): "
                                                    "patching it again",
                                                    in->prefix, ic.why));
-            redo = in;
+            handed = in;
+            action = "reapplied";
+        } else if (ic.action == ACT_RESUME) {
+            vp_strv_push_take(&notes, vp_xasprintf("the shims of %s load again: patching it "
+                                                   "again",
+                                                   in->prefix));
+            handed = in;
+            action = "resumed";
         } else if (ic.action == ACT_RESTORE) {
-            /* A patched program that cannot load its shims would not start at all. */
-            enum vp_rollback_outcome worst;
-            vp_rollback_install(c.root, in, false, report_restore, &notes, &backups, &worst);
-            vp_strv_push_take(&notes, vp_xasprintf("the shims of %s do not load (%s): the "
-                                                   "originals are back, Ollama runs without "
-                                                   "the vGPU",
-                                                   in->prefix, ic.why));
+            restore(&c, in, ic.why, &notes, &backups);
             action = "restored";
-            code = VP_EXIT_ERROR;
+            save = true;
         } else if (!strcmp(vp_install_mechanism(in), "audit")) {
             vp_audit_env(&ic.shims, &env);
         }
@@ -178,45 +253,31 @@ int cmd_ensure(int argc, char **argv)
         if (ic.shims_open)
             vp_shims_release(&ic.shims);
     }
-    if (!redo && !strcmp(action, "restored")) {
-        if (vp_manifest_save(st.dir, &m) < 0)
+    if (save) {
+        if (vp_manifest_save(st.dir, &m) < 0) {
             vp_strv_push(&notes, vp_last_error());
+            code = VP_EXIT_ERROR;
+        }
         for (size_t b = 0; b < backups.n; b++)
             if (!vp_manifest_uses_backup(&m, backups.v[b]))
                 unlink(backups.v[b]);
     }
-    int w = redo ? 0 : vp_env_file_write(st.dir, &env);
+    int w = handed ? 0 : vp_env_file_write(st.dir, &env);
     if (w < 0) {
         vp_strv_push(&notes, vp_last_error());
         code = VP_EXIT_ERROR;
     }
     vp_state_close(&st);
-    if (redo) {
+    if (handed) {
         for (size_t i = 0; i < notes.n; i++)
             fprintf(stderr, "vgpu-patch ensure: %s\n", notes.v[i]);
-        code = reapply(&c, redo);
-    } else if (c.json) {
-        struct vp_json j;
-        cli_json_begin(&j, "ensure");
-        vp_json_int(&j, "exit_code", code);
-        vp_json_string(&j, "action", action);
-        vp_json_string(&j, "mechanism", vp_manifest_mechanism(&m));
-        vp_json_string(&j, "delivery", vp_manifest_delivery(&m));
-        _cleanup_(freep) char *env_file = vp_path_join(c.state_dir, VP_ENV_FILE);
-        vp_json_string(&j, "env_file", env_file);
-        cli_json_strv(&j, "environment", &env);
-        vp_json_bool(&j, "env_file_changed", w > 0);
-        vp_json_double(&j, "ms", now_ms() - t0);
-        cli_json_strv(&j, "notes", &notes);
-        vp_json_end_object(&j);
-        vp_json_finish(&j);
+        /* The record outlives the manifest released below: copy what is needed. */
+        struct vp_manifest_install copy = {.prefix = handed->prefix,
+                                           .shim_dir = handed->shim_dir,
+                                           .requested = handed->requested};
+        code = hand_over(&c, &copy, action);
     } else {
-        cli_print_notes(&notes);
-        printf("ensure: mechanism %s%s%s; %s (%.1f ms)\n", vp_manifest_mechanism(&m),
-               vp_manifest_delivery(&m) ? ", delivery " : "",
-               vp_manifest_delivery(&m) ? vp_manifest_delivery(&m) : "",
-               code == VP_EXIT_OK ? "every file as patched, the shims load" : "see above",
-               now_ms() - t0);
+        print_report(&c, &m, code, action, &env, w, &notes, now_ms() - t0);
     }
     vp_strv_release(&notes);
     vp_strv_release(&env);

@@ -2,6 +2,7 @@
 #include "audit.h"
 #include "cli.h"
 #include "conf.h"
+#include "rollback.h"
 
 #include <errno.h>
 #include <getopt.h>
@@ -131,6 +132,9 @@ static char *era_names(unsigned eras)
 /* Everything the report needs, gathered as the command goes. */
 struct run {
     struct opts *o;
+    const char *as_command; /* "ollama", or "ensure" when ensure runs it */
+    const char *libexec;    /* the verification helpers */
+    const char *action;     /* ensure's reason, or NULL */
     struct vp_discovery disc;
     struct vp_install *in;
     struct vp_hooks hooks;
@@ -143,6 +147,7 @@ struct run {
     const char *delivery; /* elf, environment-file, launcher */
     struct vp_strv env;   /* the audit variables delivered */
     char *env_file;       /* the environment file written, runtime path */
+    bool delivered;       /* environment-file: the unit reads it (EnvironmentFile=) */
     char *error;
     int code;
     double ms_prepare; /* discovery, checks and planning */
@@ -283,7 +288,9 @@ static char *launch_command(const struct run *r)
 static void report_json(struct run *r)
 {
     struct vp_json j;
-    cli_json_begin(&j, "ollama");
+    cli_json_begin(&j, r->as_command);
+    if (r->action)
+        vp_json_string(&j, "action", r->action);
     vp_json_int(&j, "exit_code", r->code);
     vp_json_string(&j, "root", r->o->c.root);
     vp_json_string(&j, "state_dir", r->o->c.state_dir);
@@ -297,6 +304,8 @@ static void report_json(struct run *r)
     if (r->mech && !strcmp(r->mech, "audit") && r->code == VP_EXIT_OK) {
         cli_json_strv(&j, "environment", &r->env);
         vp_json_string(&j, "env_file", r->env_file);
+        if (!strcmp(r->delivery, "environment-file"))
+            vp_json_bool(&j, "delivered", r->delivered);
         if (!strcmp(r->delivery, "launcher")) {
             _cleanup_(freep) char *cmd = launch_command(r);
             vp_json_string(&j, "launch", cmd);
@@ -385,10 +394,14 @@ static void print_audit_delivery(const struct run *r)
            "covered on disk):\n");
     for (size_t i = 0; i < r->env.n; i++)
         printf("  %s\n", r->env.v[i]);
-    if (!strcmp(r->delivery, "environment-file")) {
-        printf("delivery: written to %s; the service must read it (EnvironmentFile=%s in "
-               "%s)\n",
-               r->env_file, r->env_file, r->in->unit);
+    if (!strcmp(r->delivery, "environment-file") && r->delivered) {
+        printf("delivery: written to %s, which %s reads (EnvironmentFile=)\n", r->env_file,
+               r->in->unit);
+    } else if (!strcmp(r->delivery, "environment-file")) {
+        printf("delivery: written to %s, but NOT YET DELIVERED: %s does not read it. Add\n"
+               "  EnvironmentFile=-%s\nto its [Service] section (a later release installs "
+               "that drop-in); until then the service runs these routes without the shims.\n",
+               r->env_file, r->in->unit, r->env_file);
     } else {
         _cleanup_(freep) char *cmd = launch_command(r);
         printf("delivery: no systemd unit runs this install: start Ollama through the "
@@ -489,7 +502,8 @@ static int build_plan(struct run *r, const struct vp_shims *shims, const char *p
                            "disk; the audit mechanism (LD_AUDIT) would cover them");
         return fail_run(r, VP_EXIT_UNCOVERED);
     }
-    if (vp_shims_check_audit(&r->plan.shims) < 0) {
+    if (vp_shims_check_audit(&r->plan.shims) < 0 ||
+        vp_verify_audit_loads(r->libexec, &r->plan.shims) < 0) {
         vp_error(-ENOTSUP, "%s some routes need the audit mechanism, but: %s",
                  forced_audit ? "--mechanism audit:" : "", vp_last_error());
         return fail_run(r, VP_EXIT_UNCOVERED);
@@ -534,6 +548,8 @@ static int deliver_and_apply(struct run *r, struct vp_state *st, const struct vp
         r->env_file = vp_path_join(r->o->c.state_dir, VP_ENV_FILE);
     }
     int rc = vp_apply(&r->plan, st, ao, &r->res);
+    if (rc == 0 && audit && !strcmp(r->delivery, "environment-file"))
+        r->delivered = vp_env_file_delivered(r->o->c.root, r->env_file);
     if (rc < 0 && audit)
         vp_env_file_write(st->dir, &old);
     else if (rc == 0 && !audit && vp_env_file_write(st->dir, &r->env) < 0)
@@ -541,6 +557,48 @@ static int deliver_and_apply(struct run *r, struct vp_state *st, const struct vp
                                                   vp_last_error()));
     vp_strv_release(&old);
     return rc;
+}
+
+static void note_restored(void *ctx, const struct vp_entry *e, enum vp_rollback_outcome out,
+                          const char *msg)
+{
+    struct run *r = ctx;
+    vp_strv_push_take(&r->notes, vp_xasprintf("--mechanism audit: %s %s%s%s",
+                                              vp_rollback_outcome_name(out), e->path,
+                                              msg ? ": " : "", msg ? msg : ""));
+}
+
+/* --mechanism audit alone: an earlier patch of the install is rolled back first (the
+ * audit mechanism writes nothing into the tree). A file that changed since it was
+ * patched is never clobbered: exit 4. */
+static int unpatch(struct run *r, struct vp_state *st)
+{
+    struct vp_manifest m;
+    if (vp_manifest_load(st->dir, &m) < 0)
+        return fail_run(r, VP_EXIT_ERROR);
+    int code = VP_EXIT_OK;
+    struct vp_strv backups = {0};
+    for (size_t i = 0; i < m.n && code == VP_EXIT_OK; i++) {
+        struct vp_manifest_install *in = &m.installs[i];
+        if (strcmp(in->prefix, r->in->prefix) || !in->n)
+            continue;
+        enum vp_rollback_outcome worst;
+        vp_rollback_install(r->o->c.root, in, false, note_restored, r, &backups, &worst);
+        if (worst == VP_ROLLBACK_REFUSED || worst == VP_ROLLBACK_FAILED) {
+            vp_error(-EEXIST, "--mechanism audit: the earlier patch of %s could not be rolled "
+                              "back completely (see the notes)",
+                     in->prefix);
+            code = fail_run(r, worst == VP_ROLLBACK_REFUSED ? VP_EXIT_DRIFT : VP_EXIT_ERROR);
+        }
+        if (vp_manifest_save(st->dir, &m) < 0 && code == VP_EXIT_OK)
+            code = fail_run(r, VP_EXIT_ERROR);
+    }
+    for (size_t b = 0; b < backups.n; b++)
+        if (!vp_manifest_uses_backup(&m, backups.v[b]))
+            unlink(backups.v[b]);
+    vp_strv_release(&backups);
+    vp_manifest_release(&m);
+    return code;
 }
 
 static int run(struct run *r)
@@ -595,6 +653,7 @@ static int run(struct run *r)
     if (vp_shims_open(r->shim_dir, &shims) < 0)
         return fail_run(r, VP_EXIT_ERROR);
     _cleanup_(freep) char *libexec = vp_verify_default_libexec();
+    r->libexec = libexec;
     if (vp_verify_shims_load(libexec, &shims) < 0) {
         vp_shims_release(&shims);
         return fail_run(r, VP_EXIT_ERROR);
@@ -608,6 +667,8 @@ static int run(struct run *r)
     int rc = VP_EXIT_OK;
     if (!o->dry_run && access(o->c.state_ondisk, F_OK) == 0)
         rc = lock_state(r, &st, 0, &locked);
+    if (rc == VP_EXIT_OK && locked && o->mechanism && !strcmp(o->mechanism, "audit"))
+        rc = unpatch(r, &st);
     if (rc == VP_EXIT_OK)
         rc = build_plan(r, &shims, patchelf);
     if (rc == VP_EXIT_OK && !o->dry_run && !locked) {
@@ -628,7 +689,8 @@ static int run(struct run *r)
     struct vp_verify_opts vo = {.libexec = libexec, .live = true, .audit = audit};
     _cleanup_(freep) char *eras = era_names(r->in->eras);
     struct vp_apply_opts ao = {.patchelf = patchelf, .verify = &vo, .version = r->in->version,
-                               .eras = eras, .mechanism = r->mech, .delivery = r->delivery};
+                               .eras = eras, .mechanism = r->mech, .delivery = r->delivery,
+                               .requested = o->mechanism};
     rc = deliver_and_apply(r, &st, &ao);
     vp_state_close(&st);
     if (rc < 0)
@@ -638,11 +700,17 @@ static int run(struct run *r)
 
 int cmd_ollama(int argc, char **argv)
 {
+    return cli_ollama_run(argc, argv, "ollama", NULL);
+}
+
+int cli_ollama_run(int argc, char **argv, const char *as_command, const char *action)
+{
     struct opts o = {0};
     int code = parse(argc, argv, &o);
     if (code)
         return code;
-    struct run r = {.o = &o, .disc = {.chosen = -1}, .ms_prepare = now_ms()};
+    struct run r = {.o = &o, .as_command = as_command, .action = action,
+                    .disc = {.chosen = -1}, .ms_prepare = now_ms()};
     r.code = run(&r);
     if (o.c.json)
         report_json(&r);

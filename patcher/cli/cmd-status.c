@@ -1,5 +1,6 @@
 /* vgpu-patch status: what the manifest says was changed, and whether each file is still
  * as vgpu-patch left it. Cheap by design (stat calls only): it runs at every start. */
+#include "audit.h"
 #include "cli.h"
 #include "rollback.h"
 
@@ -12,7 +13,8 @@ static const char help[] =
     "Usage: vgpu-patch status [--root DIR] [--state-dir DIR] [--json]\n"
     "Show what is patched and whether every file is still as vgpu-patch left it.\n"
     "Exit 0 when healthy, 4 when a file differs from the manifest (an upgrade replaced\n"
-    "it), 1 when the shims are missing or the state cannot be read.\n";
+    "it), 1 when the shims are missing (or `ensure` restored the originals because they\n"
+    "did not load) or the state cannot be read.\n";
 
 /* The shims, and for the audit mechanism its module, are where the install needs them. */
 static bool shims_present(const struct vp_manifest_install *in)
@@ -76,9 +78,33 @@ int cmd_status(int argc, char **argv)
     }
     for (size_t i = 0; i < m.n; i++) {
         const struct vp_manifest_install *in = &m.installs[i];
+        /* A record kept after a rollback (nothing to say) or a restore by ensure. */
+        if (!strcmp(vp_install_mechanism(in), "none")) {
+            if (!in->restored)
+                continue;
+            code = VP_EXIT_ERROR;
+            if (c.json) {
+                vp_json_begin_object(&j, NULL);
+                vp_json_string(&j, "prefix", in->prefix);
+                vp_json_string(&j, "mechanism", "none");
+                vp_json_bool(&j, "restored", true);
+                vp_json_end_object(&j);
+            } else {
+                printf("%s: restored by `vgpu-patch ensure` because its shims (%s) did not "
+                       "load; the next ensure patches it again once they do\n",
+                       in->prefix, in->shim_dir);
+            }
+            continue;
+        }
         bool shims = shims_present(in);
         if (strcmp(vp_install_mechanism(in), "none") && !shims)
             code = VP_EXIT_ERROR;
+        /* Whether the service reads the audit variables (-1: not that delivery). */
+        int delivered = -1;
+        if (vp_streq_null(vp_install_delivery(in), "environment-file")) {
+            _cleanup_(freep) char *env_file = vp_path_join(c.state_dir, VP_ENV_FILE);
+            delivered = vp_env_file_delivered(c.root, env_file);
+        }
         if (c.json) {
             vp_json_begin_object(&j, NULL);
             vp_json_string(&j, "prefix", in->prefix);
@@ -87,6 +113,8 @@ int cmd_status(int argc, char **argv)
             vp_json_string(&j, "shim_dir", in->shim_dir);
             vp_json_string(&j, "mechanism", vp_install_mechanism(in));
             vp_json_string(&j, "delivery", vp_install_delivery(in));
+            if (delivered >= 0)
+                vp_json_bool(&j, "delivered", delivered);
             vp_json_bool(&j, "shims_present", shims);
             vp_json_begin_array(&j, "files");
         } else {
@@ -94,8 +122,11 @@ int cmd_status(int argc, char **argv)
                    in->version ? in->version : "unknown", in->eras ? in->eras : "?",
                    in->shim_dir, shims ? "" : " — MISSING: patched programs cannot start; "
                                               "restore them with `vgpu-patch rollback`");
-            printf("  mechanism %s, delivery %s\n", vp_install_mechanism(in),
-                   vp_install_delivery(in) ? vp_install_delivery(in) : "none");
+            printf("  mechanism %s, delivery %s%s\n", vp_install_mechanism(in),
+                   vp_install_delivery(in) ? vp_install_delivery(in) : "none",
+                   delivered == 0 ? " — NOT YET DELIVERED: ollama.service does not read "
+                                    "ollama.env (EnvironmentFile=)"
+                                  : "");
         }
         for (size_t k = 0; k < in->n; k++) {
             const struct vp_entry *e = &in->entries[k];

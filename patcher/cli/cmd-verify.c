@@ -119,6 +119,8 @@ int cmd_verify(int argc, char **argv)
     }
     code = hooks.n ? VP_EXIT_HOOKS : VP_EXIT_OK;
     for (size_t i = 0; i < m.n; i++) {
+        if (!strcmp(vp_install_mechanism(&m.installs[i]), "none"))
+            continue; /* rolled back, or restored by ensure: nothing to verify */
         struct install_report ir = {.disc = {.chosen = -1}};
         int r = verify_install(&c, &m.installs[i], libexec, &ir);
         if (r < 0)

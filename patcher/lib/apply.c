@@ -203,12 +203,17 @@ static bool record_mechanism(struct vp_manifest_install *mi, const struct vp_app
 {
     const char *mech = o->mechanism ? o->mechanism : "patch";
     const char *del = o->delivery ? o->delivery : "elf";
-    if (vp_streq_null(mi->mechanism, mech) && vp_streq_null(mi->delivery, del))
+    if (vp_streq_null(mi->mechanism, mech) && vp_streq_null(mi->delivery, del) &&
+        vp_streq_null(mi->requested, o->requested) && !mi->restored)
         return false;
     free(mi->mechanism);
     free(mi->delivery);
+    free(mi->requested);
+    free(mi->restored);
     mi->mechanism = vp_xstrdup(mech);
     mi->delivery = vp_xstrdup(del);
+    mi->requested = o->requested ? vp_xstrdup(o->requested) : NULL;
+    mi->restored = NULL;
     return true;
 }
 

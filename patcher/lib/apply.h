@@ -33,6 +33,7 @@ struct vp_apply_opts {
     const struct vp_verify_opts *verify;  /* NULL: do not verify */
     const char *version, *eras;           /* recorded in the manifest */
     const char *mechanism, *delivery;     /* recorded too (NULL: patch, elf) */
+    const char *requested;                /* --mechanism, recorded (NULL: none) */
 };
 
 /* Applies the pending files of p and records the install's mechanism and delivery

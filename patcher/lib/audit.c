@@ -1,5 +1,6 @@
 /* audit: the audit mechanism's variables and the environment file. */
 #include "audit.h"
+#include "discover.h"
 
 #include <errno.h>
 #include <gnu/libc-version.h>
@@ -66,4 +67,30 @@ int vp_env_file_write(const char *state_dir, const struct vp_strv *lines)
         return 0;
     int r = vp_write_file_atomic(path, text, strlen(text), 0644);
     return r < 0 ? r : 1;
+}
+
+bool vp_env_file_delivered(const char *root, const char *env_file)
+{
+    struct vp_strv files = {0};
+    bool has_unit, found = false;
+    vp_service_files(root, &files, &has_unit);
+    for (size_t i = 0; i < files.n && !found; i++) {
+        _cleanup_(freep) char *ondisk = vp_rooted(root, files.v[i]);
+        _cleanup_(freep) char *text = NULL;
+        if (vp_read_file(ondisk, 1 << 20, &text, NULL) < 0)
+            continue;
+        struct vp_strv lines = {0};
+        vp_strv_split(&lines, text, "\n");
+        for (size_t k = 0; k < lines.n && !found; k++) {
+            const char *l = lines.v[k] + strspn(lines.v[k], " \t");
+            if (!vp_startswith(l, "EnvironmentFile="))
+                continue;
+            l += strlen("EnvironmentFile=");
+            l += *l == '-'; /* "-" only makes a missing file no error */
+            found = strcmp(l, env_file) == 0;
+        }
+        vp_strv_release(&lines);
+    }
+    vp_strv_release(&files);
+    return found && has_unit;
 }

@@ -26,4 +26,8 @@ void vp_audit_env(const struct vp_shims *s, struct vp_strv *ret);
  * or a negative errno with a message. */
 int vp_env_file_write(const char *state_dir, const struct vp_strv *lines);
 
+/* Whether ollama.service under root reads the environment file env_file (a runtime
+ * path): an EnvironmentFile= line naming it in the unit or one of its drop-ins. */
+bool vp_env_file_delivered(const char *root, const char *env_file);
+
 #endif

@@ -43,6 +43,10 @@ char *vp_manifest_format(const struct vp_manifest *m)
             put_kv(f, "mechanism", in->mechanism);
         if (in->delivery)
             put_kv(f, "delivery", in->delivery);
+        if (in->requested)
+            put_kv(f, "requested", in->requested);
+        if (in->restored)
+            put_kv(f, "restored", in->restored);
         fputc('\n', f);
         for (size_t k = 0; k < in->n; k++) {
             const struct vp_entry *e = &in->entries[k];
@@ -174,6 +178,8 @@ static bool install_field(struct vp_manifest_install *in, const char *k, char *v
                : !strcmp(k, "eras")     ? &in->eras
                : !strcmp(k, "mechanism") ? &in->mechanism
                : !strcmp(k, "delivery")  ? &in->delivery
+               : !strcmp(k, "requested") ? &in->requested
+               : !strcmp(k, "restored")  ? &in->restored
                                         : NULL;
     if (!s) {
         free(v);
@@ -409,6 +415,8 @@ void vp_manifest_release(struct vp_manifest *m)
         free(in->eras);
         free(in->mechanism);
         free(in->delivery);
+        free(in->requested);
+        free(in->restored);
     }
     free(m->installs);
     free(m->root);

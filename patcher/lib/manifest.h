@@ -43,6 +43,11 @@ struct vp_manifest_install {
      * manifests written before it was recorded: patch), delivery "elf",
      * "environment-file" or "launcher". An audit install is kept with no entries. */
     char *mechanism, *delivery;
+    /* What --mechanism asked for ("patch", "audit"; NULL: the choice was vgpu-patch's),
+     * so that `ensure` can do it again. "none" in mechanism keeps the record of an
+     * install that was rolled back (by the operator) or restored (by `ensure`, with
+     * restored set, when its shims stopped loading). */
+    char *requested, *restored;
     struct vp_entry *entries;
     size_t n;
 };

@@ -142,11 +142,13 @@ size_t vp_rollback_install(const char *root, struct vp_manifest_install *in, boo
     for (size_t d = 0; !dry_run && d < done.n; d++, removed++)
         vp_manifest_remove(in, done.v[d]);
     vp_strv_release(&done);
-    /* Nothing of it left patched: neither is the audit mechanism delivered. */
-    if (!dry_run && !in->n && in->mechanism) {
+    /* Nothing of it left patched, nor is the audit mechanism delivered: the record
+     * stays, saying so (`ensure` must not patch again what the operator rolled back). */
+    if (!dry_run && !in->n && !vp_streq_null(in->mechanism, "none")) {
         free(in->mechanism);
         free(in->delivery);
-        in->mechanism = in->delivery = NULL;
+        in->mechanism = vp_xstrdup("none");
+        in->delivery = NULL;
         removed++;
     }
     *ret_worst = worst;

@@ -64,6 +64,10 @@ int vp_shims_open(const char *dir, struct vp_shims *ret)
 
 int vp_shims_check_audit(const struct vp_shims *s)
 {
+    if (strchr(s->dir, ':'))
+        return vp_error(-EINVAL, "the shim dir %s contains ':', which LD_AUDIT (a ':'-separated "
+                                 "list) cannot name",
+                        s->dir);
     if (access(s->audit, F_OK) < 0)
         return vp_error(-ENOENT, "the audit module %s is missing: the audit mechanism needs it "
                                  "beside the shims",

@@ -342,8 +342,11 @@ static char driver_kind(const char *name)
  * names them) — for the audit probe. */
 static void audit_names(const struct vp_plan *p, const char *decoy, struct vp_strv *out)
 {
-    static const char *const bare[] = {VP_SONAME_CUDA, "libcuda.so", VP_SONAME_NVML,
-                                       "libnvidia-ml.so"};
+    /* The sonames, the unversioned names, and a driver's own file name (what the A0–C
+     * globs find), each also by absolute path. */
+    static const char *const bare[] = {VP_SONAME_CUDA,  "libcuda.so",
+                                       "libcuda.so.580.65.06", VP_SONAME_NVML,
+                                       "libnvidia-ml.so", "libnvidia-ml.so.580.65.06"};
     for (size_t i = 0; i < VP_ARRAY_SIZE(bare); i++) {
         vp_strv_push(out, bare[i]);
         vp_strv_push_take(out, vp_path_join(decoy, bare[i]));
@@ -602,30 +605,45 @@ void vp_verify_release(struct vp_verify *v)
     *v = (struct vp_verify){0};
 }
 
-int vp_verify_shims_load(const char *libexec, const struct vp_shims *shims)
+/* Runs `vgpu-probe check-shim PATH SYMBOL...` for each of n argument lists at once. */
+static int check_loads(const char *probe, char *const *argvs[], size_t n, const char *what)
 {
-    _cleanup_(freep) char *probe = vp_path_join(libexec, "vgpu-probe");
     char *const env[] = {"PATH=/usr/sbin:/usr/bin:/sbin:/bin", "LC_ALL=C", NULL};
-    char *const cuda[] = {probe, "check-shim", shims->cuda, VP_SHIM_MARKER, "cuInit", NULL};
-    char *const nvml[] = {probe, "check-shim", shims->nvml, VP_SHIM_MARKER, "nvmlInit_v2", NULL};
-    struct vp_spawn_job jobs[2] = {
-        {.argv = cuda, .envp = env, .timeout_ms = PROBE_TIMEOUT_MS},
-        {.argv = nvml, .envp = env, .timeout_ms = PROBE_TIMEOUT_MS},
-    };
-    vp_spawn_all(jobs, 2, 2);
+    struct vp_spawn_job jobs[3];
+    for (size_t i = 0; i < n; i++)
+        jobs[i] = (struct vp_spawn_job){.argv = argvs[i], .envp = env,
+                                        .timeout_ms = PROBE_TIMEOUT_MS};
+    vp_spawn_all(jobs, n, (unsigned)n);
     int r = 0;
-    for (int i = 0; i < 2; i++) {
+    for (size_t i = 0; i < n; i++) {
         struct vp_spawn_job *j = &jobs[i];
         if (r == 0 && j->rc < 0) {
             r = vp_error(j->rc, "cannot run %s: %s", probe, j->error);
         } else if (r == 0 && !vp_spawn_ok(&j->res)) {
             char *msg = vp_startswith(j->res.out, "error ") ? j->res.out + 6 : j->res.err;
             msg[strcspn(msg, "\n")] = '\0';
-            r = vp_error(-ENOEXEC, "the shim %s does not load on this system: %s",
+            r = vp_error(-ENOEXEC, "the %s %s does not load on this system: %s", what,
                          j->argv[2], msg);
         }
         if (j->rc == 0)
             vp_spawn_result_release(&j->res);
     }
     return r;
+}
+
+int vp_verify_shims_load(const char *libexec, const struct vp_shims *shims)
+{
+    _cleanup_(freep) char *probe = vp_path_join(libexec, "vgpu-probe");
+    char *const cuda[] = {probe, "check-shim", shims->cuda, VP_SHIM_MARKER, "cuInit", NULL};
+    char *const nvml[] = {probe, "check-shim", shims->nvml, VP_SHIM_MARKER, "nvmlInit_v2", NULL};
+    char *const *argvs[] = {cuda, nvml};
+    return check_loads(probe, argvs, 2, "shim");
+}
+
+int vp_verify_audit_loads(const char *libexec, const struct vp_shims *shims)
+{
+    _cleanup_(freep) char *probe = vp_path_join(libexec, "vgpu-probe");
+    char *const audit[] = {probe, "check-shim", shims->audit, "la_version", "la_objsearch", NULL};
+    char *const *argvs[] = {audit};
+    return check_loads(probe, argvs, 1, "audit module");
 }

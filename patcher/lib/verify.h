@@ -46,5 +46,7 @@ void vp_verify_release(struct vp_verify *v);
 /* Checks in child processes that both shims load here and export the marker and cuInit /
  * nvmlInit_v2. Returns 0, or -ENOEXEC with the loader's message. */
 int vp_verify_shims_load(const char *libexec, const struct vp_shims *shims);
+/* The same for the audit module: it loads and exports la_version and la_objsearch. */
+int vp_verify_audit_loads(const char *libexec, const struct vp_shims *shims);
 
 #endif

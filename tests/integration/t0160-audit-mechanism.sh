@@ -53,6 +53,16 @@ VGPU_PATCH_GLIBC_VERSION=2.31 vp_ollama --mechanism audit --json
 expect_rc 0 "--mechanism audit with a unit"
 [ "$(json_field delivery)" = environment-file ] || fail "delivery $(json_field delivery)"
 grep -qx "LD_BIND_NOW=1" "$ENV" || fail "no LD_BIND_NOW=1 for glibc 2.31"
+[ "$(json_field delivered)" = false ] || fail "the unit does not read ollama.env, yet delivered"
+vp_ollama --mechanism audit
+grep -q "NOT YET DELIVERED" "$T/out" || fail "the missing EnvironmentFile= is not said"
+mkdir -p "$ROOT/etc/systemd/system/ollama.service.d"
+printf '[Service]\nEnvironmentFile=-/var/lib/vgpu-patch/ollama.env\n' \
+    >"$ROOT/etc/systemd/system/ollama.service.d/vgpu.conf"
+vp_ollama --mechanism audit --json
+[ "$(json_field delivered)" = true ] || fail "EnvironmentFile= in a drop-in is not seen"
+vp status --json
+grep -q '"delivered": true' "$T/out" || fail "status does not say delivered"
 
 note "rollback"
 vp rollback

@@ -90,6 +90,23 @@ for era in a0 a; do
     cmp -s "$T/before" "$T/after" || fail "era $era: rollback is not exact"
 done
 
+note "era a0: the native backend opens the very file the glob found and the module redirected"
+# A0's discovery dlopen()s <system dir>/libnvidia-ml.so.580.65.06, which the module answers
+# with the shim; the shim's native backend names that same path for the real NVML.
+rm -rf "$ROOT" "$SHIMS"
+setup_era a0
+system_decoy
+cp "$VGPU_BUILD_DIR/lib/vgpu/libvgpu-cuda.so.1" "$VGPU_BUILD_DIR/lib/vgpu/libvgpu-nvml.so.1" "$SHIMS/"
+vp_ollama --json
+expect_rc 0 "era a0 with the built shims"
+real=$SYS/usr/lib/x86_64-linux-gnu/libnvidia-ml.so.580.65.06
+# shellcheck disable=SC2046
+serve_env "$T/same-path" $(env_vars) VGPU_CONFIG=/nonexistent VGPU_BACKEND=native \
+    VGPU_NATIVE_NVML="$real" VGPU_NATIVE_CUDA="$SYS/usr/lib/x86_64-linux-gnu/libcuda.so.580.65.06"
+grep -q "discovery: $real nvmlInit_v2=0" "$T/serve.err" ||
+    fail "the native backend did not reach $real: $(grep -i 'discovery\|vgpu' "$T/serve.err")"
+if grep -q "is a vgpu shim" "$T/serve.err"; then fail "the backend got the shim back"; fi
+
 note "the native backend reaches the dummy driver under the audit module (era a)"
 rm -rf "$ROOT" "$SHIMS"
 setup_era a
