@@ -140,6 +140,49 @@ static void installs_without_entries_are_not_written(void **state)
     vp_manifest_release(&m);
 }
 
+static void mechanism_records_survive_without_entries(void **state)
+{
+    (void)state;
+    struct vp_manifest m = {0};
+    struct vp_manifest_install *audit = vp_manifest_install(&m, "/opt/ollama");
+    audit->shim_dir = vp_xstrdup("/usr/lib/vgpu");
+    audit->mechanism = vp_xstrdup("audit");
+    audit->delivery = vp_xstrdup("launcher");
+    audit->requested = vp_xstrdup("audit");
+    struct vp_manifest_install *gone = vp_manifest_install(&m, "/usr/local");
+    gone->shim_dir = vp_xstrdup("/usr/lib/vgpu");
+    gone->mechanism = vp_xstrdup("none");
+    gone->restored = vp_xstrdup("1");
+    assert_string_equal(vp_manifest_mechanism(&m), "audit");
+    assert_string_equal(vp_manifest_delivery(&m), "launcher");
+    _cleanup_(freep) char *text = vp_manifest_format(&m);
+    struct vp_manifest back;
+    assert_int_equal(vp_manifest_parse(text, strlen(text), &back), 0);
+    assert_int_equal(back.n, 2);
+    assert_int_equal(vp_manifest_count(&back), 0);
+    assert_string_equal(vp_install_mechanism(&back.installs[0]), "audit");
+    assert_string_equal(vp_install_delivery(&back.installs[0]), "launcher");
+    assert_string_equal(back.installs[0].requested, "audit");
+    assert_string_equal(vp_install_mechanism(&back.installs[1]), "none");
+    assert_null(vp_install_delivery(&back.installs[1]));
+    assert_string_equal(back.installs[1].restored, "1");
+    vp_manifest_release(&back);
+    vp_manifest_release(&m);
+}
+
+static void records_from_before_mechanisms_read_as_patch(void **state)
+{
+    (void)state;
+    struct vp_manifest m;
+    build(&m); /* entries, no mechanism recorded */
+    assert_string_equal(vp_manifest_mechanism(&m), "patch");
+    assert_string_equal(vp_manifest_delivery(&m), "elf");
+    vp_manifest_release(&m);
+    struct vp_manifest none = {0};
+    assert_string_equal(vp_manifest_mechanism(&none), "none");
+    assert_null(vp_manifest_delivery(&none));
+}
+
 /* Parses text that must be rejected; the message must name `where`. */
 static void assert_corrupt(const char *text, size_t len, const char *where)
 {
@@ -294,6 +337,8 @@ int main(void)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(format_then_parse_gives_back_every_field),
         cmocka_unit_test(installs_without_entries_are_not_written),
+        cmocka_unit_test(mechanism_records_survive_without_entries),
+        cmocka_unit_test(records_from_before_mechanisms_read_as_patch),
         cmocka_unit_test(corrupt_inputs_are_rejected_with_the_line),
         cmocka_unit_test(put_replaces_the_entry_for_the_same_path),
         cmocka_unit_test(remove_drops_only_that_entry),
