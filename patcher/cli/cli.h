@@ -4,6 +4,7 @@
 #define VP_CLI_H
 
 #include "apply.h"
+#include "wire.h"
 #include "hooks.h"
 #include "json.h"
 
@@ -61,6 +62,36 @@ void cli_print_hooks(const struct vp_hooks *h);
 void cli_print_checks(const struct vp_verify *v);
 void cli_print_notes(const struct vp_strv *notes);
 char *cli_human_bytes(uint64_t n);
+
+/* The wiring step of `ollama` (wiring.c). */
+struct cli_wire_args {
+    bool no_wire, keep_vulkan, restart, launcher;
+    const char *systemd_dir; /* NULL: /etc/systemd/system */
+    const char *shim_dir;
+};
+
+struct cli_wiring {
+    bool done;          /* the files are written and recorded */
+    const char *reason; /* why not done, or why not activated */
+    struct vp_wire_result res;
+    bool activated, restarted;
+    char *activate_hint; /* the systemctl commands that activate it */
+    char *error;         /* systemctl failed */
+};
+
+/* Writes and records our drop-in and path units for the unit that runs in (under the
+ * state lock), and activates them where systemd runs the machine. Returns 0 (not wired
+ * is not an error: ret->reason says why) or a negative errno with a message. */
+int cli_wire_install(const struct vp_common *c, const char *state_dir_ondisk,
+                     const struct vp_install *in, const struct cli_wire_args *a,
+                     struct cli_wiring *ret);
+void cli_wiring_release(struct cli_wiring *w);
+void cli_json_wiring(struct vp_json *j, const struct cli_wiring *w);
+void cli_print_wiring(const struct cli_wiring *w);
+/* Around a rollback that removes our units: disable the path unit before, reload after
+ * (only where systemd runs the machine and the root is /). */
+void cli_unwire_before(const struct vp_common *c, const struct vp_manifest *m);
+void cli_unwire_after(const struct vp_common *c);
 
 /* A boolean option of one command (e.g. --dry-run). */
 struct cli_flag {

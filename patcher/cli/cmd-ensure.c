@@ -110,7 +110,7 @@ static void report_restore(void *ctx, const struct vp_entry *e, enum vp_rollback
 static int hand_over(const struct vp_common *c, const struct vp_manifest_install *in,
                      const char *action)
 {
-    const char *argv[16];
+    const char *argv[24];
     int n = 0;
     argv[n++] = "ollama";
     argv[n++] = "--root";
@@ -126,6 +126,18 @@ static int hand_over(const struct vp_common *c, const struct vp_manifest_install
             argv[n++] = "--mechanism";
             argv[n++] = in->requested;
         }
+        if (vp_streq_null(in->delivery, "launcher")) {
+            argv[n++] = "--delivery";
+            argv[n++] = "launcher";
+        }
+        if (in->systemd_dir) {
+            argv[n++] = "--systemd-dir";
+            argv[n++] = in->systemd_dir;
+        } else {
+            argv[n++] = "--no-wire";
+        }
+        if (in->keep_vulkan)
+            argv[n++] = "--keep-vulkan";
     }
     if (c->json)
         argv[n++] = "--json";
@@ -271,11 +283,7 @@ int cmd_ensure(int argc, char **argv)
     if (handed) {
         for (size_t i = 0; i < notes.n; i++)
             fprintf(stderr, "vgpu-patch ensure: %s\n", notes.v[i]);
-        /* The record outlives the manifest released below: copy what is needed. */
-        struct vp_manifest_install copy = {.prefix = handed->prefix,
-                                           .shim_dir = handed->shim_dir,
-                                           .requested = handed->requested};
-        code = hand_over(&c, &copy, action);
+        code = hand_over(&c, handed, action);
     } else {
         print_report(&c, &m, code, action, &env, w, &notes, now_ms() - t0);
     }

@@ -22,7 +22,14 @@ static const char help[] =
     "  --mechanism M       patch or audit (default: patch when every route can be covered\n"
     "                      on disk, else audit, with the patch still applied where it helps)\n"
     "  --dry-run           print the plan, write nothing\n"
-    "  --no-wire           do not touch systemd (this version never does yet)\n"
+    "  --delivery D        for the audit mechanism: environment-file (default when a\n"
+    "                      systemd unit runs Ollama) or launcher (the unit's command is\n"
+    "                      run through vgpu-launch)\n"
+    "  --systemd-dir DIR   where our drop-in and units go (default /etc/systemd/system,\n"
+    "                      under --root)\n"
+    "  --no-wire           do not write or touch anything of systemd\n"
+    "  --keep-vulkan       do not set OLLAMA_VULKAN=0 in the drop-in\n"
+    "  --restart           restart Ollama once wired (where systemd runs the machine)\n"
     "  --patchelf PATH     patchelf to use where a file has no free program header\n"
     "  --lock-timeout SEC  wait this long for another vgpu-patch (default 30)\n"
     "  --json              one JSON document on stdout\n";
@@ -31,6 +38,9 @@ struct opts {
     struct vp_common c;
     const char *prefix, *shim_dir, *patchelf;
     const char *mechanism; /* NULL: choose; "patch" or "audit": forced */
+    const char *delivery;  /* NULL: by the unit; "environment-file" or "launcher" */
+    const char *systemd_dir;
+    bool keep_vulkan, restart;
     bool dry_run, no_wire;
     int lock_timeout;
 };
@@ -46,6 +56,10 @@ static int parse(int argc, char **argv, struct opts *o)
         {"patchelf", required_argument, NULL, 'P'},
         {"lock-timeout", required_argument, NULL, 'L'},
         {"mechanism", required_argument, NULL, 'M'},
+        {"delivery", required_argument, NULL, 'D'},
+        {"systemd-dir", required_argument, NULL, 'S'},
+        {"keep-vulkan", no_argument, NULL, 'K'},
+        {"restart", no_argument, NULL, 'R'},
         {0},
     };
     int opt;
@@ -68,6 +82,24 @@ static int parse(int argc, char **argv, struct opts *o)
             break;
         case 'P':
             o->patchelf = optarg;
+            break;
+        case 'D':
+            if (strcmp(optarg, "environment-file") && strcmp(optarg, "launcher"))
+                return cli_fail(VP_EXIT_USAGE, "--delivery is environment-file or launcher, not "
+                                               "'%s'",
+                                optarg);
+            o->delivery = optarg;
+            break;
+        case 'S':
+            if (optarg[0] != '/')
+                return cli_fail(VP_EXIT_USAGE, "--systemd-dir must be an absolute path");
+            o->systemd_dir = optarg;
+            break;
+        case 'K':
+            o->keep_vulkan = true;
+            break;
+        case 'R':
+            o->restart = true;
             break;
         case 'M':
             if (strcmp(optarg, "patch") && strcmp(optarg, "audit"))
@@ -148,6 +180,7 @@ struct run {
     struct vp_strv env;   /* the audit variables delivered */
     char *env_file;       /* the environment file written, runtime path */
     bool delivered;       /* environment-file: the unit reads it (EnvironmentFile=) */
+    struct cli_wiring wiring;
     char *error;
     int code;
     double ms_prepare; /* discovery, checks and planning */
@@ -334,11 +367,7 @@ static void report_json(struct run *r)
     vp_json_end_object(&j);
     if (r->res.verified)
         cli_json_checks(&j, &r->res.verify);
-    vp_json_begin_object(&j, "wiring");
-    vp_json_bool(&j, "done", false);
-    vp_json_string(&j, "reason", r->o->no_wire ? "--no-wire"
-                                               : "this version does not wire systemd yet");
-    vp_json_end_object(&j);
+    cli_json_wiring(&j, &r->wiring);
     cli_json_strv(&j, "restart_needed", &r->res.running);
     cli_json_strv(&j, "notes", &r->notes);
     vp_json_end_object(&j);
@@ -439,9 +468,7 @@ static void report_text(struct run *r)
                r->delivery, r->res.n, b);
         if (!strcmp(r->mech, "audit"))
             print_audit_delivery(r);
-        printf("systemd: not wired (%s); run `vgpu-patch ollama` again after every Ollama "
-               "upgrade.\n",
-               r->o->no_wire ? "--no-wire" : "this version does not install the drop-in yet");
+        cli_print_wiring(&r->wiring);
         for (size_t i = 0; i < r->res.running.n; i++)
             printf("restart needed: process %s runs a file that was replaced; restart Ollama "
                    "(systemctl restart ollama) to load the shims\n",
@@ -512,7 +539,7 @@ static int build_plan(struct run *r, const struct vp_shims *shims, const char *p
      * helps), or, forced, LD_AUDIT alone and no file written. */
     vp_plan_use_audit(&r->plan, !forced_audit);
     r->mech = "audit";
-    r->delivery = r->in->unit ? "environment-file" : "launcher";
+    r->delivery = r->o->delivery ? r->o->delivery : r->in->unit ? "environment-file" : "launcher";
     return VP_EXIT_OK;
 }
 
@@ -548,6 +575,20 @@ static int deliver_and_apply(struct run *r, struct vp_state *st, const struct vp
         r->env_file = vp_path_join(r->o->c.state_dir, VP_ENV_FILE);
     }
     int rc = vp_apply(&r->plan, st, ao, &r->res);
+    if (rc == 0) {
+        struct cli_wire_args wa = {
+            .no_wire = r->o->no_wire,
+            .keep_vulkan = r->o->keep_vulkan,
+            .restart = r->o->restart,
+            .launcher = audit && !strcmp(r->delivery, "launcher"),
+            .systemd_dir = r->o->systemd_dir,
+            .shim_dir = r->plan.shims.dir,
+        };
+        if (cli_wire_install(&r->o->c, st->dir, r->in, &wa, &r->wiring) < 0)
+            vp_strv_push_take(&r->notes, vp_xasprintf("the patch is applied, but wiring "
+                                                      "systemd failed: %s",
+                                                      vp_last_error()));
+    }
     if (rc == 0 && audit && !strcmp(r->delivery, "environment-file"))
         r->delivered = vp_env_file_delivered(r->o->c.root, r->env_file);
     if (rc < 0 && audit)
@@ -723,6 +764,7 @@ int cli_ollama_run(int argc, char **argv, const char *as_command, const char *ac
     free(r.shim_dir);
     free(r.env_file);
     vp_strv_release(&r.env);
+    cli_wiring_release(&r.wiring);
     if (r.have_plan)
         vp_plan_release(&r.plan);
     vp_apply_result_release(&r.res);

@@ -89,6 +89,8 @@ int cmd_rollback(int argc, char **argv)
     struct vp_strv backups = {0};
     size_t removed = 0;
     struct report_ctx rc = {.json = c.json ? &j : NULL, .dry_run = dry_run};
+    if (!dry_run)
+        cli_unwire_before(&c, &m);
     for (size_t i = 0; i < m.n; i++) {
         enum vp_rollback_outcome worst;
         removed += vp_rollback_install(c.root, &m.installs[i], dry_run, report_entry, &rc,
@@ -103,6 +105,8 @@ int cmd_rollback(int argc, char **argv)
         if (vp_env_file_write(st.dir, &none) < 0)
             code = cli_fail(VP_EXIT_ERROR, "%s", vp_last_error());
     }
+    if (removed && !dry_run)
+        cli_unwire_after(&c);
     if (removed) {
         if (vp_manifest_save(st.dir, &m) < 0)
             code = cli_fail(VP_EXIT_ERROR, "%s", vp_last_error());

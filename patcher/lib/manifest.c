@@ -47,13 +47,20 @@ char *vp_manifest_format(const struct vp_manifest *m)
             put_kv(f, "requested", in->requested);
         if (in->restored)
             put_kv(f, "restored", in->restored);
+        if (in->systemd_dir)
+            put_kv(f, "systemd_dir", in->systemd_dir);
+        if (in->keep_vulkan)
+            put_kv(f, "keep_vulkan", in->keep_vulkan);
         fputc('\n', f);
         for (size_t k = 0; k < in->n; k++) {
             const struct vp_entry *e = &in->entries[k];
-            fputs(e->kind == VP_ENTRY_FILE ? "file" : "link", f);
+            fputs(e->kind == VP_ENTRY_FILE ? "file" : e->kind == VP_ENTRY_LINK ? "link" : "unit",
+                  f);
             put_kv(f, "path", e->path);
             put_kv(f, "role", e->role);
-            if (e->kind == VP_ENTRY_LINK) {
+            if (e->kind == VP_ENTRY_UNIT) {
+                put_id(f, "patched", &e->patched);
+            } else if (e->kind == VP_ENTRY_LINK) {
                 put_kv(f, "target", e->target);
                 if (e->prev_target)
                     put_kv(f, "prev_target", e->prev_target);
@@ -180,6 +187,8 @@ static bool install_field(struct vp_manifest_install *in, const char *k, char *v
                : !strcmp(k, "delivery")  ? &in->delivery
                : !strcmp(k, "requested") ? &in->requested
                : !strcmp(k, "restored")  ? &in->restored
+               : !strcmp(k, "systemd_dir") ? &in->systemd_dir
+               : !strcmp(k, "keep_vulkan") ? &in->keep_vulkan
                                         : NULL;
     if (!s) {
         free(v);
@@ -199,7 +208,7 @@ static int parse_line(struct vp_manifest *m, char *line, bool *ended)
         goto out;
     const char *kind = tok.v[0];
     struct vp_entry e = {0};
-    bool is_entry = !strcmp(kind, "file") || !strcmp(kind, "link");
+    bool is_entry = !strcmp(kind, "file") || !strcmp(kind, "link") || !strcmp(kind, "unit");
     if (!strcmp(kind, "end")) {
         *ended = true;
         goto out;
@@ -215,7 +224,9 @@ static int parse_line(struct vp_manifest *m, char *line, bool *ended)
         r = -EBADMSG;
         goto out;
     }
-    e.kind = !strcmp(kind, "link") ? VP_ENTRY_LINK : VP_ENTRY_FILE;
+    e.kind = !strcmp(kind, "link")   ? VP_ENTRY_LINK
+             : !strcmp(kind, "unit") ? VP_ENTRY_UNIT
+                                     : VP_ENTRY_FILE;
     for (size_t i = 1; i < tok.n && r == 0; i++) {
         char *eq = strchr(tok.v[i], '=');
         char *val;
@@ -417,6 +428,8 @@ void vp_manifest_release(struct vp_manifest *m)
         free(in->delivery);
         free(in->requested);
         free(in->restored);
+        free(in->systemd_dir);
+        free(in->keep_vulkan);
     }
     free(m->installs);
     free(m->root);

@@ -18,7 +18,9 @@ struct vp_fileid {
     uint64_t ino, dev;
 };
 
-enum vp_entry_kind { VP_ENTRY_FILE, VP_ENTRY_LINK };
+/* FILE: an installed file patched (with a backup); LINK: a link we added or replaced;
+ * UNIT: a systemd file we wrote (patched.b3 is its content; no b3 for a directory). */
+enum vp_entry_kind { VP_ENTRY_FILE, VP_ENTRY_LINK, VP_ENTRY_UNIT };
 
 struct vp_entry {
     enum vp_entry_kind kind;
@@ -48,6 +50,9 @@ struct vp_manifest_install {
      * install that was rolled back (by the operator) or restored (by `ensure`, with
      * restored set, when its shims stopped loading). */
     char *requested, *restored;
+    /* How the install was wired: the systemd dir of our drop-in and units (NULL: not
+     * wired, e.g. --no-wire), and "1" when OLLAMA_VULKAN was left alone (--keep-vulkan). */
+    char *systemd_dir, *keep_vulkan;
     struct vp_entry *entries;
     size_t n;
 };

@@ -30,6 +30,21 @@ static bool is(const struct stat *st, const struct vp_fileid *id)
            st->st_ino == id->ino;
 }
 
+static bool hashes_to(const char *path, const char *b3);
+
+/* A systemd file we wrote: ours while it has the content we wrote (a directory we
+ * created: while it is there). */
+static enum vp_entry_state unit_state(const char *ondisk, const struct stat *st,
+                                      const struct vp_entry *e, char **ret_detail)
+{
+    if (!e->patched.b3[0])
+        return S_ISDIR(st->st_mode) ? VP_STATE_PATCHED : VP_STATE_CHANGED;
+    if (S_ISREG(st->st_mode) && hashes_to(ondisk, e->patched.b3))
+        return VP_STATE_PATCHED;
+    *ret_detail = vp_xasprintf("%s was edited since vgpu-patch wrote it", e->path);
+    return VP_STATE_CHANGED;
+}
+
 enum vp_entry_state vp_entry_state(const char *root, const struct vp_entry *e, char **ret_detail)
 {
     _cleanup_(freep) char *ondisk = vp_rooted(root, e->path);
@@ -39,6 +54,8 @@ enum vp_entry_state vp_entry_state(const char *root, const struct vp_entry *e, c
         *ret_detail = vp_xasprintf("%s is gone", e->path);
         return VP_STATE_MISSING;
     }
+    if (e->kind == VP_ENTRY_UNIT)
+        return unit_state(ondisk, &st, e, ret_detail);
     if (e->kind == VP_ENTRY_LINK) {
         char cur[PATH_MAX];
         ssize_t n = readlink(ondisk, cur, sizeof(cur) - 1);
@@ -75,6 +92,30 @@ static bool hashes_to(const char *path, const char *b3)
     return vp_b3_file(path, got) == 0 && strcmp(got, b3) == 0;
 }
 
+/* Our systemd files go as they came: a file we wrote, if nobody edited it since; a
+ * directory we created, when nothing else is left in it. */
+static enum vp_rollback_outcome remove_unit(const char *ondisk, const struct vp_entry *e,
+                                            enum vp_entry_state s, bool dry_run, char **ret_msg)
+{
+    if (s == VP_STATE_MISSING)
+        return VP_ROLLBACK_ALREADY;
+    if (s != VP_STATE_PATCHED) {
+        *ret_msg = vp_xasprintf("%s was edited since vgpu-patch wrote it; left alone", e->path);
+        return VP_ROLLBACK_REFUSED;
+    }
+    if (dry_run)
+        return VP_ROLLBACK_RESTORED;
+    bool dir = !e->patched.b3[0];
+    if ((dir ? rmdir(ondisk) : unlink(ondisk)) == 0)
+        return VP_ROLLBACK_RESTORED;
+    if (dir && (errno == ENOTEMPTY || errno == EEXIST)) {
+        *ret_msg = vp_xasprintf("%s holds other files: left in place", e->path);
+        return VP_ROLLBACK_ALREADY;
+    }
+    *ret_msg = vp_xasprintf("cannot remove %s: %s", e->path, strerror(errno));
+    return VP_ROLLBACK_FAILED;
+}
+
 enum vp_rollback_outcome vp_rollback_entry(const char *root, const struct vp_entry *e,
                                            bool dry_run, char **ret_msg)
 {
@@ -85,6 +126,8 @@ enum vp_rollback_outcome vp_rollback_entry(const char *root, const struct vp_ent
     if (e->kind == VP_ENTRY_LINK && (s == VP_STATE_ORIGINAL ||
                                      (s == VP_STATE_MISSING && !e->prev_target)))
         return VP_ROLLBACK_ALREADY;
+    if (e->kind == VP_ENTRY_UNIT)
+        return remove_unit(ondisk, e, s, dry_run, ret_msg);
     if (e->kind == VP_ENTRY_FILE && s == VP_STATE_ORIGINAL && hashes_to(ondisk, e->orig.b3))
         return VP_ROLLBACK_ALREADY;
     if (s != VP_STATE_PATCHED && s != VP_STATE_LINKED) {
@@ -121,10 +164,15 @@ size_t vp_rollback_install(const char *root, struct vp_manifest_install *in, boo
 {
     enum vp_rollback_outcome worst = VP_ROLLBACK_RESTORED;
     struct vp_strv done = {0};
-    for (int pass = 0; pass < 2; pass++)
+    /* Our systemd files first (the service must stop calling ensure and reading the
+     * environment before files change), a directory after what was in it; then links
+     * (they point at the shims); then files, last patched first. */
+    for (int pass = 0; pass < 4; pass++)
         for (size_t k = in->n; k-- > 0;) {
             struct vp_entry *e = &in->entries[k];
-            if ((e->kind == VP_ENTRY_LINK) != (pass == 0))
+            bool dir = e->kind == VP_ENTRY_UNIT && !e->patched.b3[0];
+            int want = e->kind == VP_ENTRY_UNIT ? (dir ? 1 : 0) : e->kind == VP_ENTRY_LINK ? 2 : 3;
+            if (want != pass)
                 continue;
             _cleanup_(freep) char *msg = NULL;
             enum vp_rollback_outcome out = vp_rollback_entry(root, e, dry_run, &msg);

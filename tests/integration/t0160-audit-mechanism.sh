@@ -49,18 +49,18 @@ expect_rc 0 "second --mechanism audit"
 note "a unit runs Ollama: the environment file is the delivery; glibc 2.31 adds LD_BIND_NOW"
 mkdir -p "$ROOT/etc/systemd/system"
 printf '[Service]\nExecStart=%s/bin/ollama serve\n' "$PREFIX" >"$ROOT/etc/systemd/system/ollama.service"
-VGPU_PATCH_GLIBC_VERSION=2.31 vp_ollama --mechanism audit --json
-expect_rc 0 "--mechanism audit with a unit"
+VGPU_PATCH_GLIBC_VERSION=2.31 vp_ollama --mechanism audit --no-wire --json
+expect_rc 0 "--mechanism audit with a unit, --no-wire"
 [ "$(json_field delivery)" = environment-file ] || fail "delivery $(json_field delivery)"
 grep -qx "LD_BIND_NOW=1" "$ENV" || fail "no LD_BIND_NOW=1 for glibc 2.31"
 [ "$(json_field delivered)" = false ] || fail "the unit does not read ollama.env, yet delivered"
-vp_ollama --mechanism audit
+vp_ollama --mechanism audit --no-wire
 grep -q "NOT YET DELIVERED" "$T/out" || fail "the missing EnvironmentFile= is not said"
-mkdir -p "$ROOT/etc/systemd/system/ollama.service.d"
-printf '[Service]\nEnvironmentFile=-/var/lib/vgpu-patch/ollama.env\n' \
-    >"$ROOT/etc/systemd/system/ollama.service.d/vgpu.conf"
+vp status
+grep -q "NOT YET DELIVERED" "$T/out" || fail "status does not say it is not delivered"
+# Our drop-in (the wiring) is what makes the unit read it.
 vp_ollama --mechanism audit --json
-[ "$(json_field delivered)" = true ] || fail "EnvironmentFile= in a drop-in is not seen"
+[ "$(json_field delivered)" = true ] || fail "the wired drop-in's EnvironmentFile= is not seen"
 vp status --json
 grep -q '"delivered": true' "$T/out" || fail "status does not say delivered"
 
