@@ -39,6 +39,7 @@ int cmd_status(int argc, char **argv);
 int cmd_verify(int argc, char **argv);
 int cmd_rollback(int argc, char **argv);
 int cmd_ensure(int argc, char **argv);
+int cmd_doctor(int argc, char **argv);
 /* `ollama` with its options in argv, reporting as command as_command (its JSON
  * "command"), with "action" when given: how `ensure` hands an install over. */
 int cli_ollama_run(int argc, char **argv, const char *as_command, const char *action);

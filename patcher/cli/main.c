@@ -11,6 +11,7 @@ static const struct vp_command commands[] = {
     {"rollback", cmd_rollback, "restore the original files byte for byte"},
     {"ensure", cmd_ensure, "quick check for every service start: re-apply, restore, env file"},
     {"inspect", cmd_inspect, "ELF facts and routes to libcuda/NVML of files"},
+    {"doctor", cmd_doctor, "everything that decides whether Ollama uses the vGPU"},
 };
 
 static void usage(FILE *out)

@@ -5,6 +5,7 @@
  *   vgpu-probe load [--preload PATH]... LIB  preload like DT_NEEDED, dlopen LIB, report
  *   vgpu-probe request NAME...              dlopen each NAME as a program would (bare or
  *                                           absolute), report the file that answered
+ *   vgpu-probe driver CUDA-SHIM NVML-SHIM   what the shims' backend reports (doctor)
  * Output lines: "ok", "error MESSAGE", "answer SONAME|NAME PATH|none", "obj PATH". */
 #include <dlfcn.h>
 #include <link.h>
@@ -81,6 +82,54 @@ static int request(int argc, char **argv)
     return 0;
 }
 
+typedef int (*cu_int_fn)(int *);
+typedef int (*cu_init_fn)(unsigned);
+typedef int (*cu_name_fn)(char *, int, int);
+typedef int (*cu_attr_fn)(int *, int, int);
+typedef int (*nv_init_fn)(void);
+typedef int (*nv_str_fn)(char *, unsigned);
+
+/* dlsym into a typed pointer (the union keeps the prototype, libnvidia-container style). */
+#define SYM(h, type, name) ((union { void *p; type fn; }){.p = dlsym(h, name)}).fn
+
+/* What a program would learn from the driver through the shims: the CUDA and NVML
+ * versions and the first device, as Ollama's discovery asks for them. */
+static int driver(const char *cuda, const char *nvml)
+{
+    void *c = dlopen(cuda, RTLD_NOW | RTLD_GLOBAL);
+    if (!c) {
+        printf("error %s\n", dlerror());
+        return 1;
+    }
+    cu_init_fn init = SYM(c, cu_init_fn, "cuInit");
+    cu_int_fn version = SYM(c, cu_int_fn, "cuDriverGetVersion");
+    cu_int_fn count = SYM(c, cu_int_fn, "cuDeviceGetCount");
+    cu_name_fn name = SYM(c, cu_name_fn, "cuDeviceGetName");
+    cu_attr_fn attr = SYM(c, cu_attr_fn, "cuDeviceGetAttribute");
+    int v = 0, n = 0, major = 0, minor = 0;
+    char dev[256] = "";
+    int r = init ? init(0) : -1;
+    printf("cuda init %d\n", r);
+    if (version && version(&v) == 0)
+        printf("cuda driver_version %d\n", v);
+    if (r == 0 && count && count(&n) == 0) {
+        printf("cuda devices %d\n", n);
+        if (n > 0 && name && name(dev, sizeof(dev), 0) == 0 && attr &&
+            attr(&major, 75, 0) == 0 && attr(&minor, 76, 0) == 0)
+            printf("cuda device0 %d.%d %s\n", major, minor, dev);
+    }
+    void *nv = dlopen(nvml, RTLD_NOW | RTLD_GLOBAL);
+    nv_init_fn ninit = nv ? SYM(nv, nv_init_fn, "nvmlInit_v2") : NULL;
+    nv_str_fn nver = nv ? SYM(nv, nv_str_fn, "nvmlSystemGetDriverVersion") : NULL;
+    char dv[96] = "";
+    r = ninit ? ninit() : -1;
+    printf("nvml init %d\n", r);
+    if (r == 0 && nver && nver(dv, sizeof(dv)) == 0)
+        printf("nvml driver_version %s\n", dv);
+    printf("ok\n");
+    return 0;
+}
+
 int main(int argc, char **argv)
 {
     setvbuf(stdout, NULL, _IOLBF, 0);
@@ -90,7 +139,9 @@ int main(int argc, char **argv)
         return load(argc - 2, argv + 2);
     if (argc >= 3 && strcmp(argv[1], "request") == 0)
         return request(argc - 2, argv + 2);
+    if (argc == 4 && strcmp(argv[1], "driver") == 0)
+        return driver(argv[2], argv[3]);
     fprintf(stderr, "usage: vgpu-probe check-shim PATH SYMBOL... | load [--preload PATH]... LIB"
-                    " | request NAME...\n");
+                    " | request NAME... | driver CUDA-SHIM NVML-SHIM\n");
     return 2;
 }
