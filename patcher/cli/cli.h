@@ -87,6 +87,8 @@ int cli_wire_install(const struct vp_common *c, const char *state_dir_ondisk,
                      const struct vp_install *in, const struct cli_wire_args *a,
                      struct cli_wiring *ret);
 void cli_wiring_release(struct cli_wiring *w);
+/* Whether this run wrote any of our systemd files. */
+bool cli_wiring_changed(const struct cli_wiring *w);
 void cli_json_wiring(struct vp_json *j, const struct cli_wiring *w);
 void cli_print_wiring(const struct cli_wiring *w);
 /* Around a rollback that removes our units: disable the path unit before, reload after

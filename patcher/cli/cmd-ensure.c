@@ -197,6 +197,7 @@ static void print_report(const struct vp_common *c, const struct vp_manifest *m,
     vp_json_string(&j, "env_file", env_file);
     cli_json_strv(&j, "environment", env);
     vp_json_bool(&j, "env_file_changed", written > 0);
+    vp_json_bool(&j, "changed", strcmp(action, "none") || written > 0);
     vp_json_double(&j, "ms", ms);
     cli_json_strv(&j, "notes", notes);
     vp_json_end_object(&j);

@@ -181,6 +181,7 @@ struct run {
     char *env_file;       /* the environment file written, runtime path */
     bool delivered;       /* environment-file: the unit reads it (EnvironmentFile=) */
     struct cli_wiring wiring;
+    bool unpatched;       /* --mechanism audit rolled an earlier patch back */
     char *error;
     int code;
     double ms_prepare; /* discovery, checks and planning */
@@ -359,6 +360,10 @@ static void report_json(struct run *r)
         json_processes(&j, &r->plan);
         json_routes(&j, &r->plan);
     }
+    /* For automation (Ansible's changed_when): did this run change any installed file,
+     * link or systemd file. */
+    vp_json_bool(&j, "changed",
+                 r->res.n > 0 || r->unpatched || cli_wiring_changed(&r->wiring));
     vp_json_uint(&j, "bytes_written", r->res.bytes_written);
     vp_json_begin_object(&j, "timings_ms");
     vp_json_double(&j, "prepare", r->ms_prepare);
@@ -604,6 +609,7 @@ static void note_restored(void *ctx, const struct vp_entry *e, enum vp_rollback_
                           const char *msg)
 {
     struct run *r = ctx;
+    r->unpatched = r->unpatched || out == VP_ROLLBACK_RESTORED;
     vp_strv_push_take(&r->notes, vp_xasprintf("--mechanism audit: %s %s%s%s",
                                               vp_rollback_outcome_name(out), e->path,
                                               msg ? ": " : "", msg ? msg : ""));

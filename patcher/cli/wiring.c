@@ -33,16 +33,21 @@ static bool drive_systemd(const struct vp_common *c)
     return !strcmp(c->root, "/") && vp_systemd_booted();
 }
 
+bool cli_wiring_changed(const struct cli_wiring *w)
+{
+    for (size_t i = 0; i < w->res.n; i++)
+        if (w->res.files[i].written)
+            return true;
+    return false;
+}
+
 static void activate(const struct vp_common *c, const struct vp_wire_result *res, bool restart,
                      struct cli_wiring *ret)
 {
     ret->activate_hint = vp_xasprintf("systemctl daemon-reload && systemctl enable --now %s "
                                       "&& systemctl restart %s",
                                       VP_PATH_UNIT, res->unit_name);
-    bool written = false;
-    for (size_t i = 0; i < res->n; i++)
-        written = written || res->files[i].written;
-    if (!written && !restart) {
+    if (!cli_wiring_changed(ret) && !restart) {
         ret->activated = drive_systemd(c); /* as the run that wrote them left them */
         ret->reason = "nothing of systemd changed";
         return;

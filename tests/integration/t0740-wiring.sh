@@ -32,6 +32,7 @@ printf '[Service]\nEnvironment="OLLAMA_HOST=0.0.0.0"\n' >"$SD/ollama.service.d/1
 vp_ollama --json
 expect_rc 0 "ollama with a unit"
 grep -q '"done": true' "$T/out" || fail "not wired: $(grep -A3 '"wiring"' "$T/out")"
+[ "$(json_field changed)" = true ] || fail "the first run does not say changed"
 has_line "$DROPIN" "ExecStartPre=-+$BIN/vgpu-patch ensure --state-dir /var/lib/vgpu-patch"
 has_line "$DROPIN" "EnvironmentFile=-/var/lib/vgpu-patch/ollama.env"
 has_line "$DROPIN" "Environment=OLLAMA_VULKAN=0"
@@ -61,6 +62,7 @@ cp "$DROPIN" "$T/dropin.1"
 vp_ollama --json
 expect_rc 0 "second run"
 if grep -q '"written": true' "$T/out"; then fail "the second run rewrote a unit file"; fi
+[ "$(json_field changed)" = false ] || fail "the second run says changed"
 cmp -s "$DROPIN" "$T/dropin.1" || fail "the drop-in changed"
 
 note "ensure writes a deleted drop-in again"
@@ -68,6 +70,9 @@ rm "$DROPIN"
 vp ensure --json
 expect_rc 0 "ensure after the drop-in was deleted"
 [ "$(json_field action)" = reapplied ] || fail "action $(json_field action)"
+[ "$(json_field changed)" = true ] || fail "ensure does not say it changed something"
+vp ensure --json
+[ "$(json_field changed)" = false ] || fail "a second ensure says changed"
 cmp -s "$DROPIN" "$T/dropin.1" || fail "ensure did not write the drop-in again"
 
 note "--keep-vulkan"
