@@ -167,6 +167,32 @@ static void check_record(struct doctor *d, const struct vp_manifest_install *in)
     }
 }
 
+/* /etc/vgpu/vgpu.conf and the VGPU_* environment, as the shims will read them; returns
+ * the shim dir they name (or the default), NULL when the file cannot be read. */
+static char *check_config(struct doctor *d)
+{
+    struct vp_conf conf;
+    int r = vp_conf_load(&conf, d->c.root);
+    if (r < 0) {
+        say(d, "config", PROBLEM, vp_xstrdup(vp_last_error()));
+        return NULL;
+    }
+    for (size_t i = 0; i < conf.problems.n; i++)
+        say(d, "config", PROBLEM, vp_xasprintf("%s (the shims refuse every call)",
+                                               conf.problems.v[i]));
+    static const char *const sources[] = {"default", VP_CONF_PATH, "environment"};
+    const char *backend = vp_conf_get(&conf, VP_CONF_BACKEND);
+    const char *limit = vp_conf_get(&conf, VP_CONF_MEMORY_LIMIT);
+    say(d, "config", backend && strcmp(backend, "none") ? OK : WARN,
+        vp_xasprintf("backend %s (%s)%s%s", backend ? backend : "none",
+                     sources[conf.source[VP_CONF_BACKEND]], limit ? ", memory_limit " : "",
+                     limit ? limit : ""));
+    const char *sd = vp_conf_get(&conf, VP_CONF_SHIM_DIR);
+    char *shim_dir = sd ? vp_xstrdup(sd) : vp_shims_default_dir();
+    vp_conf_release(&conf);
+    return shim_dir;
+}
+
 /* The thresholds of reference §3: NVML driver major, and the CUDA driver API version
  * the cuda_v13 runners need. */
 static void judge_driver(struct doctor *d, const char *out)
@@ -187,10 +213,9 @@ static void judge_driver(struct doctor *d, const char *out)
     vp_strv_release(&lines);
     if (init != 0) {
         say(d, "driver", PROBLEM,
-            vp_xasprintf("cuInit through the shim returns %d%s", init,
-                         init == 100 ? " (no device: see the shim's message above, e.g. no "
-                                       "backend configured)"
-                                     : ""));
+            vp_xasprintf("cuInit through the shim returns %d (%s; the shim's message above "
+                         "says why)",
+                         init, init == 100 ? "no device" : "an error"));
         return;
     }
     say(d, "driver", devices ? OK : PROBLEM,
@@ -395,14 +420,10 @@ int cmd_doctor(int argc, char **argv)
     }
     if (!m.n)
         say(&d, "record", INFO, vp_xasprintf("nothing patched (state dir %s)", d.c.state_dir));
-    struct vp_conf conf;
-    _cleanup_(freep) char *shim_dir = NULL;
-    if (in) {
+    _cleanup_(freep) char *shim_dir = check_config(&d);
+    if (in) { /* the shims the install was patched with */
+        free(shim_dir);
         shim_dir = vp_xstrdup(in->shim_dir);
-    } else if (vp_conf_load(&conf, d.c.root) == 0) {
-        const char *sd = vp_conf_get(&conf, VP_CONF_SHIM_DIR);
-        shim_dir = sd ? vp_xstrdup(sd) : vp_shims_default_dir();
-        vp_conf_release(&conf);
     }
     if (shim_dir)
         check_shims(&d, shim_dir, in && !strcmp(vp_install_mechanism(in), "audit"));

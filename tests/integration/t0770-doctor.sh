@@ -106,7 +106,23 @@ note "no backend"
 vp doctor
 expect_rc 1 "doctor with no backend configured"
 finding info driver "no backend is configured"
-finding problem driver "cuInit through the shim returns 100"
+finding problem driver "cuInit through the shim returns 100 (no device"
+finding warn config "backend none (default)"
+
+note "the configuration file"
+mkdir -p "$ROOT/etc/vgpu"
+printf '# the service sees this\nbackend = native\nnative_cuda = %s\nnative_nvml = %s\nmemory_limit = 8G\n' \
+    "$dummy/libcuda.so.1" "$dummy/libnvidia-ml.so.1" >"$ROOT/etc/vgpu/vgpu.conf"
+vp doctor
+expect_rc 0 "doctor with the backend in vgpu.conf"
+finding ok config "backend native (/etc/vgpu/vgpu.conf), memory_limit 8G"
+finding ok driver "1 CUDA device"
+printf 'bogus = 1\n' >>"$ROOT/etc/vgpu/vgpu.conf"
+vp doctor
+expect_rc 1 "doctor with an unknown key in vgpu.conf"
+finding problem config "/etc/vgpu/vgpu.conf:6: unknown key 'bogus'"
+finding problem driver "cuInit through the shim returns 3"
+rm -r "$ROOT/etc/vgpu"
 
 note "a legacy hook"
 printf '/opt/vgpu/libcuda.so.1\n' >"$ROOT/etc/ld.so.preload"
