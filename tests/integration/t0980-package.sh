@@ -52,7 +52,8 @@ for entry in \
     "-rw-r--r-- ./usr/share/man/man1/vgpu-patch.1.gz" "-rw-r--r-- ./usr/share/man/man1/vgpu-launch.1.gz" \
     "-rw-r--r-- ./usr/share/man/man7/vgpu-shims.7.gz" \
     "-rw-r--r-- ./usr/share/doc/vgpu-patch/copyright" \
-    "-rw-r--r-- ./usr/share/doc/vgpu-patch/changelog.gz"; do
+    "-rw-r--r-- ./usr/share/doc/vgpu-patch/changelog.gz" \
+    "-rw-r--r-- ./usr/share/doc/vgpu-patch/operator-guide.md.gz"; do
     mode=${entry%% *}
     path=${entry#* }
     grep -qxF -e "$mode root/root $path" "$T/contents" || {

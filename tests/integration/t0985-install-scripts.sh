@@ -17,7 +17,7 @@ EXPECTED="bin/vgpu-patch bin/vgpu-launch lib/vgpu/libvgpu-cuda.so.1 lib/vgpu/lib
 lib/vgpu/libvgpu-audit.so libexec/vgpu-patch/vgpu-probe libexec/vgpu-patch/libvgpu-probe-audit.so
 libexec/vgpu-patch/decoy/libcuda.so.1 libexec/vgpu-patch/decoy/libnvidia-ml.so.1
 share/man/man1/vgpu-patch.1 share/man/man1/vgpu-launch.1 share/man/man7/vgpu-shims.7
-share/vgpu-patch/install_manifest.txt"
+share/doc/vgpu-patch/operator-guide.md share/vgpu-patch/install_manifest.txt"
 
 # sh_run SCRIPT ARGS...: rc, $T/out, $T/err as vp().
 sh_run() {
