@@ -8,6 +8,7 @@
 #include "cli.h"
 #include "conf.h"
 #include "discover.h"
+#include "e2e.h"
 #include "rollback.h"
 #include "spawn.h"
 
@@ -283,19 +284,13 @@ static void check_shims(struct doctor *d, const char *shim_dir, bool audit)
     vp_shims_release(&s);
 }
 
-/* Lines of Ollama's log that say which compute library it chose, or why not CUDA
- * (reference §4), and whether each is good news. */
+/* Lines of Ollama's log, other than the compute-library lines e2e.h parses, that say
+ * why it did not use CUDA, or that a runner loaded it (reference §4). */
 static const struct {
     const char *text;
     enum level level;
 } log_signs[] = {
-    {"library=cuda", OK},
-    {"library=CUDA", OK},
-    {"Nvidia GPU detected", OK},
     {"loaded CUDA backend", OK},
-    {"library=Vulkan", PROBLEM}, /* CUDA bypassed on an NVIDIA card */
-    {"library=cpu", PROBLEM},
-    {"no compatible GPUs were discovered", PROBLEM},
     {"NVIDIA driver too old", PROBLEM},
     {"could not verify NVIDIA driver compatibility", PROBLEM},
     {"failure during GPU discovery", PROBLEM},
@@ -304,6 +299,29 @@ static const struct {
     {"skipping CUDA device", PROBLEM},
     {"CUDA GPU is too old", PROBLEM},
 };
+
+/* How a line of the log counts: -1 when it says nothing about compute. */
+static int judge_log_line(const char *line)
+{
+    struct vp_e2e_line l;
+    enum vp_e2e_kind kind = vp_e2e_parse_line(line, &l);
+    bool cuda = vp_e2e_line_is_cuda(&l);
+    vp_e2e_line_release(&l);
+    switch (kind) {
+    case VP_E2E_COMPUTE:
+        return cuda ? OK : PROBLEM; /* cpu, or Vulkan: CUDA bypassed */
+    case VP_E2E_GPU_DETECTED:
+        return OK;
+    case VP_E2E_CPU_FALLBACK:
+        return PROBLEM;
+    case VP_E2E_OTHER:
+        break;
+    }
+    for (size_t k = 0; k < VP_ARRAY_SIZE(log_signs); k++)
+        if (strstr(line, log_signs[k].text))
+            return (int)log_signs[k].level;
+    return -1;
+}
 
 /* What Ollama said about compute in its last start (after the last "Listening on"). */
 static void check_log(struct doctor *d)
@@ -336,14 +354,14 @@ static void check_log(struct doctor *d)
             start = i;
     size_t shown = 0;
     bool cuda = false;
-    for (size_t i = start; i < lines.n && shown < 12; i++)
-        for (size_t k = 0; k < VP_ARRAY_SIZE(log_signs); k++)
-            if (strstr(lines.v[i], log_signs[k].text)) {
-                cuda |= log_signs[k].level == OK;
-                say(d, "log", log_signs[k].level, vp_xstrdup(lines.v[i]));
-                shown++;
-                break;
-            }
+    for (size_t i = start; i < lines.n && shown < 12; i++) {
+        int l = judge_log_line(lines.v[i]);
+        if (l < 0)
+            continue;
+        cuda |= l == OK;
+        say(d, "log", (enum level)l, vp_xstrdup(lines.v[i]));
+        shown++;
+    }
     if (!cuda)
         say(d, "log", shown ? PROBLEM : WARN,
             vp_xasprintf("%s: %s", from,

@@ -85,6 +85,22 @@ grep -B1 'library=Vulkan' "$T/out" | grep -q '"level": "problem",' ||
     fail "JSON: Vulkan not a problem: $(cat "$T/out")"
 grep -q '"exit_code": 1' "$T/out" || fail "JSON: exit_code is not 1"
 
+# journalctl's prefix, and the v0.1.x spellings.
+cat >"$T/journal.log" <<'EOF'
+Nov 02 10:00:00 vm ollama[812]: time=2026-11-02T10:00:00Z level=INFO source=routes.go:1 msg="Listening on 127.0.0.1:11434 (version 0.5.7)"
+Nov 02 10:00:01 vm ollama[812]: time=2026-11-02T10:00:01Z level=INFO source=types.go:1 msg="inference compute" id=GPU-1 library=cuda variant=v12 compute=8.9 driver=13.0 name="Dummy GPU" total="16.0 GiB" available="15.5 GiB"
+EOF
+doctor --log "$T/journal.log"
+expect_rc 0 "a journal whose last start used CUDA (library=cuda)"
+finding ok log 'library=cuda variant=v12'
+printf '2024/01/10 10:00:00 gpu.go:1: Nvidia GPU detected\n' >"$T/v0120.log"
+doctor --log "$T/v0120.log"
+expect_rc 0 "v0.1.20: Nvidia GPU detected"
+printf '2024/01/10 10:00:00 gpu.go:1: CUDA GPU is too old. Falling back to CPU mode\n' >"$T/v0120-cpu.log"
+doctor --log "$T/v0120-cpu.log"
+expect_rc 1 "v0.1.20: Falling back to CPU mode"
+finding problem log "Falling back to CPU mode"
+
 doctor --log "$T/missing.log"
 expect_rc 0 "an unreadable log only warns"
 finding warn log "missing.log"
