@@ -432,9 +432,10 @@ static void print_audit_delivery(const struct run *r)
         printf("delivery: written to %s, which %s reads (EnvironmentFile=)\n", r->env_file,
                r->in->unit);
     } else if (!strcmp(r->delivery, "environment-file")) {
-        printf("delivery: written to %s, but NOT YET DELIVERED: %s does not read it. Add\n"
-               "  EnvironmentFile=-%s\nto its [Service] section (a later release installs "
-               "that drop-in); until then the service runs these routes without the shims.\n",
+        printf("delivery: written to %s, but NOT YET DELIVERED: %s does not read it. Run\n"
+               "`vgpu-patch ollama` without --no-wire (our drop-in reads it), or add\n"
+               "  EnvironmentFile=-%s\nto its [Service] section; until then the service runs "
+               "these routes without the shims.\n",
                r->env_file, r->in->unit, r->env_file);
     } else {
         _cleanup_(freep) char *cmd = launch_command(r);
