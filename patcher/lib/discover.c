@@ -56,7 +56,7 @@ static char *exec_program(const char *value)
 }
 
 /* Applies the ExecStart= lines of one unit file to *cur (an empty value resets). */
-static void scan_unit(const char *file, char **cur, char **cur_unit, const char *runtime_name)
+static void scan_unit(const char *file, char **cur, char **cur_file, const char *runtime_name)
 {
     _cleanup_(freep) char *text = NULL;
     if (vp_read_file(file, 1 << 20, &text, NULL) < 0)
@@ -73,11 +73,11 @@ static void scan_unit(const char *file, char **cur, char **cur_unit, const char 
         }
         if (!service || !vp_startswith(line, "ExecStart="))
             continue;
-        char *prog = exec_program(line + strlen("ExecStart="));
+        const char *v = line + strlen("ExecStart=");
         free(*cur);
-        *cur = prog; /* NULL for "ExecStart=" alone: a reset */
-        free(*cur_unit);
-        *cur_unit = vp_xstrdup(runtime_name);
+        *cur = *v ? vp_xstrdup(v) : NULL; /* "ExecStart=" alone: a reset */
+        free(*cur_file);
+        *cur_file = vp_xstrdup(runtime_name);
     }
 }
 
@@ -120,22 +120,32 @@ void vp_service_files(const char *root, struct vp_strv *ret, bool *ret_has_unit)
     vp_strv_release(&dropins);
 }
 
-char *vp_service_exec_binary(const char *root, char **ret_unit)
+char *vp_service_exec_start(const char *root, bool skip_ours, char **ret_file)
 {
-    char *prog = NULL, *unit = NULL;
+    char *cmd = NULL, *file = NULL;
     struct vp_strv files = {0};
     bool has_unit;
     vp_service_files(root, &files, &has_unit);
     for (size_t i = 0; has_unit && i < files.n; i++) {
+        if (skip_ours && !strcmp(vp_basename(files.v[i]), VP_DROPIN_FILE))
+            continue;
         _cleanup_(freep) char *f = vp_rooted(root, files.v[i]);
-        scan_unit(f, &prog, &unit, files.v[i]);
+        scan_unit(f, &cmd, &file, files.v[i]);
     }
     vp_strv_release(&files);
-    if (!prog) {
-        free(unit);
-        return NULL;
-    }
-    if (ret_unit)
+    if (cmd && ret_file)
+        *ret_file = file;
+    else
+        free(file);
+    return cmd;
+}
+
+char *vp_service_exec_binary(const char *root, char **ret_unit)
+{
+    char *unit = NULL;
+    _cleanup_(freep) char *cmd = vp_service_exec_start(root, false, &unit);
+    char *prog = cmd ? exec_program(cmd) : NULL;
+    if (prog && ret_unit)
         *ret_unit = unit;
     else
         free(unit);

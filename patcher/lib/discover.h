@@ -54,6 +54,15 @@ char *vp_service_exec_binary(const char *root, char **ret_unit);
  * whether the unit itself exists (drop-ins alone make no service). */
 void vp_service_files(const char *root, struct vp_strv *ret, bool *ret_has_unit);
 
+/* Our own drop-in for ollama.service (wire.h writes it; readers of the unit skip it). */
+#define VP_DROPIN_FILE "50-vgpu-patch.conf"
+
+/* The last ExecStart= value (the whole command line, prefix characters included) in the
+ * [Service] sections of ollama.service and its drop-ins under root, as systemd applies them
+ * (an empty ExecStart= resets it); our own drop-in is skipped when skip_ours. NULL when
+ * there is no unit or no command. *ret_file (optional): the runtime path that set it. */
+char *vp_service_exec_start(const char *root, bool skip_ours, char **ret_file);
+
 /* The systemd unit directories searched, in priority order. */
 extern const char *const vp_unit_dirs[];
 

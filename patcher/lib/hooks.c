@@ -1,5 +1,6 @@
 /* hooks: detection of global loader hooks from earlier deployment methods. */
 #include "hooks.h"
+#include "audit.h"
 #include "discover.h"
 
 #include <dirent.h>
@@ -118,7 +119,7 @@ static void unit_line(struct vp_hooks *h, const char *file, unsigned n, char *li
     } else if (vp_startswith(line, "EnvironmentFile=")) {
         const char *f = line + strlen("EnvironmentFile=");
         f += *f == '-';
-        if (*f == '/' && strcmp(vp_basename(f), VP_ENV_FILE_NAME) != 0)
+        if (*f == '/' && strcmp(vp_basename(f), VP_ENV_FILE) != 0)
             vp_strv_push(&u->env_files, f);
     }
 }
@@ -130,7 +131,7 @@ static void scan_units(const char *root, struct vp_hooks *h)
     bool has_unit;
     vp_service_files(root, &files, &has_unit);
     for (size_t i = 0; i < files.n; i++)
-        if (strcmp(vp_basename(files.v[i]), VP_DROPIN_NAME) != 0) /* ours */
+        if (strcmp(vp_basename(files.v[i]), VP_DROPIN_FILE) != 0) /* ours */
             each_line(root, files.v[i], unit_line, h, &u);
     vp_strv_release(&files);
     enum vp_hook_kind k = VP_HOOK_ENV_FILE;

@@ -50,7 +50,5 @@ void vp_hooks_release(struct vp_hooks *h);
 const char *vp_hook_kind_name(enum vp_hook_kind k);
 
 /* Our own drop-in name and environment file name (skipped by the scan). */
-#define VP_DROPIN_NAME "50-vgpu-patch.conf"
-#define VP_ENV_FILE_NAME "ollama.env"
 
 #endif

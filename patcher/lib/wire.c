@@ -13,40 +13,6 @@ bool vp_systemd_booted(void)
     return lstat("/run/systemd/system", &st) == 0 && S_ISDIR(st.st_mode);
 }
 
-/* The last ExecStart= of the unit and its drop-ins (a reset clears it), ours excepted. */
-char *vp_service_exec_start(const char *root, const char *unit_name)
-{
-    (void)unit_name;
-    struct vp_strv files = {0};
-    bool has_unit;
-    vp_service_files(root, &files, &has_unit);
-    char *cmd = NULL;
-    for (size_t i = 0; has_unit && i < files.n; i++) {
-        if (!strcmp(vp_basename(files.v[i]), VP_DROPIN_FILE))
-            continue;
-        _cleanup_(freep) char *f = vp_rooted(root, files.v[i]);
-        _cleanup_(freep) char *text = NULL;
-        if (vp_read_file(f, 1 << 20, &text, NULL) < 0)
-            continue;
-        bool service = false;
-        for (char *line = text, *next; line; line = next) {
-            next = strchr(line, '\n');
-            if (next)
-                *next++ = '\0';
-            line += strspn(line, " \t");
-            if (*line == '[')
-                service = vp_startswith(line, "[Service]");
-            else if (service && vp_startswith(line, "ExecStart=")) {
-                free(cmd);
-                const char *v = line + strlen("ExecStart=");
-                cmd = *v ? vp_xstrdup(v) : NULL;
-            }
-        }
-    }
-    vp_strv_release(&files);
-    return cmd;
-}
-
 /* The unit's command run through vgpu-launch: systemd's prefix characters (- @ : + !)
  * stay in front. */
 static char *launch_line(const struct vp_wire_opts *o, const char *orig)
@@ -60,7 +26,7 @@ static char *dropin_text(const struct vp_wire_opts *o, char **ret_err)
 {
     _cleanup_(freep) char *launch = NULL;
     if (o->launcher) {
-        _cleanup_(freep) char *orig = vp_service_exec_start(o->root, NULL);
+        _cleanup_(freep) char *orig = vp_service_exec_start(o->root, true, NULL);
         if (!orig) {
             *ret_err = vp_xstrdup("the unit has no ExecStart= to run through vgpu-launch");
             return NULL;

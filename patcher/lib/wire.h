@@ -7,10 +7,10 @@
 #ifndef VP_WIRE_H
 #define VP_WIRE_H
 
+#include "discover.h"
 #include "manifest.h"
 #include "util.h"
 
-#define VP_DROPIN_FILE "50-vgpu-patch.conf"
 #define VP_PATH_UNIT "vgpu-patch-ollama.path"
 #define VP_PATH_SERVICE "vgpu-patch-ollama.service"
 #define VP_DEFAULT_SYSTEMD_DIR "/etc/systemd/system"
@@ -44,9 +44,6 @@ struct vp_wire_result {
 int vp_wire(const struct vp_wire_opts *o, struct vp_manifest_install *mi,
             struct vp_wire_result *ret);
 void vp_wire_result_release(struct vp_wire_result *r);
-
-/* The unit's effective ExecStart= command line, ignoring our own drop-in; NULL if none. */
-char *vp_service_exec_start(const char *root, const char *unit_name);
 
 /* Whether systemd runs this machine (/run/systemd/system), so systemctl can be used. */
 bool vp_systemd_booted(void);

@@ -13,6 +13,8 @@
 #include <string.h>
 #include <sys/stat.h>
 
+#include "audit.h"
+#include "discover.h"
 #include "hooks.h"
 #include "testutil.h"
 
@@ -119,12 +121,12 @@ static void loader_variables_in_unit_drop_ins_and_environment_files(void **state
            "ExecStart=/usr/bin/ollama serve\n");
     tu_put(root, "etc/systemd/system/ollama.service.d/10-audit.conf",
            "[Service]\n  Environment=OLLAMA_DEBUG=1 LD_AUDIT=/usr/lib/audit.so\n");
-    tu_put(root, "etc/systemd/system/ollama.service.d/" VP_DROPIN_NAME,
+    tu_put(root, "etc/systemd/system/ollama.service.d/" VP_DROPIN_FILE,
            "[Service]\nEnvironment=\"LD_AUDIT=/usr/lib/vgpu/audit.so\"\n");
     tu_put(root, "etc/systemd/system/ollama.service.d/20-note.txt",
            "[Service]\nEnvironment=LD_PRELOAD=/not/a/drop-in.so\n");
     tu_put(root, "etc/default/ollama", "OLLAMA_HOST=0.0.0.0\nLD_PRELOAD='/opt/shim.so'\n");
-    tu_put(root, "etc/vgpu/" VP_ENV_FILE_NAME, "LD_AUDIT=/usr/lib/vgpu/audit.so\n");
+    tu_put(root, "etc/vgpu/" VP_ENV_FILE, "LD_AUDIT=/usr/lib/vgpu/audit.so\n");
     tu_put(root, "etc/environment", "LANG=C\nLD_PRELOAD=/usr/lib/global.so\n");
     tu_put(root, "etc/profile.d/vgpu.sh", "# set by the old installer\nexport LD_AUDIT=/x.so\n");
     struct vp_hooks h;
