@@ -40,8 +40,12 @@ done
 # shellcheck disable=SC2086 # word lists on purpose
 p=$(best $plain) a=$(best $audit) l=$(best $launch)
 
-# ensure on a patched install (the era-E fixture tree, the shims as built).
+# ensure on a patched install (the era-E fixture tree, the shims as built), wired to a unit
+# as install.sh leaves it: what ExecStartPre= runs before every start.
 VGPU_TEST_FIXTURES=$build/fixtures sh "$here/../tests/fixtures/make-tree.sh" e "$work/root/usr/local"
+mkdir -p "$work/root/etc/systemd/system"
+printf '[Service]\nExecStart=/usr/local/bin/ollama serve\nUser=ollama\n' \
+    >"$work/root/etc/systemd/system/ollama.service"
 vp() { "$build/bin/vgpu-patch" "$@" --root "$work/root" >/dev/null; }
 vp ollama --prefix /usr/local --shim-dir "$work/shims"
 ep=$("$start" --runs 30 -- "$build/bin/vgpu-patch" ensure --root "$work/root" | median)
@@ -54,7 +58,7 @@ awk -v p="$p" -v a="$a" -v l="$l" -v ep="$ep" -v ea="$ea" -v runs="$runs" 'BEGIN
     printf("  %-34s %9.1f us\n", "plain", p)
     printf("  %-34s %9.1f us  (+%.1f us, %.2fx)\n", "under LD_AUDIT=libvgpu-audit.so", a, a - p, a / p)
     printf("  %-34s %9.1f us  (+%.1f us, %.2fx)\n", "through vgpu-launch --strict", l, l - p, l / p)
-    printf("vgpu-patch ensure on a patched install (median of 30 runs)\n")
+    printf("vgpu-patch ensure on a patched, wired install (median of 30 runs)\n")
     printf("  %-34s %9.2f ms\n", "mechanism patch", ep / 1000)
     printf("  %-34s %9.2f ms\n", "mechanism audit", ea / 1000)
     printf("goal: the audit module adds under 1 ms to a start: %s (%.3f ms)\n",
