@@ -91,9 +91,9 @@ void cli_wiring_release(struct cli_wiring *w);
 bool cli_wiring_changed(const struct cli_wiring *w);
 void cli_json_wiring(struct vp_json *j, const struct cli_wiring *w);
 void cli_print_wiring(const struct cli_wiring *w);
-/* Around a rollback that removes our units: disable the path unit before, reload after
- * (only where systemd runs the machine and the root is /). */
-void cli_unwire_before(const struct vp_common *c, const struct vp_manifest *m);
+/* Around the removal of our units: disable the path unit before, reload after (only where
+ * systemd runs the machine and the root is /). */
+void cli_unwire_before(const struct vp_common *c);
 void cli_unwire_after(const struct vp_common *c);
 
 /* A boolean option of one command (e.g. --dry-run). */

@@ -158,8 +158,12 @@ static void restore(const struct vp_common *c, struct vp_manifest_install *in, c
                     struct vp_strv *notes, struct vp_strv *backups)
 {
     enum vp_rollback_outcome worst;
-    vp_rollback_install(c->root, in, false, report_restore, notes, backups, &worst);
-    if (!in->n) {
+    /* The tree alone: our drop-in keeps running ensure, which patches again once the
+     * shims load. */
+    vp_rollback_install(c->root, in, VP_UNDO_TREE, false, report_restore, notes, backups,
+                        &worst);
+    bool left = vp_install_tree_entries(in) > 0;
+    if (!left) {
         free(in->restored);
         in->restored = vp_xstrdup("1");
     }
@@ -167,8 +171,8 @@ static void restore(const struct vp_common *c, struct vp_manifest_install *in, c
                       vp_xasprintf("WARNING: the shims of %s do not load (%s): %s; Ollama runs "
                                    "without the vGPU until they load again",
                                    in->prefix, why,
-                                   in->n ? "some files could not be restored"
-                                         : "the originals are back"));
+                                   left ? "some files could not be restored"
+                                        : "the originals are back"));
 }
 
 static void print_report(const struct vp_common *c, const struct vp_manifest *m, int code,

@@ -628,10 +628,11 @@ static int unpatch(struct run *r, struct vp_state *st)
     struct vp_strv backups = {0};
     for (size_t i = 0; i < m.n && code == VP_EXIT_OK; i++) {
         struct vp_manifest_install *in = &m.installs[i];
-        if (strcmp(in->prefix, r->in->prefix) || !in->n)
+        if (strcmp(in->prefix, r->in->prefix) || !vp_install_tree_entries(in))
             continue;
-        enum vp_rollback_outcome worst;
-        vp_rollback_install(r->o->c.root, in, false, note_restored, r, &backups, &worst);
+        enum vp_rollback_outcome worst; /* the tree: our systemd files stay */
+        vp_rollback_install(r->o->c.root, in, VP_UNDO_TREE, false, note_restored, r, &backups,
+                            &worst);
         if (worst == VP_ROLLBACK_REFUSED || worst == VP_ROLLBACK_FAILED) {
             vp_error(-EEXIST, "--mechanism audit: the earlier patch of %s could not be rolled "
                               "back completely (see the notes)",

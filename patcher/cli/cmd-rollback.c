@@ -89,23 +89,46 @@ int cmd_rollback(int argc, char **argv)
     struct vp_strv backups = {0};
     size_t removed = 0;
     struct report_ctx rc = {.json = c.json ? &j : NULL, .dry_run = dry_run};
-    if (!dry_run)
-        cli_unwire_before(&c, &m);
+    struct vp_strv kept = {0};
+    bool unwired = false;
     for (size_t i = 0; i < m.n; i++) {
+        struct vp_manifest_install *in = &m.installs[i];
         enum vp_rollback_outcome worst;
-        removed += vp_rollback_install(c.root, &m.installs[i], dry_run, report_entry, &rc,
+        removed += vp_rollback_install(c.root, in, VP_UNDO_TREE, dry_run, report_entry, &rc,
                                        &backups, &worst);
         if (worst == VP_ROLLBACK_FAILED)
             code = VP_EXIT_ERROR;
         else if (worst == VP_ROLLBACK_REFUSED && code == VP_EXIT_OK)
             code = VP_EXIT_DRIFT;
+        if (in->n == vp_install_tree_entries(in))
+            continue; /* no systemd file of ours */
+        if (worst != VP_ROLLBACK_RESTORED) {
+            /* The service keeps running ensure until the tree is back. */
+            vp_strv_push_take(&kept, vp_xasprintf("%s: our systemd files are kept while files "
+                                                  "of the install are not back (see above)",
+                                                  in->prefix));
+            continue;
+        }
+        if (!dry_run)
+            cli_unwire_before(&c); /* the path unit is disabled while its file exists */
+        removed += vp_rollback_install(c.root, in, VP_UNDO_UNITS, dry_run, report_entry, &rc,
+                                       &backups, &worst);
+        unwired = !dry_run;
+        if (worst == VP_ROLLBACK_FAILED)
+            code = VP_EXIT_ERROR;
+        else if (worst == VP_ROLLBACK_REFUSED && code == VP_EXIT_OK)
+            code = VP_EXIT_DRIFT;
+        if (!in->n) {
+            free(in->systemd_dir);
+            in->systemd_dir = NULL;
+        }
     }
     if (!dry_run && !strcmp(vp_manifest_mechanism(&m), "none")) {
         struct vp_strv none = {0};
         if (vp_env_file_write(st.dir, &none) < 0)
             code = cli_fail(VP_EXIT_ERROR, "%s", vp_last_error());
     }
-    if (removed && !dry_run)
+    if (unwired)
         cli_unwire_after(&c);
     if (removed) {
         if (vp_manifest_save(st.dir, &m) < 0)
@@ -117,11 +140,16 @@ int cmd_rollback(int argc, char **argv)
     vp_strv_release(&backups);
     if (c.json) {
         vp_json_end_array(&j);
+        cli_json_strv(&j, "notes", &kept);
         vp_json_int(&j, "exit_code", code);
         vp_json_string(&j, "mechanism", vp_manifest_mechanism(&m));
         vp_json_end_object(&j);
         vp_json_finish(&j);
-    } else if (code == VP_EXIT_OK) {
+    } else {
+        cli_print_notes(&kept);
+    }
+    vp_strv_release(&kept);
+    if (!c.json && code == VP_EXIT_OK) {
         printf("%s\n", dry_run ? "dry run: nothing changed" : "rolled back: the originals are in place");
     }
     vp_manifest_release(&m);

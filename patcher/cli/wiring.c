@@ -168,13 +168,9 @@ void cli_print_wiring(const struct cli_wiring *w)
         printf("  %s:\n    %s\n", w->reason, w->activate_hint);
 }
 
-void cli_unwire_before(const struct vp_common *c, const struct vp_manifest *m)
+void cli_unwire_before(const struct vp_common *c)
 {
-    bool units = false;
-    for (size_t i = 0; i < m->n; i++)
-        for (size_t k = 0; k < m->installs[i].n; k++)
-            units = units || m->installs[i].entries[k].kind == VP_ENTRY_UNIT;
-    if (units && drive_systemd(c))
+    if (drive_systemd(c))
         systemctl("disable", "--now", VP_PATH_UNIT); /* best effort: the files go next */
 }
 

@@ -328,6 +328,14 @@ void vp_entry_release(struct vp_entry *e)
     *e = (struct vp_entry){0};
 }
 
+size_t vp_install_tree_entries(const struct vp_manifest_install *in)
+{
+    size_t n = 0;
+    for (size_t k = 0; k < in->n; k++)
+        n += in->entries[k].kind != VP_ENTRY_UNIT;
+    return n;
+}
+
 struct vp_manifest_install *vp_manifest_install(struct vp_manifest *m, const char *prefix)
 {
     for (size_t i = 0; i < m->n; i++)

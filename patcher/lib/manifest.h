@@ -75,6 +75,9 @@ int vp_manifest_save(const char *state_dir, const struct vp_manifest *m);
 char *vp_manifest_format(const struct vp_manifest *m);
 void vp_manifest_release(struct vp_manifest *m);
 
+/* The entries of an install in the Ollama tree (files and links, not our units). */
+size_t vp_install_tree_entries(const struct vp_manifest_install *in);
+
 /* Finds (or adds) the install block for prefix. */
 struct vp_manifest_install *vp_manifest_install(struct vp_manifest *m, const char *prefix);
 struct vp_entry *vp_manifest_find(struct vp_manifest_install *in, const char *path);

@@ -158,20 +158,20 @@ enum vp_rollback_outcome vp_rollback_entry(const char *root, const struct vp_ent
     return VP_ROLLBACK_RESTORED;
 }
 
-size_t vp_rollback_install(const char *root, struct vp_manifest_install *in, bool dry_run,
-                           vp_rollback_report_fn report, void *ctx, struct vp_strv *backups,
-                           enum vp_rollback_outcome *ret_worst)
+size_t vp_rollback_install(const char *root, struct vp_manifest_install *in, enum vp_undo what,
+                           bool dry_run, vp_rollback_report_fn report, void *ctx,
+                           struct vp_strv *backups, enum vp_rollback_outcome *ret_worst)
 {
     enum vp_rollback_outcome worst = VP_ROLLBACK_RESTORED;
     struct vp_strv done = {0};
-    /* Our systemd files first (the service must stop calling ensure and reading the
-     * environment before files change), a directory after what was in it; then links
-     * (they point at the shims); then files, last patched first. */
-    for (int pass = 0; pass < 4; pass++)
+    /* Tree: links (they point at the shims), then files, last patched first. Units: our
+     * systemd files, then the directory that held them. */
+    int first = what == VP_UNDO_TREE ? 0 : 2;
+    for (int pass = first; pass < first + 2; pass++)
         for (size_t k = in->n; k-- > 0;) {
             struct vp_entry *e = &in->entries[k];
             bool dir = e->kind == VP_ENTRY_UNIT && !e->patched.b3[0];
-            int want = e->kind == VP_ENTRY_UNIT ? (dir ? 1 : 0) : e->kind == VP_ENTRY_LINK ? 2 : 3;
+            int want = e->kind == VP_ENTRY_LINK ? 0 : e->kind == VP_ENTRY_FILE ? 1 : dir ? 3 : 2;
             if (want != pass)
                 continue;
             _cleanup_(freep) char *msg = NULL;
@@ -192,7 +192,8 @@ size_t vp_rollback_install(const char *root, struct vp_manifest_install *in, boo
     vp_strv_release(&done);
     /* Nothing of it left patched, nor is the audit mechanism delivered: the record
      * stays, saying so (`ensure` must not patch again what the operator rolled back). */
-    if (!dry_run && !in->n && !vp_streq_null(in->mechanism, "none")) {
+    if (what == VP_UNDO_TREE && !dry_run && !vp_install_tree_entries(in) &&
+        !vp_streq_null(in->mechanism, "none")) {
         free(in->mechanism);
         free(in->delivery);
         in->mechanism = vp_xstrdup("none");

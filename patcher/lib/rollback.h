@@ -38,14 +38,22 @@ enum vp_rollback_outcome vp_rollback_entry(const char *root, const struct vp_ent
 typedef void (*vp_rollback_report_fn)(void *ctx, const struct vp_entry *e,
                                       enum vp_rollback_outcome out, const char *msg);
 
-/* Undoes every entry of an install — links first (they point at the shims), then
- * files, last patched first — reporting each, and (unless dry_run) removes the undone
- * ones from it, and its mechanism once nothing of it is left. The backups of undone
- * files are appended to backups (the caller deletes those the manifest no longer
+/* What of an install to undo: its tree (links, then files) or our systemd files (files,
+ * then their directory). A full rollback undoes the tree first and the units only when
+ * the whole tree is back, so that a rollback that cannot finish leaves the service
+ * running `ensure`; `ensure` restoring the originals undoes the tree alone, so that the
+ * next start patches again once the shims load. */
+enum vp_undo { VP_UNDO_TREE, VP_UNDO_UNITS };
+
+/* Undoes the entries of an install that what selects — links first (they point at the
+ * shims), then files, last patched first; or unit files, then their directory —
+ * reporting each, and (unless dry_run) removes the undone ones from it. Undoing the tree
+ * also ends its mechanism ("none") once no file or link of it is left. The backups of
+ * undone files are appended to backups (the caller deletes those the manifest no longer
  * uses). Returns the number of entries removed, and *ret_worst the worst outcome
  * (RESTORED when there was nothing to undo). */
-size_t vp_rollback_install(const char *root, struct vp_manifest_install *in, bool dry_run,
-                           vp_rollback_report_fn report, void *ctx, struct vp_strv *backups,
-                           enum vp_rollback_outcome *ret_worst);
+size_t vp_rollback_install(const char *root, struct vp_manifest_install *in, enum vp_undo what,
+                           bool dry_run, vp_rollback_report_fn report, void *ctx,
+                           struct vp_strv *backups, enum vp_rollback_outcome *ret_worst);
 
 #endif

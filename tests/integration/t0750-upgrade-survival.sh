@@ -70,6 +70,11 @@ expect_rc 4 "rollback after an unpatched upgrade"
 grep -q "bin/ollama is changed: replaced or modified since it was patched" "$T/out" ||
     fail "rollback does not say what changed: $(cat "$T/out")"
 cmp -s "$TREE/bin/ollama" "$T/ollama.next" || fail "rollback clobbered the new bin/ollama"
+# The rollback could not finish: the service must keep running ensure.
+for f in ollama.service.d/50-vgpu-patch.conf vgpu-patch-ollama.path; do
+    [ -f "$SD/$f" ] || fail "a rollback that could not finish removed $f"
+done
+grep -q "our systemd files are kept" "$T/out" "$T/err" || fail "rollback does not say the units are kept"
 
 note "a run killed in the middle: the next ensure recovers and finishes"
 vp ensure
@@ -94,6 +99,12 @@ expect_rc 0 "ensure without shims"
 [ "$(json_field action)" = restored ] || fail "action $(json_field action)"
 snapshot "$TREE" >"$T/after"
 diff "$T/new-pristine" "$T/after" >&2 || fail "the originals are not back"
+# Our systemd files stay: the next start runs ensure again, which patches once they load.
+for f in ollama.service.d/50-vgpu-patch.conf vgpu-patch-ollama.path vgpu-patch-ollama.service; do
+    [ -f "$SD/$f" ] || fail "ensure's restore removed $f"
+done
+vp status
+expect_rc 1 "status after ensure restored the originals"
 VGPU_FIXTURE_REPORT=$T/r LD_LIBRARY_PATH=$DECOY "$TREE/bin/ollama" serve >/dev/null 2>&1 ||
     fail "Ollama does not start after the restore"
 mv "$T/shims.away" "$SHIMS"
