@@ -78,6 +78,7 @@ struct cli_wiring {
     bool activated, restarted;
     char *activate_hint; /* the systemctl commands that activate it */
     char *error;         /* systemctl failed */
+    struct vp_strv removed; /* --no-wire: our earlier files removed ("path", or "path: why not") */
 };
 
 /* Writes and records our drop-in and path units for the unit that runs in (under the

@@ -182,6 +182,8 @@ struct run {
     bool delivered;       /* environment-file: the unit reads it (EnvironmentFile=) */
     struct cli_wiring wiring;
     bool unpatched;       /* --mechanism audit rolled an earlier patch back */
+    bool undone;          /* wiring failed: what this run changed was undone */
+    struct vp_manifest_install before; /* the record before the apply (no entries), for that */
     char *error;
     int code;
     double ms_prepare; /* discovery, checks and planning */
@@ -363,7 +365,8 @@ static void report_json(struct run *r)
     /* For automation (Ansible's changed_when): did this run change any installed file,
      * link or systemd file. */
     vp_json_bool(&j, "changed",
-                 r->res.n > 0 || r->unpatched || cli_wiring_changed(&r->wiring));
+                 !r->undone && (r->res.n > 0 || r->unpatched || cli_wiring_changed(&r->wiring) ||
+                                r->wiring.removed.n > 0));
     vp_json_uint(&j, "bytes_written", r->res.bytes_written);
     vp_json_begin_object(&j, "timings_ms");
     vp_json_double(&j, "prepare", r->ms_prepare);
@@ -560,6 +563,63 @@ static int lock_state(struct run *r, struct vp_state *st, unsigned flags, bool *
     return VP_EXIT_OK;
 }
 
+static char *dup_null(const char *s)
+{
+    return s ? vp_xstrdup(s) : NULL;
+}
+
+static void note_undone(void *ctx, const struct vp_entry *e, enum vp_rollback_outcome out,
+                        const char *msg)
+{
+    struct run *r = ctx;
+    vp_strv_push_take(&r->notes, vp_xasprintf("undone: %s %s%s%s", vp_rollback_outcome_name(out),
+                                              e->path, msg ? ": " : "", msg ? msg : ""));
+}
+
+/* Wiring failed after the apply: what this run changed — the files it patched, the
+ * systemd files it wrote — is put back, so that exit 1 keeps its promise (no installed
+ * file changed). Returns the error to report. */
+static int undo_run(struct run *r, struct vp_state *st, const char *why)
+{
+    _cleanup_(freep) char *reason = vp_xstrdup(why);
+    struct vp_manifest m;
+    if (vp_manifest_load(st->dir, &m) == 0) {
+        struct vp_manifest_install *in = vp_manifest_install(&m, r->in->prefix);
+        struct vp_strv backups = {0};
+        enum vp_rollback_outcome worst;
+        if (cli_wiring_changed(&r->wiring)) {
+            cli_unwire_before(&r->o->c);
+            vp_rollback_install(r->o->c.root, in, VP_UNDO_UNITS, false, note_undone, r,
+                                &backups, &worst);
+            cli_unwire_after(&r->o->c);
+        }
+        if (r->res.n)
+            vp_rollback_install(r->o->c.root, in, VP_UNDO_TREE, false, note_undone, r,
+                                &backups, &worst);
+        /* The record as it was (an install never recorded before: rolled back). */
+        const struct vp_manifest_install *was_in = &r->before;
+        char **fields[] = {&in->mechanism, &in->delivery, &in->requested,
+                           &in->restored,  &in->systemd_dir, &in->keep_vulkan};
+        char *const was[] = {was_in->mechanism ? was_in->mechanism : "none",
+                             was_in->delivery,    was_in->requested, was_in->restored,
+                             was_in->systemd_dir, was_in->keep_vulkan};
+        for (size_t i = 0; i < VP_ARRAY_SIZE(fields); i++) {
+            free(*fields[i]);
+            *fields[i] = was[i] ? vp_xstrdup(was[i]) : NULL;
+        }
+        if (vp_manifest_save(st->dir, &m) == 0)
+            for (size_t b = 0; b < backups.n; b++)
+                if (!vp_manifest_uses_backup(&m, backups.v[b]))
+                    unlink(backups.v[b]);
+        vp_strv_release(&backups);
+        vp_manifest_release(&m);
+    }
+    r->undone = true;
+    return vp_error(-EIO, "wiring systemd failed: %s; everything this run changed is put "
+                          "back (see notes)",
+                    reason);
+}
+
 /* The environment file says what the service needs: the audit variables, or nothing
  * (an earlier audit run may have left some). Audit variables are written before the
  * files are patched, and put back as they were if that fails, so the file never
@@ -580,6 +640,19 @@ static int deliver_and_apply(struct run *r, struct vp_state *st, const struct vp
         }
         r->env_file = vp_path_join(r->o->c.state_dir, VP_ENV_FILE);
     }
+    struct vp_manifest m0;
+    if (vp_manifest_load(st->dir, &m0) == 0) {
+        for (size_t i = 0; i < m0.n; i++)
+            if (!strcmp(m0.installs[i].prefix, r->in->prefix)) {
+                struct vp_manifest_install *b = &m0.installs[i];
+                r->before = (struct vp_manifest_install){
+                    .mechanism = dup_null(b->mechanism), .delivery = dup_null(b->delivery),
+                    .requested = dup_null(b->requested), .restored = dup_null(b->restored),
+                    .systemd_dir = dup_null(b->systemd_dir),
+                    .keep_vulkan = dup_null(b->keep_vulkan)};
+            }
+        vp_manifest_release(&m0);
+    }
     int rc = vp_apply(&r->plan, st, ao, &r->res);
     if (rc == 0) {
         struct cli_wire_args wa = {
@@ -590,10 +663,9 @@ static int deliver_and_apply(struct run *r, struct vp_state *st, const struct vp
             .systemd_dir = r->o->systemd_dir,
             .shim_dir = r->plan.shims.dir,
         };
-        if (cli_wire_install(&r->o->c, st->dir, r->in, &wa, &r->wiring) < 0)
-            vp_strv_push_take(&r->notes, vp_xasprintf("the patch is applied, but wiring "
-                                                      "systemd failed: %s",
-                                                      vp_last_error()));
+        if (cli_wire_install(&r->o->c, st->dir, r->in, &wa, &r->wiring) < 0 ||
+            r->wiring.error)
+            rc = undo_run(r, st, r->wiring.error ? r->wiring.error : vp_last_error());
     }
     if (rc == 0 && audit && !strcmp(r->delivery, "environment-file"))
         r->delivered = vp_env_file_delivered(r->o->c.root, r->env_file);
@@ -771,6 +843,7 @@ int cli_ollama_run(int argc, char **argv, const char *as_command, const char *ac
     free(r.error);
     free(r.shim_dir);
     free(r.env_file);
+    vp_manifest_install_release(&r.before);
     vp_strv_release(&r.env);
     cli_wiring_release(&r.wiring);
     if (r.have_plan)

@@ -4,6 +4,7 @@
  * restarted; elsewhere the commands that do it. Also what rollback must do around the
  * removal of those files. */
 #include "cli.h"
+#include "rollback.h"
 #include "spawn.h"
 #include "wire.h"
 
@@ -48,9 +49,13 @@ static void activate(const struct vp_common *c, const struct vp_wire_result *res
                                       "&& systemctl restart %s",
                                       VP_PATH_UNIT, res->unit_name);
     if (!cli_wiring_changed(ret) && !restart) {
-        ret->activated = drive_systemd(c); /* as the run that wrote them left them */
         ret->reason = "nothing of systemd changed";
-        return;
+        /* Files written under --root or in an image are enabled on the first run where
+         * systemd runs the machine. */
+        if (!drive_systemd(c) || systemctl("is-enabled", "--quiet", VP_PATH_UNIT) == 0) {
+            ret->activated = drive_systemd(c);
+            return;
+        }
     }
     if (!drive_systemd(c)) {
         ret->reason = "systemd does not run this machine (or --root is given): the files are "
@@ -71,15 +76,62 @@ static void activate(const struct vp_common *c, const struct vp_wire_result *res
     }
 }
 
+static void note_unwired(void *ctx, const struct vp_entry *e, enum vp_rollback_outcome out,
+                         const char *msg)
+{
+    struct cli_wiring *w = ctx;
+    vp_strv_push_take(&w->removed, out == VP_ROLLBACK_RESTORED || out == VP_ROLLBACK_ALREADY
+                                       ? vp_xstrdup(e->path)
+                                       : vp_xasprintf("%s: %s (%s)", e->path,
+                                                      vp_rollback_outcome_name(out),
+                                                      msg ? msg : "?"));
+}
+
+/* --no-wire: an install wired by an earlier run loses our drop-in and units (they would
+ * go on running ensure with the earlier wiring), and its record the systemd dir. */
+static int unwire(const struct vp_common *c, const char *state_dir_ondisk,
+                  const struct vp_install *in, struct cli_wiring *ret)
+{
+    ret->reason = "--no-wire";
+    struct vp_manifest m;
+    int r = vp_manifest_load(state_dir_ondisk, &m);
+    if (r < 0)
+        return r;
+    struct vp_manifest_install *mi = vp_manifest_install(&m, in->prefix);
+    size_t units = mi->n - vp_install_tree_entries(mi);
+    if (!units && !mi->systemd_dir) {
+        vp_manifest_release(&m);
+        return 0;
+    }
+    if (units)
+        cli_unwire_before(c);
+    struct vp_strv backups = {0};
+    enum vp_rollback_outcome worst;
+    vp_rollback_install(c->root, mi, VP_UNDO_UNITS, false, note_unwired, ret, &backups,
+                        &worst);
+    vp_strv_release(&backups); /* units have no backups */
+    free(mi->systemd_dir);
+    mi->systemd_dir = NULL;
+    r = vp_manifest_save(state_dir_ondisk, &m);
+    vp_manifest_release(&m);
+    if (units)
+        cli_unwire_after(c);
+    if (r < 0)
+        return r;
+    ret->reason = worst == VP_ROLLBACK_RESTORED
+                      ? "--no-wire: the drop-in and units of an earlier run are removed"
+                      : "--no-wire: our earlier systemd files are removed, except an edited "
+                        "one (see notes)";
+    return 0;
+}
+
 int cli_wire_install(const struct vp_common *c, const char *state_dir_ondisk,
                      const struct vp_install *in, const struct cli_wire_args *a,
                      struct cli_wiring *ret)
 {
     *ret = (struct cli_wiring){0};
-    if (a->no_wire) {
-        ret->reason = "--no-wire";
-        return 0;
-    }
+    if (a->no_wire)
+        return unwire(c, state_dir_ondisk, in, ret);
     if (!in->unit) {
         ret->reason = "no systemd unit runs this install: run `vgpu-patch ensure` after every "
                       "Ollama upgrade";
@@ -122,6 +174,7 @@ void cli_wiring_release(struct cli_wiring *w)
     vp_wire_result_release(&w->res);
     free(w->activate_hint);
     free(w->error);
+    vp_strv_release(&w->removed);
     *w = (struct cli_wiring){0};
 }
 
@@ -143,6 +196,7 @@ void cli_json_wiring(struct vp_json *j, const struct cli_wiring *w)
     vp_json_bool(j, "restarted", w->restarted);
     vp_json_string(j, "activate", w->activated ? NULL : w->activate_hint);
     vp_json_string(j, "error", w->error);
+    cli_json_strv(j, "removed", &w->removed);
     vp_json_end_object(j);
 }
 
@@ -150,6 +204,8 @@ void cli_print_wiring(const struct cli_wiring *w)
 {
     if (!w->done) {
         printf("systemd: not wired (%s)\n", w->reason);
+        for (size_t i = 0; i < w->removed.n; i++)
+            printf("  removed  %s\n", w->removed.v[i]);
         return;
     }
     printf("systemd: wired\n");

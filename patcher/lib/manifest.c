@@ -421,24 +421,28 @@ const char *vp_manifest_delivery(const struct vp_manifest *m)
     return NULL;
 }
 
+void vp_manifest_install_release(struct vp_manifest_install *in)
+{
+    for (size_t k = 0; k < in->n; k++)
+        vp_entry_release(&in->entries[k]);
+    free(in->entries);
+    free(in->prefix);
+    free(in->shim_dir);
+    free(in->version);
+    free(in->eras);
+    free(in->mechanism);
+    free(in->delivery);
+    free(in->requested);
+    free(in->restored);
+    free(in->systemd_dir);
+    free(in->keep_vulkan);
+    *in = (struct vp_manifest_install){0};
+}
+
 void vp_manifest_release(struct vp_manifest *m)
 {
-    for (size_t i = 0; i < m->n; i++) {
-        struct vp_manifest_install *in = &m->installs[i];
-        for (size_t k = 0; k < in->n; k++)
-            vp_entry_release(&in->entries[k]);
-        free(in->entries);
-        free(in->prefix);
-        free(in->shim_dir);
-        free(in->version);
-        free(in->eras);
-        free(in->mechanism);
-        free(in->delivery);
-        free(in->requested);
-        free(in->restored);
-        free(in->systemd_dir);
-        free(in->keep_vulkan);
-    }
+    for (size_t i = 0; i < m->n; i++)
+        vp_manifest_install_release(&m->installs[i]);
     free(m->installs);
     free(m->root);
     *m = (struct vp_manifest){0};

@@ -74,6 +74,7 @@ int vp_manifest_save(const char *state_dir, const struct vp_manifest *m);
 /* Serialises to a malloc'd string. */
 char *vp_manifest_format(const struct vp_manifest *m);
 void vp_manifest_release(struct vp_manifest *m);
+void vp_manifest_install_release(struct vp_manifest_install *in);
 
 /* The entries of an install in the Ollama tree (files and links, not our units). */
 size_t vp_install_tree_entries(const struct vp_manifest_install *in);

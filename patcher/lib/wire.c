@@ -35,7 +35,7 @@ static char *dropin_text(const struct vp_wire_opts *o, char **ret_err)
     }
     return vp_xasprintf(
         "# Written by vgpu-patch for %s; `vgpu-patch rollback` removes it, and\n"
-        "# `vgpu-patch ensure` writes it again when it differs. Do not edit.\n"
+        "# `vgpu-patch ensure` writes it again when it is missing or edited. Do not edit.\n"
         "[Service]\n"
         "# Before every start: re-patch after an upgrade, or restore the originals when\n"
         "# the shims do not load. '-': Ollama starts even when this fails; '+': as root.\n"
@@ -120,6 +120,23 @@ static int put(const struct vp_wire_opts *o, struct vp_manifest_install *mi,
     return 0;
 }
 
+/* The launcher delivery holds only while our ExecStart= is the last one systemd applies:
+ * a drop-in whose name sorts after ours (`systemctl edit` writes override.conf) and sets
+ * ExecStart= would replace the wrapped command. Checked before anything is written. */
+static int check_launch_wins(const struct vp_wire_opts *o)
+{
+    _cleanup_(freep) char *file = NULL;
+    _cleanup_(freep) char *cmd = vp_service_exec_start(o->root, true, &file);
+    _cleanup_(freep) char *dir = file ? vp_dirname(file) : NULL;
+    if (!file || !vp_endswith(dir, ".d") || strcmp(vp_basename(file), VP_DROPIN_FILE) < 0)
+        return 0;
+    return vp_error(-EEXIST,
+                    "%s sets ExecStart= after our drop-in, so the unit would not run Ollama "
+                    "through vgpu-launch: put the command there as `%s/vgpu-launch -- "
+                    "COMMAND`, or remove that ExecStart=, and run vgpu-patch again",
+                    file, o->bindir);
+}
+
 /* The unit's name from the file that named the program: the unit file itself, or a
  * drop-in of it (<name>.d/<file>.conf). */
 static char *unit_name(const char *file)
@@ -138,6 +155,8 @@ int vp_wire(const struct vp_wire_opts *o, struct vp_manifest_install *mi,
     _cleanup_(freep) char *dir = vp_xasprintf("%s/%s.d", o->systemd_dir, ret->unit_name);
     _cleanup_(freep) char *dir_ondisk = vp_rooted(o->root, dir);
     _cleanup_(freep) char *sd_ondisk = vp_rooted(o->root, o->systemd_dir);
+    if (o->launcher && check_launch_wins(o) < 0)
+        return -EEXIST;
     char *err = NULL;
     _cleanup_(freep) char *dropin = dropin_text(o, &err);
     if (!dropin) {
@@ -145,8 +164,9 @@ int vp_wire(const struct vp_wire_opts *o, struct vp_manifest_install *mi,
         free(err);
         return r;
     }
-    if (mkdir(sd_ondisk, 0755) < 0 && errno != EEXIST)
-        return vp_error_errno(-errno, "cannot create %s", sd_ondisk);
+    int r = vp_mkdir_p(sd_ondisk, 0755);
+    if (r < 0)
+        return vp_error_errno(r, "cannot create %s", sd_ondisk);
     if (mkdir(dir_ondisk, 0755) == 0) {
         record(mi, dir, "drop-in-dir", NULL); /* ours: removed when empty */
         add_result(ret, dir, "drop-in-dir", true);
@@ -158,7 +178,7 @@ int vp_wire(const struct vp_wire_opts *o, struct vp_manifest_install *mi,
     _cleanup_(freep) char *path_service = vp_path_join(o->systemd_dir, VP_PATH_SERVICE);
     _cleanup_(freep) char *t_path = path_unit_text(o);
     _cleanup_(freep) char *t_service = path_service_text(o);
-    int r = put(o, mi, ret, dropin_path, "drop-in", dropin);
+    r = put(o, mi, ret, dropin_path, "drop-in", dropin);
     if (r == 0)
         r = put(o, mi, ret, path_service, "path-service", t_service);
     if (r == 0)

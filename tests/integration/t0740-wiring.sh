@@ -3,7 +3,9 @@
 # (ensure before every start, fail-open and as root; the environment file;
 # OLLAMA_VULKAN=0 unless --keep-vulkan) and a path unit for upgrades while it runs; the
 # files pass `systemd-analyze verify`; a second run changes nothing; the launcher
-# delivery wraps the unit's own command; ensure writes a deleted drop-in again; rollback
+# delivery wraps the unit's own command, and is refused when a later drop-in
+# (override.conf) sets ExecStart=; ensure writes a deleted drop-in again; --no-wire
+# removes an earlier wiring; a wiring failure exits 1 with nothing changed; rollback
 # removes exactly what was added and leaves an edited file alone. Nothing outside the
 # test's root is touched (systemctl is never run with --root).
 . "$(dirname "$0")/lib.sh"
@@ -91,6 +93,21 @@ vp_ollama --mechanism audit --delivery launcher --json
 expect_rc 0 "a second launcher run finds the install through the wrapper"
 grep -c "vgpu-launch" "$DROPIN" | grep -qx 1 || fail "the command is wrapped twice: $(cat "$DROPIN")"
 
+note "an override.conf that sets ExecStart= after ours would cancel the launcher: refused"
+printf '[Service]\nExecStart=\nExecStart=%s/bin/ollama serve --verbose\n' "$PREFIX" \
+    >"$SD/ollama.service.d/override.conf"
+snapshot "$TREE" >"$T/tree-launcher"
+cp "$DROPIN" "$T/dropin-launcher"
+vp_ollama --mechanism audit --delivery launcher --json
+expect_rc 1 "launcher delivery under a later ExecStart="
+grep -q 'override.conf sets ExecStart= after our drop-in' "$T/out" ||
+    fail "the override is not named: $(json_field error)"
+[ "$(json_field changed)" = false ] || fail "a failed run says changed"
+snapshot "$TREE" >"$T/tree-after"
+cmp -s "$T/tree-launcher" "$T/tree-after" || fail "the failed run changed the tree"
+cmp -s "$DROPIN" "$T/dropin-launcher" || fail "the failed run changed our drop-in"
+rm "$SD/ollama.service.d/override.conf"
+
 note "rollback removes exactly what was added"
 vp rollback
 expect_rc 0 "rollback"
@@ -107,6 +124,39 @@ expect_rc 4 "rollback with an edited drop-in"
 grep -q "50-vgpu-patch.conf was edited" "$T/out" || fail "the edited drop-in is not named"
 [ -f "$DROPIN" ] || fail "the edited drop-in was removed"
 [ ! -e "$SD/vgpu-patch-ollama.path" ] || fail "the untouched path unit was not removed"
+
+note "--no-wire on a wired install removes the wiring, and ensure keeps it so"
+vp rollback
+vp_ollama
+expect_rc 0 "wired"
+vp_ollama --no-wire --json
+expect_rc 0 "--no-wire after wiring"
+[ "$(json_field changed)" = true ] || fail "unwiring is a change"
+for f in "$DROPIN" "$SD/vgpu-patch-ollama.path" "$SD/vgpu-patch-ollama.service"; do
+    [ ! -e "$f" ] || fail "--no-wire left $f"
+done
+if grep -q '^systemd_dir' "$ROOT/var/lib/vgpu-patch/manifest"; then
+    fail "the record still names a systemd dir"
+fi
+cp -p "$VGPU_TEST_FIXTURES/trees/e/bin/ollama" "$TREE/bin/ollama.new" # an upgrade
+mv "$TREE/bin/ollama.new" "$TREE/bin/ollama"
+vp ensure --json
+expect_rc 0 "ensure after an upgrade of an unwired install"
+[ ! -e "$DROPIN" ] || fail "ensure wired an install the operator unwired"
+vp rollback
+expect_rc 0 "rollback"
+
+note "a systemd dir that cannot be made: exit 1, nothing changed"
+mkdir -p "$ROOT/srv"
+: >"$ROOT/srv/afile"
+snapshot "$TREE" >"$T/tree-before"
+vp_ollama --systemd-dir /srv/afile/system --json
+expect_rc 1 "--systemd-dir under a file"
+grep -q 'wiring systemd failed: cannot create' "$T/out" || fail "no reason: $(json_field error)"
+snapshot "$TREE" >"$T/tree-after"
+cmp -s "$T/tree-before" "$T/tree-after" || fail "a failed wiring left the tree changed"
+vp status --json
+grep -q '"installs": \[\]' "$T/out" || fail "a failed first run left a record: $(cat "$T/out")"
 
 note "no unit: not wired, and said so"
 rm -rf "$ROOT" "$SHIMS"
