@@ -100,7 +100,8 @@ void cli_unwire_after(const struct vp_common *c);
 /* A boolean option of one command (e.g. --dry-run). */
 struct cli_flag {
     const char *name;
-    bool *set;
+    bool *set;           /* a flag: set to true when given */
+    const char **value;  /* or an option with a value (set NULL) */
 };
 
 /* Parses the options of a command that takes the common ones plus flags (NULL-terminated

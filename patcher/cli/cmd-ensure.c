@@ -94,6 +94,15 @@ static void check_install(const struct vp_common *c, const struct vp_manifest_in
             return;
         }
     }
+    /* Files the recorded ones do not cover: an upgrade that added a runner after the
+     * last patch (a path-unit run in the middle of an extraction patched what was there). */
+    _cleanup_(freep) char *stamp = vp_tree_stamp(c->root, in->prefix);
+    if (!vp_streq_null(stamp, in->tree_stamp)) {
+        ret->action = ACT_REAPPLY;
+        ret->why = vp_xstrdup(in->tree_stamp ? "files of the release were added, removed or "
+                                               "replaced since it was patched"
+                                             : "no record of the release's layout yet");
+    }
 }
 
 static void report_restore(void *ctx, const struct vp_entry *e, enum vp_rollback_outcome out,

@@ -620,6 +620,21 @@ static int undo_run(struct run *r, struct vp_state *st, const char *why)
                     reason);
 }
 
+/* The release's layout as patched and verified, for ensure to compare with. */
+static void record_stamp(struct run *r, struct vp_state *st)
+{
+    struct vp_manifest m;
+    if (vp_manifest_load(st->dir, &m) < 0)
+        return;
+    struct vp_manifest_install *in = vp_manifest_install(&m, r->in->prefix);
+    free(in->tree_stamp);
+    in->tree_stamp = vp_tree_stamp(r->o->c.root, r->in->prefix);
+    if (vp_manifest_save(st->dir, &m) < 0)
+        vp_strv_push_take(&r->notes, vp_xasprintf("the patch is applied, but %s",
+                                                  vp_last_error()));
+    vp_manifest_release(&m);
+}
+
 /* The environment file says what the service needs: the audit variables, or nothing
  * (an earlier audit run may have left some). Audit variables are written before the
  * files are patched, and put back as they were if that fails, so the file never
@@ -667,6 +682,8 @@ static int deliver_and_apply(struct run *r, struct vp_state *st, const struct vp
             r->wiring.error)
             rc = undo_run(r, st, r->wiring.error ? r->wiring.error : vp_last_error());
     }
+    if (rc == 0)
+        record_stamp(r, st);
     if (rc == 0 && audit && !strcmp(r->delivery, "environment-file"))
         r->delivered = vp_env_file_delivered(r->o->c.root, r->env_file);
     if (rc < 0 && audit)

@@ -172,14 +172,19 @@ int cli_parse(int argc, char **argv, const char *cmd, const char *help, struct v
     struct option longopts[16] = {CLI_COMMON_LONGOPTS};
     size_t n = 4, nflags = 0;
     for (; flags && flags[nflags].name && n < VP_ARRAY_SIZE(longopts) - 1; nflags++)
-        longopts[n++] = (struct option){flags[nflags].name, no_argument, NULL,
-                                        CLI_OPT_FLAG + (int)nflags};
+        longopts[n++] = (struct option){flags[nflags].name,
+                                        flags[nflags].value ? required_argument : no_argument,
+                                        NULL, CLI_OPT_FLAG + (int)nflags};
     int opt;
     while ((opt = getopt_long(argc, argv, "h", longopts, NULL)) != -1) {
         if (cli_common_opt(c, opt, optarg))
             continue;
         if (opt >= CLI_OPT_FLAG && opt < CLI_OPT_FLAG + (int)nflags) {
-            *flags[opt - CLI_OPT_FLAG].set = true;
+            const struct cli_flag *f = &flags[opt - CLI_OPT_FLAG];
+            if (f->value)
+                *f->value = optarg;
+            else
+                *f->set = true;
             continue;
         }
         if (opt == 'h') {

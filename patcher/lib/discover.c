@@ -1,9 +1,12 @@
 /* discover: Ollama installs from the service unit, PATH and the usual prefixes. */
 #include "discover.h"
+#include "blake3.h"
 #include "elfmodel.h"
 
 #include <dirent.h>
 #include <errno.h>
+#include <fcntl.h>
+#include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
 
@@ -118,6 +121,64 @@ void vp_service_files(const char *root, struct vp_strv *ret, bool *ret_has_unit)
         vp_strv_push(ret, dropins.v[i]);
     vp_strv_release(&names);
     vp_strv_release(&dropins);
+}
+
+static void stamp_add(struct vp_b3 *h, const char *rel, const struct stat *st)
+{
+    char line[64];
+    int n = snprintf(line, sizeof(line), " %llu %lld.%09ld\n", (unsigned long long)st->st_ino,
+                     (long long)st->st_ctim.tv_sec, st->st_ctim.tv_nsec);
+    vp_b3_update(h, rel, strlen(rel));
+    vp_b3_update(h, line, (size_t)n);
+}
+
+/* Every directory below dir (on disk), sorted, depth-first. */
+static void stamp_dirs(struct vp_b3 *h, const char *dir, const char *rel, int depth)
+{
+    struct stat st;
+    if (lstat(dir, &st) < 0 || !S_ISDIR(st.st_mode))
+        return;
+    stamp_add(h, rel, &st);
+    struct vp_strv names = {0};
+    DIR *d = depth < 6 ? opendir(dir) : NULL;
+    for (struct dirent *e; d && (e = readdir(d));) {
+        struct stat sub;
+        if (!strcmp(e->d_name, ".") || !strcmp(e->d_name, ".."))
+            continue;
+        if (e->d_type == DT_DIR ||
+            (e->d_type == DT_UNKNOWN && fstatat(dirfd(d), e->d_name, &sub, AT_SYMLINK_NOFOLLOW) == 0 &&
+             S_ISDIR(sub.st_mode)))
+            vp_strv_push(&names, e->d_name);
+    }
+    if (d)
+        closedir(d);
+    if (names.n)
+        qsort(names.v, names.n, sizeof(char *), cmp_base);
+    for (size_t i = 0; i < names.n; i++) {
+        _cleanup_(freep) char *sub = vp_path_join(dir, names.v[i]);
+        _cleanup_(freep) char *subrel = vp_path_join(rel, names.v[i]);
+        stamp_dirs(h, sub, subrel, depth + 1);
+    }
+    vp_strv_release(&names);
+}
+
+char *vp_tree_stamp(const char *root, const char *prefix)
+{
+    struct vp_b3 h;
+    vp_b3_init(&h);
+    _cleanup_(freep) char *bin_rt = vp_path_join(prefix, "bin/ollama");
+    _cleanup_(freep) char *bin = vp_rooted(root, bin_rt);
+    struct stat st;
+    if (lstat(bin, &st) == 0)
+        stamp_add(&h, "bin/ollama", &st);
+    _cleanup_(freep) char *lib_rt = vp_path_join(prefix, "lib/ollama");
+    _cleanup_(freep) char *lib = vp_rooted(root, lib_rt);
+    stamp_dirs(&h, lib, "lib/ollama", 0);
+    uint8_t digest[32];
+    vp_b3_final(&h, digest);
+    char *hex = vp_xmalloc(VP_B3_HEX);
+    vp_b3_hex(digest, hex);
+    return hex;
 }
 
 char *vp_service_exec_start(const char *root, bool skip_ours, char **ret_file)

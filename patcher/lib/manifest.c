@@ -51,6 +51,8 @@ char *vp_manifest_format(const struct vp_manifest *m)
             put_kv(f, "systemd_dir", in->systemd_dir);
         if (in->keep_vulkan)
             put_kv(f, "keep_vulkan", in->keep_vulkan);
+        if (in->tree_stamp)
+            put_kv(f, "tree_stamp", in->tree_stamp);
         fputc('\n', f);
         for (size_t k = 0; k < in->n; k++) {
             const struct vp_entry *e = &in->entries[k];
@@ -189,6 +191,7 @@ static bool install_field(struct vp_manifest_install *in, const char *k, char *v
                : !strcmp(k, "restored")  ? &in->restored
                : !strcmp(k, "systemd_dir") ? &in->systemd_dir
                : !strcmp(k, "keep_vulkan") ? &in->keep_vulkan
+               : !strcmp(k, "tree_stamp") ? &in->tree_stamp
                                         : NULL;
     if (!s) {
         free(v);
@@ -436,6 +439,7 @@ void vp_manifest_install_release(struct vp_manifest_install *in)
     free(in->restored);
     free(in->systemd_dir);
     free(in->keep_vulkan);
+    free(in->tree_stamp);
     *in = (struct vp_manifest_install){0};
 }
 

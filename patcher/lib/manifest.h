@@ -53,6 +53,9 @@ struct vp_manifest_install {
     /* How the install was wired: the systemd dir of our drop-in and units (NULL: not
      * wired, e.g. --no-wire), and "1" when OLLAMA_VULKAN was left alone (--keep-vulkan). */
     char *systemd_dir, *keep_vulkan;
+    /* vp_tree_stamp() of the release when it was last patched and verified: ensure
+     * patches again when it differs (files an upgrade added later). */
+    char *tree_stamp;
     struct vp_entry *entries;
     size_t n;
 };
