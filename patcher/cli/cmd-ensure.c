@@ -16,14 +16,20 @@
 extern char **environ;
 
 static const char help[] =
-    "Usage: vgpu-patch ensure [--root DIR] [--state-dir DIR] [--json]\n"
+    "Usage: vgpu-patch ensure [--root DIR] [--state-dir DIR] [--settle SEC] [--json]\n"
     "Make sure the recorded installs still load the shims, for every service start: re-apply\n"
     "a patch an upgrade removed (with the options it was made with), restore the originals\n"
     "when the shims no longer load (exit 0, with a warning: Ollama must start) and patch\n"
     "again once they do, leave alone what was rolled back, and write\n"
     "<state-dir>/ollama.env (empty when the patch covers everything, the audit variables\n"
     "otherwise). Inherited LD_* variables are cleared first. Without any record it does\n"
-    "what `vgpu-patch ollama` does.\n";
+    "what `vgpu-patch ollama` does.\n"
+    "  --settle SEC  first wait until no recorded release's files changed for SEC seconds\n"
+    "                (an upgrade still extracting; at most 30 minutes), as the path unit does\n";
+
+/* The longest --settle waits in all: Ollama's installer downloads and extracts in one
+ * stream, so a slow network keeps the files changing for minutes. */
+#define SETTLE_MAX_MS (30 * 60 * 1000.0)
 
 /* The service's environment file also reaches ExecStartPre=: nothing inherited may
  * steer the checks (or vgpu-patch's own children). */
@@ -105,6 +111,53 @@ static void check_install(const struct vp_common *c, const struct vp_manifest_in
     }
 }
 
+static char *stamps(const struct vp_common *c, const struct vp_manifest *m)
+{
+    char *all = vp_xstrdup("");
+    for (size_t i = 0; i < m->n; i++) {
+        _cleanup_(freep) char *one = vp_tree_stamp(c->root, m->installs[i].prefix);
+        char *next = vp_xasprintf("%s%s ", all, one);
+        free(all);
+        all = next;
+    }
+    return all;
+}
+
+/* --settle: waits until the files of every recorded release stayed as they are for sec
+ * seconds (the path unit fires on an upgrade's first write). A note says how long it
+ * waited; NULL when nothing changed meanwhile. Takes no lock: a service start goes on. */
+static char *settle(const struct vp_common *c, unsigned sec)
+{
+    struct vp_manifest m;
+    if (cli_load_manifest(c, &m, NULL) < 0 || !m.n) {
+        vp_manifest_release(&m);
+        return NULL;
+    }
+    char *last = stamps(c, &m);
+    double start = vp_now_ms(), quiet_since = start, quiet_ms = sec * 1000.0;
+    bool changed = false;
+    unsigned step_us = sec ? (sec * 1000000u / 4 < 1000000u ? sec * 1000000u / 4 : 1000000u) : 0;
+    while (vp_now_ms() - quiet_since < quiet_ms && vp_now_ms() - start < SETTLE_MAX_MS) {
+        usleep(step_us);
+        char *now = stamps(c, &m);
+        if (strcmp(now, last)) {
+            changed = true;
+            quiet_since = vp_now_ms();
+        }
+        free(last);
+        last = now;
+    }
+    free(last);
+    vp_manifest_release(&m);
+    double waited = (vp_now_ms() - start) / 1000.0;
+    if (vp_now_ms() - quiet_since < quiet_ms)
+        return vp_xasprintf("the files were still changing after %.0f s of --settle: "
+                            "checking them as they are",
+                            waited);
+    return changed ? vp_xasprintf("waited %.1f s for the release's files to settle", waited)
+                   : NULL;
+}
+
 static void report_restore(void *ctx, const struct vp_entry *e, enum vp_rollback_outcome out,
                            const char *msg)
 {
@@ -153,13 +206,6 @@ static int hand_over(const struct vp_common *c, const struct vp_manifest_install
     argv[n] = NULL;
     optind = 0; /* getopt starts afresh for the command's own options */
     return cli_ollama_run(n, (char **)argv, "ensure", action);
-}
-
-static double now_ms(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (double)ts.tv_sec * 1e3 + (double)ts.tv_nsec / 1e6;
 }
 
 /* Restores an install whose shims no longer load; the record remembers it. */
@@ -219,12 +265,27 @@ static void print_report(const struct vp_common *c, const struct vp_manifest *m,
 
 int cmd_ensure(int argc, char **argv)
 {
-    double t0 = now_ms();
+    double t0 = vp_now_ms();
     clear_loader_env();
     struct vp_common c = {0};
-    int code = cli_parse(argc, argv, "ensure", help, &c, NULL);
+    const char *settle_arg = NULL;
+    const struct cli_flag flags[] = {{"settle", NULL, &settle_arg}, {0}};
+    int code = cli_parse(argc, argv, "ensure", help, &c, flags);
     if (code >= 0)
         return code;
+    unsigned long settle_s = 0;
+    if (settle_arg) {
+        char *end;
+        errno = 0;
+        settle_s = strtoul(settle_arg, &end, 10);
+        if (errno || end == settle_arg || *end || settle_arg[0] == '-' || settle_s > 1800) {
+            cli_common_release(&c);
+            return cli_fail(VP_EXIT_USAGE, "ensure: --settle wants seconds from 0 to 1800, "
+                                           "not '%s'",
+                            settle_arg);
+        }
+    }
+    _cleanup_(freep) char *settled = settle_arg ? settle(&c, (unsigned)settle_s) : NULL;
     code = VP_EXIT_OK;
     struct vp_state st = {.lock_fd = -1};
     int r = vp_state_open(c.state_ondisk, VP_STATE_LOCK, 30000, &st);
@@ -249,6 +310,8 @@ int cmd_ensure(int argc, char **argv)
 
     _cleanup_(freep) char *libexec = vp_verify_default_libexec();
     struct vp_strv notes = {0}, env = {0}, backups = {0};
+    if (settled)
+        vp_strv_push(&notes, settled);
     const char *action = "none";
     const struct vp_manifest_install *handed = NULL;
     bool save = false;
@@ -299,7 +362,7 @@ int cmd_ensure(int argc, char **argv)
             fprintf(stderr, "vgpu-patch ensure: %s\n", notes.v[i]);
         code = hand_over(&c, handed, action);
     } else {
-        print_report(&c, &m, code, action, &env, w, &notes, now_ms() - t0);
+        print_report(&c, &m, code, action, &env, w, &notes, vp_now_ms() - t0);
     }
     vp_strv_release(&notes);
     vp_strv_release(&env);

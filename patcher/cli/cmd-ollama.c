@@ -189,13 +189,6 @@ struct run {
     double ms_prepare; /* discovery, checks and planning */
 };
 
-static double now_ms(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (double)ts.tv_sec * 1e3 + (double)ts.tv_nsec / 1e6;
-}
-
 static void json_install(struct vp_json *j, const char *key, const struct vp_install *in)
 {
     vp_json_begin_object(j, key);
@@ -822,7 +815,7 @@ static int run(struct run *r)
             vp_state_close(&st);
         return rc;
     }
-    r->ms_prepare = now_ms() - r->ms_prepare;
+    r->ms_prepare = vp_now_ms() - r->ms_prepare;
     bool audit = !strcmp(r->mech, "audit");
     struct vp_verify_opts vo = {.libexec = libexec, .live = true, .audit = audit};
     _cleanup_(freep) char *eras = era_names(r->in->eras);
@@ -848,7 +841,7 @@ int cli_ollama_run(int argc, char **argv, const char *as_command, const char *ac
     if (code)
         return code;
     struct run r = {.o = &o, .as_command = as_command, .action = action,
-                    .disc = {.chosen = -1}, .ms_prepare = now_ms()};
+                    .disc = {.chosen = -1}, .ms_prepare = vp_now_ms()};
     r.code = run(&r);
     if (o.c.json)
         report_json(&r);

@@ -12,13 +12,6 @@
 #include <signal.h>
 #include <time.h>
 
-static double now_ms(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (double)ts.tv_sec * 1e3 + (double)ts.tv_nsec / 1e6;
-}
-
 static int64_t mtime_ns(const struct stat *st)
 {
     return (int64_t)st->st_mtim.tv_sec * 1000000000 + st->st_mtim.tv_nsec;
@@ -245,7 +238,7 @@ int vp_apply(const struct vp_plan *p, struct vp_state *st, const struct vp_apply
     struct vp_manifest_install *mi = vp_manifest_install(&m, p->prefix);
     size_t n = 0;
     struct staged *staged = vp_xcalloc(p->n_files + 1, sizeof(*staged));
-    double t0 = now_ms();
+    double t0 = vp_now_ms();
     struct vp_txn t = {.jfd = -1};
     bool pending = vp_plan_pending(p) > 0;
     sigset_t old_mask;
@@ -266,15 +259,15 @@ int vp_apply(const struct vp_plan *p, struct vp_state *st, const struct vp_apply
     }
     if (pending && r == 0)
         r = vp_txn_rename_all(&t);
-    res.ms_write = now_ms() - t0;
+    res.ms_write = vp_now_ms() - t0;
     if (r == 0 && o->verify) {
-        double t1 = now_ms();
+        double t1 = vp_now_ms();
         r = vp_verify_plan(p, o->verify, &res.verify);
         res.verified = r == 0;
         if (r == 0 && !res.verify.ok)
             r = vp_error(-EIO, "verification failed: the patched install does not load the "
                                "shims in every process");
-        res.ms_verify = now_ms() - t1;
+        res.ms_verify = vp_now_ms() - t1;
     }
     if (r == 0)
         r = check_stop();

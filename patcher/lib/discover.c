@@ -5,7 +5,6 @@
 
 #include <dirent.h>
 #include <errno.h>
-#include <fcntl.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
@@ -123,16 +122,21 @@ void vp_service_files(const char *root, struct vp_strv *ret, bool *ret_has_unit)
     vp_strv_release(&dropins);
 }
 
+/* A directory by inode and change time (entries added, removed or renamed); anything
+ * else by inode, size and modification time (a file still being written). */
 static void stamp_add(struct vp_b3 *h, const char *rel, const struct stat *st)
 {
-    char line[64];
-    int n = snprintf(line, sizeof(line), " %llu %lld.%09ld\n", (unsigned long long)st->st_ino,
-                     (long long)st->st_ctim.tv_sec, st->st_ctim.tv_nsec);
-    vp_b3_update(h, rel, strlen(rel));
+    char line[96];
+    bool dir = S_ISDIR(st->st_mode);
+    const struct timespec *t = dir ? &st->st_ctim : &st->st_mtim;
+    int n = snprintf(line, sizeof(line), " %c %llu %lld %lld.%09ld\n", dir ? 'd' : 'f',
+                     (unsigned long long)st->st_ino, dir ? 0LL : (long long)st->st_size,
+                     (long long)t->tv_sec, t->tv_nsec);
+    vp_b3_update(h, rel, strlen(rel) + 1);
     vp_b3_update(h, line, (size_t)n);
 }
 
-/* Every directory below dir (on disk), sorted, depth-first. */
+/* dir and everything below it (on disk, links not followed), sorted, depth-first. */
 static void stamp_dirs(struct vp_b3 *h, const char *dir, const char *rel, int depth)
 {
     struct stat st;
@@ -141,15 +145,9 @@ static void stamp_dirs(struct vp_b3 *h, const char *dir, const char *rel, int de
     stamp_add(h, rel, &st);
     struct vp_strv names = {0};
     DIR *d = depth < 6 ? opendir(dir) : NULL;
-    for (struct dirent *e; d && (e = readdir(d));) {
-        struct stat sub;
-        if (!strcmp(e->d_name, ".") || !strcmp(e->d_name, ".."))
-            continue;
-        if (e->d_type == DT_DIR ||
-            (e->d_type == DT_UNKNOWN && fstatat(dirfd(d), e->d_name, &sub, AT_SYMLINK_NOFOLLOW) == 0 &&
-             S_ISDIR(sub.st_mode)))
+    for (struct dirent *e; d && (e = readdir(d));)
+        if (strcmp(e->d_name, ".") && strcmp(e->d_name, ".."))
             vp_strv_push(&names, e->d_name);
-    }
     if (d)
         closedir(d);
     if (names.n)
@@ -157,7 +155,13 @@ static void stamp_dirs(struct vp_b3 *h, const char *dir, const char *rel, int de
     for (size_t i = 0; i < names.n; i++) {
         _cleanup_(freep) char *sub = vp_path_join(dir, names.v[i]);
         _cleanup_(freep) char *subrel = vp_path_join(rel, names.v[i]);
-        stamp_dirs(h, sub, subrel, depth + 1);
+        struct stat sst;
+        if (lstat(sub, &sst) < 0)
+            continue;
+        if (S_ISDIR(sst.st_mode))
+            stamp_dirs(h, sub, subrel, depth + 1);
+        else
+            stamp_add(h, subrel, &sst);
     }
     vp_strv_release(&names);
 }

@@ -54,10 +54,12 @@ char *vp_service_exec_binary(const char *root, char **ret_unit);
  * whether the unit itself exists (drop-ins alone make no service). */
 void vp_service_files(const char *root, struct vp_strv *ret, bool *ret_has_unit);
 
-/* A fingerprint of the release's layout under root: bin/ollama and every directory of
- * lib/ollama (inode and change time: a file added, removed or replaced anywhere in it
- * changes it, and no extraction can set it back). Recorded after a patch, so that
- * `ensure` notices files an upgrade added after that (hex; caller frees). */
+/* A fingerprint of the release's files under root: bin/ollama and everything in
+ * lib/ollama (directories by inode and change time, so that no extraction can set an
+ * added, removed or replaced entry back; files by inode, size and modification time, so
+ * that a file still being written changes it too). Recorded after a patch, so that
+ * `ensure` notices files an upgrade added after that, and polled by `ensure --settle`
+ * (hex; caller frees). */
 char *vp_tree_stamp(const char *root, const char *prefix);
 
 /* Our own drop-in for ollama.service (wire.h writes it; readers of the unit skip it). */

@@ -225,13 +225,6 @@ bool vp_e2e_judge(const struct vp_e2e_line *lines, size_t n, const struct vp_str
 
 /* ---- setting up: port, private dir, environment, trust ---- */
 
-static long now_ms(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
-
 /* A loopback port nobody listens on now (bound to port 0, then released). */
 static int free_port(int *ret)
 {
@@ -412,10 +405,10 @@ static char *read_all(int fd, pid_t pid, int timeout_ms, bool *ret_timed_out)
 {
     char *out = vp_xstrdup("");
     size_t len = 0;
-    long deadline = now_ms() + timeout_ms;
+    long deadline = (long)vp_now_ms() + timeout_ms;
     *ret_timed_out = false;
     for (;;) {
-        long left = deadline - now_ms();
+        long left = deadline - (long)vp_now_ms();
         if (left <= 0) {
             kill(pid, SIGKILL);
             *ret_timed_out = true;
@@ -598,7 +591,7 @@ static void take_line(struct watch *w)
     r->lines = vp_xrealloc(r->lines, (r->n_lines + 1) * sizeof(*r->lines));
     r->lines[r->n_lines++] = l;
     if (!w->decisive)
-        w->settle_at = now_ms() + SETTLE_MS;
+        w->settle_at = (long)vp_now_ms() + SETTLE_MS;
     w->decisive = true;
 }
 
@@ -637,10 +630,10 @@ static bool leader_exited(pid_t pid)
 /* Until a decisive line has settled, serve exits, or the timeout. */
 static void watch_serve(struct watch *w, pid_t pid, int fd, int timeout_ms)
 {
-    long start = now_ms(), deadline = start + timeout_ms;
+    long start = (long)vp_now_ms(), deadline = start + timeout_ms;
     bool open = true;
     for (;;) {
-        long t = now_ms();
+        long t = (long)vp_now_ms();
         if (w->decisive && t >= w->settle_at)
             break;
         if (t >= deadline) {
@@ -659,7 +652,7 @@ static void watch_serve(struct watch *w, pid_t pid, int fd, int timeout_ms)
             break;
         }
     }
-    w->r->elapsed_ms = now_ms() - start;
+    w->r->elapsed_ms = (long)vp_now_ms() - start;
 }
 
 /* SIGTERM to the group, SIGKILL to whatever is left of it after the grace period; reaps it. */
@@ -668,9 +661,9 @@ static void stop_serve(struct watch *w, pid_t pid, int fd, int grace_ms)
     w->collect = false;
     if (!leader_exited(pid))
         kill(-pid, SIGTERM);
-    long end = now_ms() + grace_ms;
+    long end = (long)vp_now_ms() + grace_ms;
     bool open = true;
-    while (!leader_exited(pid) && now_ms() < end) {
+    while (!leader_exited(pid) && (long)vp_now_ms() < end) {
         if (open)
             open = pump(w, fd, 20) >= 0;
         else

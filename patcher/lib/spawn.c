@@ -29,13 +29,6 @@ static void sink_add(struct sink *s, const char *data, size_t n)
     s->buf[s->len] = '\0';
 }
 
-static long now_ms(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
-
 static int spawn(char *const argv[], char *const envp[], bool report, int timeout_ms,
                  const struct vp_spawn_job *drop, struct vp_spawn_result *ret)
 {
@@ -78,10 +71,10 @@ static int spawn(char *const argv[], char *const envp[], bool report, int timeou
         close(p[i][1]);
         pfd[i] = (struct pollfd){.fd = p[i][0], .events = POLLIN};
     }
-    long deadline = now_ms() + timeout_ms;
+    long deadline = (long)vp_now_ms() + timeout_ms;
     bool timed_out = false;
     while (open_fds > 0) {
-        long left = deadline - now_ms();
+        long left = deadline - (long)vp_now_ms();
         if (left <= 0) {
             kill(pid, SIGKILL);
             timed_out = true;

@@ -7,6 +7,7 @@
 #include <limits.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <time.h>
 
 static _Thread_local char last_error[1024];
 
@@ -471,4 +472,11 @@ char *vp_self_relative(const char *rel)
     _cleanup_(freep) char *bindir = vp_dirname(self);
     _cleanup_(freep) char *joined = vp_path_join(bindir, rel);
     return vp_path_normalize(joined);
+}
+
+double vp_now_ms(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (double)ts.tv_sec * 1e3 + (double)ts.tv_nsec / 1e6;
 }

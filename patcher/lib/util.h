@@ -101,4 +101,7 @@ int vp_unescape(const char *s, char **ret);
  * (runtime paths, sorted) to ret. */
 void vp_root_glob(const char *root, const char *pattern, struct vp_strv *ret);
 
+/* Milliseconds of CLOCK_MONOTONIC: for timeouts and durations. */
+double vp_now_ms(void);
+
 #endif

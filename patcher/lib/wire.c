@@ -74,7 +74,8 @@ static char *path_service_text(const struct vp_wire_opts *o)
                         "\n"
                         "[Service]\n"
                         "Type=oneshot\n"
-                        "ExecStart=%s/vgpu-patch ensure --state-dir %s\n",
+                        "# Waits until an upgrade stopped writing, then patches what it left.\n"
+                        "ExecStart=%s/vgpu-patch ensure --settle 10 --state-dir %s\n",
                         o->bindir, o->state_dir);
 }
 

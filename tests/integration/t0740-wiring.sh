@@ -42,7 +42,7 @@ if grep -q '^ExecStart=' "$DROPIN"; then fail "the patch delivery must not touch
 has_line "$SD/vgpu-patch-ollama.path" "PathChanged=$PREFIX/bin/ollama"
 has_line "$SD/vgpu-patch-ollama.path" "PathChanged=$PREFIX/lib/ollama"
 has_line "$SD/vgpu-patch-ollama.path" "Unit=vgpu-patch-ollama.service"
-has_line "$SD/vgpu-patch-ollama.service" "ExecStart=$BIN/vgpu-patch ensure --state-dir /var/lib/vgpu-patch"
+has_line "$SD/vgpu-patch-ollama.service" "ExecStart=$BIN/vgpu-patch ensure --settle 10 --state-dir /var/lib/vgpu-patch"
 grep -q "systemctl daemon-reload && systemctl enable --now vgpu-patch-ollama.path" "$T/out" ||
     fail "the activation commands are not given"
 
