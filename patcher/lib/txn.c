@@ -13,8 +13,10 @@
 struct vp_txn_item {
     char *path, *tmp;
     bool is_link;
-    dev_t dev; /* the inode the rename replaces (files) */
+    dev_t dev; /* the inode the rename replaces (files), as it was read */
     ino_t ino;
+    off_t size;
+    struct timespec mtime;
     char *prev_target; /* the link it replaces (links), NULL for none */
 };
 
@@ -311,6 +313,8 @@ int vp_txn_keep_prev(struct vp_txn *t, const char *path, int orig_fd, const stru
     if (it) {
         it->dev = orig->st_dev;
         it->ino = orig->st_ino;
+        it->size = orig->st_size;
+        it->mtime = orig->st_mtim;
     }
     vp_fault("prev");
     return r;
@@ -339,11 +343,17 @@ int vp_txn_stage_link(struct vp_txn *t, const char *path, const char *target,
     return 0;
 }
 
-/* Whether the path still holds what the transaction means to replace. */
+/* Whether the path still holds what the transaction means to replace: the same inode,
+ * not written to since it was read (size and modification time; not the change time,
+ * which our own hard link to it moved). */
 static bool unchanged(const struct vp_txn_item *it)
 {
-    if (!it->is_link)
-        return vp_same_inode(it->path, it->dev, it->ino);
+    if (!it->is_link) {
+        struct stat st;
+        return lstat(it->path, &st) == 0 && st.st_dev == it->dev && st.st_ino == it->ino &&
+               st.st_size == it->size && st.st_mtim.tv_sec == it->mtime.tv_sec &&
+               st.st_mtim.tv_nsec == it->mtime.tv_nsec;
+    }
     char cur[4096];
     ssize_t n = readlink(it->path, cur, sizeof(cur) - 1);
     if (n < 0)

@@ -271,6 +271,28 @@ static void abort_after_rename_restores_the_original_inodes(void **state)
     vp_state_close(&st);
 }
 
+static void original_written_in_place_meanwhile_is_not_replaced(void **state)
+{
+    struct fx *f = *state;
+    struct vp_state st;
+    struct vp_txn t;
+    begin(f, &st, &t);
+    stage_new(&t, f->backups, f->a, true);
+    /* An upgrade writes into the very inode that was read (same inode, new bytes). */
+    int fd = open(f->a, O_WRONLY | O_APPEND | O_CLOEXEC);
+    assert_true(fd >= 0);
+    assert_int_equal(write(fd, "more\n", 5), 5);
+    close(fd);
+    assert_int_equal(vp_txn_rename_all(&t), -EAGAIN);
+    assert_non_null(strstr(vp_last_error(), "changed while vgpu-patch was working"));
+    assert_int_equal(vp_txn_abort(&t), 0);
+    _cleanup_(freep) char *ta = text_of(f->a);
+    assert_string_equal(ta, "old a\nmore\n"); /* the writer's bytes, not ours */
+    assert_int_equal(ino_of(f->a), f->ino_a);
+    assert_int_equal(entries_beside(f->a), 2);
+    vp_state_close(&st);
+}
+
 static void abort_before_rename_only_removes_what_was_staged(void **state)
 {
     struct fx *f = *state;
@@ -484,6 +506,7 @@ int main(int argc, char **argv)
         T(commit_leaves_the_new_files_and_the_kept_backups),
         T(abort_after_rename_restores_the_original_inodes),
         T(abort_before_rename_only_removes_what_was_staged),
+        T(original_written_in_place_meanwhile_is_not_replaced),
         T(staged_link_is_undone_to_its_previous_target),
         T(staging_a_link_over_a_regular_file_is_refused),
         T(crash_before_any_rename_is_undone_without_touching_the_tree),
