@@ -3,7 +3,8 @@
  * duplicates, legacy global hooks, what vgpu-patch did (mechanism, delivery, wiring,
  * whether each file is still as left), whether the shims load, what the driver behind
  * them reports against Ollama's thresholds, and Ollama's own `inference compute` log
- * lines. Exit 0 when nothing is a problem, 1 otherwise (warnings do not count). */
+ * lines. Exit 0 when nothing is a problem, 5 when global hooks of an earlier method are
+ * present, 1 for any other problem (warnings do not count). */
 #include "audit.h"
 #include "cli.h"
 #include "conf.h"
@@ -17,6 +18,7 @@
 #include <gnu/libc-version.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 
 static const char help[] =
     "Usage: vgpu-patch doctor [--root DIR] [--prefix DIR] [--state-dir DIR] [--log FILE]\n"
@@ -25,7 +27,8 @@ static const char help[] =
     "the Ollama installs (and duplicates), legacy global loader hooks, mechanism,\n"
     "delivery and wiring, the shims' load check, the driver versions the backend\n"
     "reports against Ollama's thresholds, and the last `inference compute` lines of\n"
-    "Ollama's log (journalctl -u ollama, or --log FILE). Exit 1 when a problem is found.\n";
+    "Ollama's log (journalctl -u ollama, or --log FILE). Exit 1 when a problem is found,\n"
+    "5 when it is (also) a global loader hook of an earlier method.\n";
 
 enum level { OK, INFO, WARN, PROBLEM };
 static const char *const level_names[] = {"ok", "info", "warn", "problem"};
@@ -154,17 +157,44 @@ static void check_record(struct doctor *d, const struct vp_manifest_install *in)
         say(d, "record", ok ? OK : PROBLEM,
             vp_xasprintf("%s %s", env_file,
                          ok ? "is read by the unit" : "is NOT read by the unit (EnvironmentFile=)"));
+    } else if (vp_streq_null(vp_install_delivery(in), "launcher") && !in->systemd_dir) {
+        say(d, "record", INFO,
+            vp_xstrdup("no unit runs it: start Ollama through vgpu-launch (`vgpu-launch -- "
+                       "ollama serve`)"));
+    } else if (vp_streq_null(vp_install_delivery(in), "launcher")) {
+        _cleanup_(freep) char *file = NULL;
+        _cleanup_(freep) char *cmd = vp_service_exec_start(d->c.root, false, &file);
+        bool ours = file && !strcmp(vp_basename(file), VP_DROPIN_FILE) && cmd &&
+                    strstr(cmd, "vgpu-launch");
+        say(d, "record", ours ? OK : PROBLEM,
+            ours ? vp_xasprintf("the unit starts Ollama through vgpu-launch (%s)", file)
+                 : vp_xasprintf("the unit's ExecStart= is %s%s%s, not vgpu-launch: the audit "
+                                "variables do not reach Ollama; run `vgpu-patch ollama`",
+                                cmd ? cmd : "(none)", file ? " from " : "", file ? file : ""));
     }
     for (size_t k = 0; k < in->n; k++) {
+        const struct vp_entry *e = &in->entries[k];
         _cleanup_(freep) char *detail = NULL;
-        enum vp_entry_state es = vp_entry_state(d->c.root, &in->entries[k], &detail);
-        if (es != VP_STATE_PATCHED && es != VP_STATE_LINKED)
+        enum vp_entry_state es = vp_entry_state(d->c.root, e, &detail);
+        if (es == VP_STATE_PATCHED || es == VP_STATE_LINKED)
+            continue;
+        _cleanup_(freep) char *what = vp_xasprintf("%s: %s%s%s", e->path, vp_entry_state_name(es),
+                                                   detail ? ": " : "", detail ? detail : "");
+        if (e->kind == VP_ENTRY_UNIT) {
+            /* Without our drop-in no start runs ensure; without the path unit only the
+             * next start notices an upgrade. */
+            bool dropin = vp_streq_null(e->role, "drop-in");
+            say(d, "record", dropin ? PROBLEM : WARN,
+                vp_xasprintf("%s — %s; run `vgpu-patch ensure` to write it again", what,
+                             dropin ? "starts of the unit no longer run ensure"
+                                    : "upgrades are patched only at the next start"));
+        } else {
             /* Wired, the next start of the unit runs ensure; unwired, nothing will. */
             say(d, "record", in->systemd_dir ? WARN : PROBLEM,
-                vp_xasprintf("%s: %s%s%s — %s", in->entries[k].path, vp_entry_state_name(es),
-                             detail ? ": " : "", detail ? detail : "",
+                vp_xasprintf("%s — %s", what,
                              in->systemd_dir ? "the next start of the unit patches it again"
                                              : "run `vgpu-patch ensure`"));
+        }
     }
 }
 
@@ -194,9 +224,14 @@ static char *check_config(struct doctor *d)
     return shim_dir;
 }
 
-/* The thresholds of reference §3: NVML driver major, and the CUDA driver API version
- * the cuda_v13 runners need. */
-static void judge_driver(struct doctor *d, const char *out)
+/* What the release would do with the driver the shims report (reference §3): which
+ * CUDA runner it picks, and whether it drops the device. */
+struct release {
+    int era;            /* the newest era of the record; -1: unknown (judged as the latest) */
+    bool v11, v12, v13; /* lib/ollama/cuda_vNN present (all, when unknown) */
+};
+
+static void judge_driver(struct doctor *d, const char *out, const struct release *rel)
 {
     int init = -1, version = 0, devices = 0, ninit = -1, major = 0, minor = 0;
     char name[256] = "", nver[96] = "";
@@ -219,30 +254,74 @@ static void judge_driver(struct doctor *d, const char *out)
                          init, init == 100 ? "no device" : "an error"));
         return;
     }
+    int vmaj = version / 1000, vmin = version % 1000 / 10;
     say(d, "driver", devices ? OK : PROBLEM,
         vp_xasprintf("%d CUDA device(s)%s%s (compute capability %d.%d); CUDA driver API %d.%d",
-                     devices, *name ? ": " : "", name, major, minor, version / 1000,
-                     version % 1000 / 10));
-    if (version < 13000)
-        say(d, "driver", WARN,
-            vp_xasprintf("the driver API is %d.%d: Ollama's cuda_v13 runners need 13.0; "
-                         "cuda_v12 is used",
-                         version / 1000, version % 1000 / 10));
+                     devices, *name ? ": " : "", name, major, minor, vmaj, vmin));
+    bool v12_used = false;
+    if (rel->era >= 0 && rel->era <= VP_ERA_C) {
+        /* A–C pick the runner from the driver API: below 12.1 (or CC < 6) cuda_v11. */
+        if (version < 12010 || major < 6)
+            say(d, "driver", rel->v11 ? WARN : PROBLEM,
+                vp_xasprintf("driver API %d.%d / compute capability %d.%d: Ollama %s takes its "
+                             "cuda_v11 runner%s",
+                             vmaj, vmin, major, minor, vp_era_name(rel->era),
+                             rel->v11 ? "" : ", which this install does not have (CPU only)"));
+    } else {
+        /* D/E bootstrap every cuda_* dir; cuda_v13 wins when the driver API allows. */
+        v12_used = !rel->v13 || version < 13000;
+        if (rel->v13 && version < 13000)
+            say(d, "driver", rel->v12 ? WARN : PROBLEM,
+                vp_xasprintf("the driver API is %d.%d: Ollama's cuda_v13 runners need 13.0; "
+                             "%s",
+                             vmaj, vmin,
+                             rel->v12 ? "cuda_v12 is used" : "there is no cuda_v12 (CPU only)"));
+    }
     if (ninit != 0) {
         say(d, "driver", WARN, vp_xasprintf("nvmlInit_v2 through the shim returns %d", ninit));
         return;
     }
+    /* Only the latest era reads the NVML driver major, and only for cuda_v12. */
+    bool checked = (rel->era < 0 || rel->era == VP_ERA_E) && v12_used;
     int dmaj = atoi(nver);
-    enum level l = dmaj >= 570 || (dmaj >= 550 && major >= 7) ? OK : PROBLEM;
+    enum level l = !checked || dmaj >= 570 || (dmaj >= 550 && major >= 7) ? OK : PROBLEM;
     say(d, "driver", l,
         vp_xasprintf("NVML driver %s%s", nver,
-                     l == OK ? ""
-                     : dmaj < 550
-                         ? ": Ollama drops CUDA devices below driver 550 (NVIDIA driver too old)"
-                         : ": Ollama drops devices of compute capability < 7 below driver 570"));
+                     l != OK ? dmaj < 550 ? ": Ollama drops CUDA devices below driver 550 for "
+                                            "cuda_v12 (NVIDIA driver too old)"
+                                          : ": Ollama drops devices of compute capability < 7 "
+                                            "below driver 570 for cuda_v12"
+                     : checked ? ""
+                               : " (not checked by this release and runner)"));
 }
 
-static void check_shims(struct doctor *d, const char *shim_dir, bool audit)
+static void release_of(const struct doctor *d, const struct vp_manifest_install *in,
+                       struct release *ret)
+{
+    *ret = (struct release){.era = -1, .v11 = true, .v12 = true, .v13 = true};
+    if (!in)
+        return;
+    struct vp_strv names = {0};
+    vp_strv_split(&names, in->eras ? in->eras : "", "|, ");
+    for (size_t i = 0; i < names.n; i++) {
+        int e = vp_era_parse(names.v[i]);
+        if (e > ret->era)
+            ret->era = e;
+    }
+    vp_strv_release(&names);
+    bool *has[] = {&ret->v11, &ret->v12, &ret->v13};
+    for (int v = 0; v < 3; v++) {
+        _cleanup_(freep) char *rt = vp_xasprintf("%s/lib/ollama/cuda_v%d", in->prefix, 11 + v);
+        _cleanup_(freep) char *dir = vp_rooted(d->c.root, rt);
+        struct stat st;
+        *has[v] = stat(dir, &st) == 0 && S_ISDIR(st.st_mode);
+    }
+    if (ret->era >= 0 && ret->era <= VP_ERA_B)
+        ret->v11 = true; /* A/B carry their CUDA 11 runner among the payloads or runners/ */
+}
+
+static void check_shims(struct doctor *d, const char *shim_dir, bool audit,
+                        const struct release *rel)
 {
     struct vp_shims s;
     _cleanup_(freep) char *libexec = vp_verify_default_libexec();
@@ -277,7 +356,7 @@ static void check_shims(struct doctor *d, const char *shim_dir, bool audit)
         if (*res.err)
             say(d, "driver", INFO, vp_xasprintf("the shims say: %.*s",
                                                 (int)strcspn(res.err, "\n"), res.err));
-        judge_driver(d, res.out);
+        judge_driver(d, res.out, rel);
         vp_spawn_result_release(&res);
     }
     vp_strv_release(&env);
@@ -443,13 +522,16 @@ int cmd_doctor(int argc, char **argv)
         free(shim_dir);
         shim_dir = vp_xstrdup(in->shim_dir);
     }
+    struct release rel;
+    release_of(&d, in, &rel);
     if (shim_dir)
-        check_shims(&d, shim_dir, in && !strcmp(vp_install_mechanism(in), "audit"));
+        check_shims(&d, shim_dir, in && !strcmp(vp_install_mechanism(in), "audit"), &rel);
     check_log(&d);
+    /* Exit 5 for global hooks of an earlier method, as every command (DESIGN §7). */
     code = VP_EXIT_OK;
     for (size_t i = 0; i < d.n; i++)
-        if (d.f[i].level == PROBLEM)
-            code = VP_EXIT_ERROR;
+        if (d.f[i].level == PROBLEM && code != VP_EXIT_HOOKS)
+            code = !strcmp(d.f[i].area, "hooks") ? VP_EXIT_HOOKS : VP_EXIT_ERROR;
     report(&d, code);
     for (size_t i = 0; i < d.n; i++)
         free(d.f[i].text);

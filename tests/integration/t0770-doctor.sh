@@ -3,9 +3,11 @@
 # patched, wired era-E tree with the built shims on the dummy driver it finds nothing
 # wrong (exit 0) and says so area by area; each thing that would keep Ollama off CUDA
 # is then reported as a problem (exit 1) in text and JSON: no backend, an NVML driver
-# below Ollama's thresholds, a legacy global hook, an upgraded binary with no wiring,
-# and log lines of a start on CPU or Vulkan. A CUDA driver API below 13.0 only warns
-# (cuda_v12 runs). A second install is a warning. Doctor writes nothing.
+# below the thresholds of the release and runner in use (era-aware), a missing runner
+# for the driver API, an upgraded binary with no wiring, a missing drop-in, a launcher
+# delivery overridden by a later ExecStart=, and log lines of a start on CPU or Vulkan;
+# a legacy global hook exits 5. A CUDA driver API below 13.0 only warns (cuda_v12 runs).
+# A second install is a warning. Doctor writes nothing.
 . "$(dirname "$0")/lib.sh"
 
 built=$VGPU_BUILD_DIR/lib/vgpu
@@ -105,18 +107,26 @@ doctor --log "$T/missing.log"
 expect_rc 0 "an unreadable log only warns"
 finding warn log "missing.log"
 
-note "driver thresholds"
+note "driver thresholds (era E: NVML is read for cuda_v12 only)"
 DUMMY_NVML_DRIVER=545.23.08 doctor
-expect_rc 1 "NVML driver 545"
+expect_rc 0 "NVML driver 545 while cuda_v13 runs"
+finding ok driver "NVML driver 545.23.08 (not checked by this release and runner)"
+DUMMY_CUDA_VERSION=12080 DUMMY_NVML_DRIVER=545.23.08 doctor
+expect_rc 1 "NVML driver 545 under cuda_v12"
 finding problem driver "NVML driver 545.23.08: Ollama drops CUDA devices below driver 550"
-DUMMY_NVML_DRIVER=560.35.03 DUMMY_CUDA_CC=6.1 doctor
-expect_rc 1 "NVML driver 560 with compute capability 6.1"
+DUMMY_CUDA_VERSION=12080 DUMMY_NVML_DRIVER=560.35.03 DUMMY_CUDA_CC=6.1 doctor
+expect_rc 1 "NVML driver 560 with compute capability 6.1 under cuda_v12"
 finding problem driver "compute capability < 7 below driver 570"
-DUMMY_NVML_DRIVER=560.35.03 doctor
+DUMMY_CUDA_VERSION=12080 DUMMY_NVML_DRIVER=560.35.03 doctor
 expect_rc 0 "NVML driver 560 with compute capability 8.9"
 DUMMY_CUDA_VERSION=12080 doctor
 expect_rc 0 "a CUDA 12.8 driver API only warns"
-finding warn driver "the driver API is 12.8: Ollama's cuda_v13 runners need 13.0"
+finding warn driver "the driver API is 12.8: Ollama's cuda_v13 runners need 13.0; cuda_v12 is used"
+mv "$TREE/lib/ollama/cuda_v12" "$T/cuda_v12"
+DUMMY_CUDA_VERSION=12080 doctor
+expect_rc 1 "a CUDA 12.8 driver API with no cuda_v12 runner"
+finding problem driver "there is no cuda_v12 (CPU only)"
+mv "$T/cuda_v12" "$TREE/lib/ollama/cuda_v12"
 
 note "no backend"
 vp doctor
@@ -143,7 +153,7 @@ rm -r "$ROOT/etc/vgpu"
 note "a legacy hook"
 printf '/opt/vgpu/libcuda.so.1\n' >"$ROOT/etc/ld.so.preload"
 doctor
-expect_rc 1 "doctor with /etc/ld.so.preload"
+expect_rc 5 "doctor with /etc/ld.so.preload"
 finding problem hooks "/etc/ld.so.preload"
 rm "$ROOT/etc/ld.so.preload"
 
@@ -190,6 +200,49 @@ rm "$SD/ollama.service.d/50-vgpu-patch.conf"
 doctor
 expect_rc 1 "the drop-in that reads ollama.env is gone"
 finding problem record "ollama.env is NOT read by the unit"
+finding problem record "50-vgpu-patch.conf: .*starts of the unit no longer run ensure"
+rm "$SD/vgpu-patch-ollama.path"
+doctor
+finding warn record "vgpu-patch-ollama.path: .*upgrades are patched only at the next start"
+
+note "the launcher delivery"
+vp_ollama --mechanism audit --delivery launcher
+expect_rc 0 "ollama --mechanism audit --delivery launcher"
+doctor
+expect_rc 0 "doctor on the launcher delivery"
+finding ok record "the unit starts Ollama through vgpu-launch"
+printf '[Service]\nExecStart=\nExecStart=%s/bin/ollama serve\n' "$PREFIX" >"$SD/ollama.service.d/override.conf"
+doctor
+expect_rc 1 "a later drop-in sets ExecStart= again"
+finding problem record "the unit's ExecStart= is $PREFIX/bin/ollama serve from .*override.conf, not vgpu-launch"
+rm "$SD/ollama.service.d/override.conf"
+
+note "era D does not read the NVML driver; era C picks cuda_v11 below driver API 12.1"
+rm -rf "$ROOT" "$SHIMS"
+setup_era d
+cp "$built/libvgpu-cuda.so.1" "$built/libvgpu-nvml.so.1" "$SHIMS/"
+chmod 644 "$SHIMS"/*
+vp_ollama --no-wire
+expect_rc 0 "ollama on era d"
+DUMMY_CUDA_VERSION=12080 DUMMY_NVML_DRIVER=545.23.08 doctor
+expect_rc 0 "era D with NVML driver 545 under cuda_v12"
+finding ok driver "NVML driver 545.23.08 (not checked"
+rm -rf "$ROOT" "$SHIMS"
+setup_era c
+cp "$built/libvgpu-cuda.so.1" "$built/libvgpu-nvml.so.1" "$SHIMS/"
+chmod 644 "$SHIMS"/*
+vp_ollama --no-wire
+expect_rc 0 "ollama on era c"
+DUMMY_CUDA_VERSION=12000 doctor
+expect_rc 1 "era C with driver API 12.0 and no cuda_v11"
+finding problem driver "driver API 12.0 / compute capability 8.9: Ollama C takes its cuda_v11 runner, which this install does not have"
+mkdir "$TREE/lib/ollama/cuda_v11"
+DUMMY_CUDA_VERSION=12000 doctor
+expect_rc 0 "era C with driver API 12.0 and a cuda_v11 runner"
+finding warn driver "Ollama C takes its cuda_v11 runner\$"
+DUMMY_CUDA_VERSION=12080 doctor
+expect_rc 0 "era C with driver API 12.8"
+if grep -q "cuda_v1[13]" "$T/out"; then fail "era C judged by another era's rules: $(cat "$T/out")"; fi
 
 note "a second install"
 sh "$VGPU_SOURCE_DIR/tests/fixtures/make-tree.sh" e "$ROOT/opt/ollama"
