@@ -7,6 +7,7 @@
 #include "wire.h"
 #include "hooks.h"
 #include "json.h"
+#include "migrate.h"
 
 enum vp_exit {
     VP_EXIT_OK = 0,        /* done / healthy */
@@ -44,6 +45,33 @@ int cmd_doctor(int argc, char **argv);
  * "command"), with "action" when given: how `ensure` hands an install over. */
 int cli_ollama_run(int argc, char **argv, const char *as_command, const char *action);
 int cmd_inspect(int argc, char **argv);
+int cmd_migrate(int argc, char **argv);
+
+/* What `migrate` found and did (cmd-migrate.c), also for `ollama --migrate`. */
+struct cli_migration {
+    bool dry_run;
+    struct vp_hooks hooks;
+    struct vp_migrate_plan plan;
+    bool planned;
+    struct vp_strv changed, removed, notes;
+    bool ldconfig_needed, ldconfig_ran;
+    char *ldconfig_msg;
+    struct vp_migrate_check *checks;
+    size_t n_checks;
+    char *error;
+    int code; /* 0, 1, 4 or 5 (hooks that may not be removed are left) */
+};
+
+/* Finds the legacy hooks of the root (and of the Ollama trees at prefix, may be NULL, and
+ * in the manifest) and, unless dry_run, removes them under the state lock. */
+int cli_migrate(const struct vp_common *c, const char *prefix, const char *shim_dir,
+                bool dry_run, int lock_timeout_ms, struct cli_migration *ret);
+void cli_migration_release(struct cli_migration *mg);
+void cli_print_migration(const struct cli_migration *mg);
+/* The fields of the migration, in the JSON object open now. */
+void cli_json_migration(struct vp_json *j, const struct cli_migration *mg);
+/* The action the migration takes for hook i of its scan. */
+enum vp_migrate_action cli_migration_action(const struct cli_migration *mg, size_t i);
 
 /* Error message to stderr as "vgpu-patch: ..."; returns code. */
 int cli_fail(int code, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
@@ -116,6 +144,9 @@ int cli_load_manifest(const struct vp_common *c, struct vp_manifest *ret, bool *
 /* The legacy loader hooks of the root and of every install the manifest names (our own
  * in-tree links excepted): they make status and verify exit 5 as ollama does. */
 void cli_scan_hooks(const struct vp_common *c, const struct vp_manifest *m, struct vp_hooks *ret);
+/* The same, with the tree of one more install (prefix may be NULL) and its shim dir. */
+void cli_scan_hooks_with(const struct vp_common *c, const struct vp_manifest *m,
+                         const char *prefix, const char *shim_dir, struct vp_hooks *ret);
 
 /* Long options shared by commands, and their handling. */
 #define CLI_OPT_ROOT 1000

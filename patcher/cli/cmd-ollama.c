@@ -22,6 +22,8 @@ static const char help[] =
     "  --mechanism M       patch or audit (default: patch when every route can be covered\n"
     "                      on disk, else audit, with the patch still applied where it helps)\n"
     "  --dry-run           print the plan, write nothing\n"
+    "  --migrate           first back up and remove the global loader hooks of an earlier\n"
+    "                      deployment (as `vgpu-patch migrate`), then go on\n"
     "  --delivery D        for the audit mechanism: environment-file (default when a\n"
     "                      systemd unit runs Ollama) or launcher (the unit's command is\n"
     "                      run through vgpu-launch)\n"
@@ -41,7 +43,7 @@ struct opts {
     const char *delivery;  /* NULL: by the unit; "environment-file" or "launcher" */
     const char *systemd_dir;
     bool keep_vulkan, restart;
-    bool dry_run, no_wire;
+    bool dry_run, no_wire, migrate;
     int lock_timeout;
 };
 
@@ -60,6 +62,7 @@ static int parse(int argc, char **argv, struct opts *o)
         {"systemd-dir", required_argument, NULL, 'S'},
         {"keep-vulkan", no_argument, NULL, 'K'},
         {"restart", no_argument, NULL, 'R'},
+        {"migrate", no_argument, NULL, 'G'},
         {0},
     };
     int opt;
@@ -100,6 +103,9 @@ static int parse(int argc, char **argv, struct opts *o)
             break;
         case 'R':
             o->restart = true;
+            break;
+        case 'G':
+            o->migrate = true;
             break;
         case 'M':
             if (strcmp(optarg, "patch") && strcmp(optarg, "audit"))
@@ -170,6 +176,8 @@ struct run {
     struct vp_discovery disc;
     struct vp_install *in;
     struct vp_hooks hooks;
+    struct cli_migration migration; /* --migrate */
+    bool migrated;
     struct vp_plan plan;
     bool have_plan;
     struct vp_apply_result res;
@@ -350,6 +358,12 @@ static void report_json(struct run *r)
     vp_json_end_array(&j);
     vp_json_string(&j, "shim_dir", r->shim_dir);
     cli_json_hooks(&j, &r->hooks);
+    if (r->migrated) {
+        vp_json_begin_object(&j, "migrate");
+        vp_json_int(&j, "exit_code", r->migration.code);
+        cli_json_migration(&j, &r->migration);
+        vp_json_end_object(&j);
+    }
     json_plan_files(&j, r);
     if (r->have_plan) {
         json_processes(&j, &r->plan);
@@ -450,9 +464,11 @@ static void report_text(struct run *r)
     }
     if (r->shim_dir)
         printf("shims: %s\n", r->shim_dir);
+    if (r->migrated)
+        cli_print_migration(&r->migration);
     if (r->hooks.n) {
-        printf("global loader hooks from an earlier method (remove them first; `vgpu-patch "
-               "migrate` will do it in a later release):\n");
+        printf("global loader hooks from an earlier method (remove them first: `vgpu-patch "
+               "migrate`, or `vgpu-patch ollama --migrate`):\n");
         cli_print_hooks(&r->hooks);
     }
     if (r->have_plan)
@@ -732,6 +748,31 @@ static int unpatch(struct run *r, struct vp_state *st)
     return code;
 }
 
+/* --migrate --dry-run: the hooks the migration would remove do not stop the plan. */
+static void drop_migrated(struct run *r)
+{
+    const struct cli_migration *mg = &r->migration;
+    size_t kept = 0;
+    for (size_t i = 0; i < r->hooks.n; i++) {
+        bool goes = false;
+        for (size_t q = 0; q < mg->hooks.n && !goes; q++)
+            goes = cli_migration_action(mg, q) < VP_MIGRATE_KEEP_PACKAGE &&
+                   !strcmp(mg->hooks.v[q].file, r->hooks.v[i].file) &&
+                   mg->hooks.v[q].line == r->hooks.v[i].line &&
+                   !strcmp(mg->hooks.v[q].what, r->hooks.v[i].what);
+        struct vp_hook *k = &r->hooks.v[i];
+        if (!goes) {
+            r->hooks.v[kept++] = *k;
+            continue;
+        }
+        free(k->file);
+        free(k->what);
+        free(k->why);
+        free(k->arg);
+    }
+    r->hooks.n = kept;
+}
+
 static int run(struct run *r)
 {
     struct opts *o = r->o;
@@ -761,6 +802,17 @@ static int run(struct run *r)
     if (vp_install_identify(o->c.root, r->in) < 0)
         return fail_run(r, VP_EXIT_ERROR);
 
+    /* --migrate: the hooks go first (under the state lock, released again). */
+    if (o->migrate) {
+        r->migrated = true;
+        int mc = cli_migrate(&o->c, r->in->prefix, r->shim_dir, o->dry_run,
+                             o->lock_timeout * 1000, &r->migration);
+        if (mc == VP_EXIT_ERROR || mc == VP_EXIT_DRIFT) {
+            vp_error(-EIO, "migrate: %s", r->migration.error ? r->migration.error : "failed");
+            return fail_run(r, mc);
+        }
+    }
+
     /* Our own in-tree links are not legacy hooks. */
     struct vp_strv owned = {0};
     struct vp_manifest m;
@@ -773,6 +825,8 @@ static int run(struct run *r)
     }
     vp_hooks_scan(o->c.root, r->in->prefix, &owned, r->shim_dir, &r->hooks);
     vp_strv_release(&owned);
+    if (o->migrate && o->dry_run)
+        drop_migrated(r);
     if (r->hooks.n) {
         vp_error(-EEXIST, "%zu global loader hook(s) from an earlier method are present; "
                           "nothing was changed",
@@ -860,6 +914,8 @@ int cli_ollama_run(int argc, char **argv, const char *as_command, const char *ac
         vp_plan_release(&r.plan);
     vp_apply_result_release(&r.res);
     vp_hooks_release(&r.hooks);
+    if (r.migrated)
+        cli_migration_release(&r.migration);
     vp_discovery_release(&r.disc);
     vp_strv_release(&r.notes);
     cli_common_release(&o.c);

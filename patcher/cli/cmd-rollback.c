@@ -12,8 +12,9 @@
 
 static const char help[] =
     "Usage: vgpu-patch rollback [--root DIR] [--state-dir DIR] [--dry-run] [--json]\n"
-    "Restore every file vgpu-patch changed, byte for byte. A file that changed since it\n"
-    "was patched is left alone and reported (exit 4).\n";
+    "Restore every file vgpu-patch changed, byte for byte — the patched files, our\n"
+    "systemd files, and the legacy hooks `vgpu-patch migrate` removed. A file that changed\n"
+    "since is left alone and reported (exit 4).\n";
 
 struct report_ctx {
     struct vp_json *json; /* NULL: text */
@@ -122,6 +123,20 @@ int cmd_rollback(int argc, char **argv)
             free(in->systemd_dir);
             in->systemd_dir = NULL;
         }
+    }
+    /* The legacy hooks migrate took away come back last (the patch is undone first). */
+    enum vp_rollback_outcome mworst;
+    bool ldconfig = false;
+    removed += vp_rollback_migrations(c.root, &m, dry_run, report_entry, &rc, &backups, &mworst,
+                                      &ldconfig);
+    if (mworst == VP_ROLLBACK_FAILED)
+        code = VP_EXIT_ERROR;
+    else if (mworst == VP_ROLLBACK_REFUSED && code == VP_EXIT_OK)
+        code = VP_EXIT_DRIFT;
+    if (ldconfig && !dry_run) {
+        _cleanup_(freep) char *msg = NULL;
+        vp_ldconfig_run(c.root, &msg);
+        vp_strv_push(&kept, msg);
     }
     if (!dry_run && !strcmp(vp_manifest_mechanism(&m), "none")) {
         struct vp_strv none = {0};

@@ -218,30 +218,48 @@ int cli_load_manifest(const struct vp_common *c, struct vp_manifest *ret, bool *
     return r;
 }
 
-void cli_scan_hooks(const struct vp_common *c, const struct vp_manifest *m, struct vp_hooks *ret)
+static void merge_hooks(struct vp_hooks *into, struct vp_hooks *h)
+{
+    for (size_t k = 0; k < h->n; k++) {
+        bool dup = false; /* the system-wide ones come once per install */
+        for (size_t q = 0; q < into->n && !dup; q++)
+            dup = !strcmp(into->v[q].file, h->v[k].file) && into->v[q].line == h->v[k].line &&
+                  !strcmp(into->v[q].what, h->v[k].what);
+        if (dup)
+            continue;
+        into->v = vp_xrealloc(into->v, (into->n + 1) * sizeof(*into->v));
+        into->v[into->n++] = h->v[k];
+        h->v[k] = (struct vp_hook){0};
+    }
+    vp_hooks_release(h);
+}
+
+void cli_scan_hooks_with(const struct vp_common *c, const struct vp_manifest *m,
+                         const char *prefix, const char *shim_dir, struct vp_hooks *ret)
 {
     struct vp_strv owned = {0};
     *ret = (struct vp_hooks){0};
     for (size_t i = 0; i < m->n; i++)
         for (size_t k = 0; k < m->installs[i].n; k++)
-            if (m->installs[i].entries[k].kind == VP_ENTRY_LINK)
+            if (m->installs[i].entries[k].kind != VP_ENTRY_UNIT)
                 vp_strv_push(&owned, m->installs[i].entries[k].path);
-    for (size_t i = 0; i < m->n || (i == 0 && !m->n); i++) {
+    bool known = false;
+    for (size_t i = 0; i < m->n || (i == 0 && !m->n && !prefix); i++) {
         struct vp_hooks h;
         vp_hooks_scan(c->root, m->n ? m->installs[i].prefix : NULL, &owned,
                       m->n ? m->installs[i].shim_dir : NULL, &h);
-        for (size_t k = 0; k < h.n; k++) {
-            bool dup = false; /* the system-wide ones come once per install */
-            for (size_t q = 0; q < ret->n && !dup; q++)
-                dup = !strcmp(ret->v[q].file, h.v[k].file) && ret->v[q].line == h.v[k].line &&
-                      !strcmp(ret->v[q].what, h.v[k].what);
-            if (dup)
-                continue;
-            ret->v = vp_xrealloc(ret->v, (ret->n + 1) * sizeof(*ret->v));
-            ret->v[ret->n++] = h.v[k];
-            h.v[k] = (struct vp_hook){0};
-        }
-        vp_hooks_release(&h);
+        known |= m->n && prefix && !strcmp(m->installs[i].prefix, prefix);
+        merge_hooks(ret, &h);
+    }
+    if (prefix && !known) {
+        struct vp_hooks h;
+        vp_hooks_scan(c->root, prefix, &owned, shim_dir, &h);
+        merge_hooks(ret, &h);
     }
     vp_strv_release(&owned);
+}
+
+void cli_scan_hooks(const struct vp_common *c, const struct vp_manifest *m, struct vp_hooks *ret)
+{
+    cli_scan_hooks_with(c, m, NULL, NULL, ret);
 }

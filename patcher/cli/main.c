@@ -12,6 +12,7 @@ static const struct vp_command commands[] = {
     {"ensure", cmd_ensure, "quick check for every service start: re-apply, restore, env file"},
     {"inspect", cmd_inspect, "ELF facts and routes to libcuda/NVML of files"},
     {"doctor", cmd_doctor, "everything that decides whether Ollama uses the vGPU"},
+    {"migrate", cmd_migrate, "back up and remove the loader hooks of an earlier deployment"},
 };
 
 static void usage(FILE *out)

@@ -757,7 +757,7 @@ static int run(const struct vp_e2e_opts *o, struct vp_e2e *r, char **dir)
     }
     _cleanup_(freep) char *shim = vp_xstrdup(shims.cuda);
     vp_shims_release(&shims);
-    int port, rc;
+    int port = 0, rc;
     if ((rc = free_port(&port)) < 0 || (rc = private_dir(drop, dir)) < 0)
         return rc;
     r->address = vp_xasprintf("127.0.0.1:%d", port);

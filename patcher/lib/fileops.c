@@ -62,6 +62,28 @@ int vp_copy_exact(int src, const char *dst)
     return vp_fsync_dir_of(dst);
 }
 
+/* A symbolic link cannot be copied as a file: a new link at dst with the same target,
+ * owner and modification time as the one at src (an absolute path, or "" with fd). */
+static int copy_link(int fd, const char *src, const char *dst)
+{
+    char target[4096];
+    struct stat st;
+    ssize_t n = readlinkat(fd, src, target, sizeof(target) - 1);
+    if (n < 0 || fstatat(fd, src, &st, AT_SYMLINK_NOFOLLOW | (*src ? 0 : AT_EMPTY_PATH)) < 0)
+        return vp_error_errno(-errno, "cannot read the link to copy to %s", dst);
+    target[n] = '\0';
+    _cleanup_(freep) char *tmp = vp_xasprintf("%s.vgpu-copy-%d", dst, (int)getpid());
+    unlink(tmp);
+    const struct timespec times[2] = {{0, UTIME_OMIT}, st.st_mtim};
+    if (symlink(target, tmp) < 0 || lchown(tmp, st.st_uid, st.st_gid) < 0 ||
+        utimensat(AT_FDCWD, tmp, times, AT_SYMLINK_NOFOLLOW) < 0 || rename(tmp, dst) < 0) {
+        int e = -errno;
+        unlink(tmp);
+        return vp_error_errno(e, "cannot copy the link %s", dst);
+    }
+    return vp_fsync_dir_of(dst);
+}
+
 int vp_keep_inode(int fd, const char *keep)
 {
     /* Through /proc, link() reaches the open inode itself, not the current name. */
@@ -72,7 +94,18 @@ int vp_keep_inode(int fd, const char *keep)
         return -EEXIST;
     if (errno != EXDEV && errno != EPERM && errno != EMLINK && errno != ENOENT)
         return vp_error_errno(-errno, "cannot keep a link to the original as %s", keep);
+    struct stat st;
+    if (fstat(fd, &st) == 0 && S_ISLNK(st.st_mode))
+        return copy_link(fd, "", keep);
     return vp_copy_exact(fd, keep);
+}
+
+static int copy_file(const char *src, const char *dst)
+{
+    _cleanup_(closep) int in = open(src, O_RDONLY | O_CLOEXEC);
+    if (in < 0)
+        return vp_error_errno(-errno, "cannot read the backup %s", src);
+    return vp_copy_exact(in, dst);
 }
 
 int vp_restore_file(const char *path, const char *backup)
@@ -82,10 +115,9 @@ int vp_restore_file(const char *path, const char *backup)
     if (link(backup, tmp) < 0) {
         if (errno != EXDEV && errno != EPERM && errno != EMLINK)
             return vp_error_errno(-errno, "cannot restore %s from %s", path, backup);
-        _cleanup_(closep) int in = open(backup, O_RDONLY | O_CLOEXEC);
-        if (in < 0)
-            return vp_error_errno(-errno, "cannot read the backup %s", backup);
-        int r = vp_copy_exact(in, tmp);
+        struct stat st;
+        int r = lstat(backup, &st) == 0 && S_ISLNK(st.st_mode) ? copy_link(AT_FDCWD, backup, tmp)
+                                                                : copy_file(backup, tmp);
         if (r < 0)
             return r;
     }

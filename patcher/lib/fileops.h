@@ -17,12 +17,14 @@ int vp_copy_attributes(int src, int dst, const struct stat *st, bool mtime, cons
 int vp_copy_exact(int src, const char *dst);
 
 /* Keeps the inode open as fd reachable as keep: a hard link to that very inode (never
- * to whatever the path names by now), or an exact copy across file systems. Returns 0,
+ * to whatever the path names by now), or an exact copy across file systems. A symbolic
+ * link (fd opened O_PATH | O_NOFOLLOW) is kept as itself, or as a new link with its
+ * target, owner and mtime. Returns 0,
  * or -EEXIST when keep exists already. */
 int vp_keep_inode(int fd, const char *keep);
 
-/* Puts the file kept at backup back at path: the same inode through a fresh name and a
- * rename, or an exact copy of it across file systems. */
+/* Puts the file (or link) kept at backup back at path: the same inode through a fresh
+ * name and a rename, or an exact copy of it across file systems. */
 int vp_restore_file(const char *path, const char *backup);
 
 /* Puts a symbolic link back: path -> target, or removes path when target is NULL/"". */

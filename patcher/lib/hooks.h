@@ -2,7 +2,8 @@
  * /etc/ld.so.preload, LD_PRELOAD/LD_AUDIT in ollama.service or the global environment,
  * hand-made (or our own) shims answering to the driver sonames in system library dirs
  * or inside the Ollama tree. While any is present, verification proves nothing, so
- * `vgpu-patch ollama` refuses (exit 5); `migrate` removes them (a later step). */
+ * `vgpu-patch ollama` refuses (exit 5); `migrate` (migrate.h) removes them. Each hook
+ * carries what migrate needs to remove exactly it: its line, and the word on it. */
 #ifndef VP_HOOKS_H
 #define VP_HOOKS_H
 
@@ -16,6 +17,7 @@ enum vp_hook_kind {
     VP_HOOK_GLOBAL_ENV,   /* /etc/environment, /etc/profile.d */
     VP_HOOK_SYSTEM_LIB,   /* a driver soname answered by a non-NVIDIA library system-wide */
     VP_HOOK_TREE_LIB,     /* the same inside the Ollama tree */
+    VP_HOOK_EXEC_WRAPPER, /* ExecStart= runs a script that preloads the shims */
 };
 
 struct vp_hook {
@@ -24,6 +26,11 @@ struct vp_hook {
     unsigned line; /* 0 when not line-based */
     char *what;
     char *why;
+    /* For migrate: the preload entry (ld.so.preload), the variable assigned (LD_PRELOAD,
+     * LD_AUDIT, LD_LIBRARY_PATH), the wrapper (exec-wrapper); NULL for libraries. */
+    char *arg;
+    unsigned reset_line; /* exec-wrapper: the `ExecStart=` reset before it (0: none) */
+    bool in_unit;        /* in ollama.service itself, which vgpu-patch never edits */
 };
 
 struct vp_hooks {
@@ -49,6 +56,7 @@ int vp_hooks_scan(const char *root, const char *prefix, const struct vp_strv *ow
 void vp_hooks_release(struct vp_hooks *h);
 const char *vp_hook_kind_name(enum vp_hook_kind k);
 
-/* Our own drop-in name and environment file name (skipped by the scan). */
+/* Whether a file name is a driver's (libcuda.so*, libnvidia-ml.so*); *nvml says which. */
+bool vp_hooks_driver_name(const char *name, bool *nvml);
 
 #endif

@@ -19,6 +19,32 @@ static void put_id(FILE *f, const char *pfx, const struct vp_fileid *id)
             pfx, id->dev);
 }
 
+static void put_entry(FILE *f, const struct vp_entry *e)
+{
+    static const char *const kinds[] = {"file", "link", "unit", "migrated"};
+    fputs(kinds[e->kind], f);
+    put_kv(f, "path", e->path);
+    put_kv(f, "role", e->role);
+    if (e->kind == VP_ENTRY_UNIT) {
+        put_id(f, "patched", &e->patched);
+    } else if (e->kind == VP_ENTRY_LINK) {
+        put_kv(f, "target", e->target);
+        if (e->prev_target)
+            put_kv(f, "prev_target", e->prev_target);
+    } else {
+        put_id(f, "orig", &e->orig);
+        put_id(f, "patched", &e->patched);
+        fprintf(f, " mode=%04o uid=%u gid=%u", (unsigned)e->mode, (unsigned)e->uid,
+                (unsigned)e->gid);
+        put_kv(f, "backup", e->backup);
+        put_kv(f, "method", e->method);
+        put_kv(f, "edits", e->edits);
+        if (e->kind == VP_ENTRY_MIGRATED && e->target)
+            put_kv(f, "target", e->target);
+    }
+    fputc('\n', f);
+}
+
 char *vp_manifest_format(const struct vp_manifest *m)
 {
     char *buf = NULL;
@@ -54,30 +80,11 @@ char *vp_manifest_format(const struct vp_manifest *m)
         if (in->tree_stamp)
             put_kv(f, "tree_stamp", in->tree_stamp);
         fputc('\n', f);
-        for (size_t k = 0; k < in->n; k++) {
-            const struct vp_entry *e = &in->entries[k];
-            fputs(e->kind == VP_ENTRY_FILE ? "file" : e->kind == VP_ENTRY_LINK ? "link" : "unit",
-                  f);
-            put_kv(f, "path", e->path);
-            put_kv(f, "role", e->role);
-            if (e->kind == VP_ENTRY_UNIT) {
-                put_id(f, "patched", &e->patched);
-            } else if (e->kind == VP_ENTRY_LINK) {
-                put_kv(f, "target", e->target);
-                if (e->prev_target)
-                    put_kv(f, "prev_target", e->prev_target);
-            } else {
-                put_id(f, "orig", &e->orig);
-                put_id(f, "patched", &e->patched);
-                fprintf(f, " mode=%04o uid=%u gid=%u", (unsigned)e->mode, (unsigned)e->uid,
-                        (unsigned)e->gid);
-                put_kv(f, "backup", e->backup);
-                put_kv(f, "method", e->method);
-                put_kv(f, "edits", e->edits);
-            }
-            fputc('\n', f);
-        }
+        for (size_t k = 0; k < in->n; k++)
+            put_entry(f, &in->entries[k]);
     }
+    for (size_t k = 0; k < m->n_migrated; k++)
+        put_entry(f, &m->migrated[k]);
     fputs("end\n", f);
     fclose(f);
     return buf;
@@ -211,6 +218,7 @@ static int parse_line(struct vp_manifest *m, char *line, bool *ended)
         goto out;
     const char *kind = tok.v[0];
     struct vp_entry e = {0};
+    bool migrated = !strcmp(kind, "migrated");
     bool is_entry = !strcmp(kind, "file") || !strcmp(kind, "link") || !strcmp(kind, "unit");
     if (!strcmp(kind, "end")) {
         *ended = true;
@@ -223,12 +231,13 @@ static int parse_line(struct vp_manifest *m, char *line, bool *ended)
     if (!strcmp(kind, "install")) {
         m->installs = vp_xrealloc(m->installs, (m->n + 1) * sizeof(*m->installs));
         m->installs[m->n++] = (struct vp_manifest_install){0};
-    } else if (!is_entry && strcmp(kind, "root") != 0) {
+    } else if (!is_entry && !migrated && strcmp(kind, "root") != 0) {
         r = -EBADMSG;
         goto out;
     }
     e.kind = !strcmp(kind, "link")   ? VP_ENTRY_LINK
              : !strcmp(kind, "unit") ? VP_ENTRY_UNIT
+             : migrated              ? VP_ENTRY_MIGRATED
                                      : VP_ENTRY_FILE;
     for (size_t i = 1; i < tok.n && r == 0; i++) {
         char *eq = strchr(tok.v[i], '=');
@@ -250,6 +259,21 @@ static int parse_line(struct vp_manifest *m, char *line, bool *ended)
             ok = entry_field(&e, tok.v[i], val);
         if (!ok)
             r = -EBADMSG;
+    }
+    if (migrated) {
+        /* An empty backup or target is none. */
+        char **opt[] = {&e.backup, &e.target};
+        for (size_t i = 0; i < VP_ARRAY_SIZE(opt); i++)
+            if (*opt[i] && !**opt[i]) {
+                free(*opt[i]);
+                *opt[i] = NULL;
+            }
+        if (r == 0 && (!e.path || e.path[0] != '/' || !e.method))
+            r = -EBADMSG;
+        if (r == 0)
+            vp_manifest_add_migrated(m, &e);
+        else
+            vp_entry_release(&e);
     }
     if (is_entry) {
         if (r == 0 && (!e.path || e.path[0] != '/' || (e.kind == VP_ENTRY_LINK && !e.target) ||
@@ -381,8 +405,18 @@ void vp_manifest_remove(struct vp_manifest_install *in, const char *path)
         }
 }
 
+void vp_manifest_add_migrated(struct vp_manifest *m, struct vp_entry *e)
+{
+    m->migrated = vp_xrealloc(m->migrated, (m->n_migrated + 1) * sizeof(*m->migrated));
+    m->migrated[m->n_migrated++] = *e;
+    *e = (struct vp_entry){0};
+}
+
 bool vp_manifest_uses_backup(const struct vp_manifest *m, const char *b)
 {
+    for (size_t k = 0; k < m->n_migrated; k++)
+        if (m->migrated[k].backup && !strcmp(m->migrated[k].backup, b))
+            return true;
     for (size_t i = 0; i < m->n; i++)
         for (size_t k = 0; k < m->installs[i].n; k++)
             if (m->installs[i].entries[k].backup && !strcmp(m->installs[i].entries[k].backup, b))
@@ -448,6 +482,9 @@ void vp_manifest_release(struct vp_manifest *m)
     for (size_t i = 0; i < m->n; i++)
         vp_manifest_install_release(&m->installs[i]);
     free(m->installs);
+    for (size_t k = 0; k < m->n_migrated; k++)
+        vp_entry_release(&m->migrated[k]);
+    free(m->migrated);
     free(m->root);
     *m = (struct vp_manifest){0};
 }

@@ -19,8 +19,12 @@ struct vp_fileid {
 };
 
 /* FILE: an installed file patched (with a backup); LINK: a link we added or replaced;
- * UNIT: a systemd file we wrote (patched.b3 is its content; no b3 for a directory). */
-enum vp_entry_kind { VP_ENTRY_FILE, VP_ENTRY_LINK, VP_ENTRY_UNIT };
+ * UNIT: a systemd file we wrote (patched.b3 is its content; no b3 for a directory);
+ * MIGRATED: a legacy hook `migrate` took away (method: edited, removed, disabled, or
+ * regenerated for the ld.so.cache; orig is what was there, kept in backup; patched is
+ * what migrate left, none for removed; target: a removed link's target, or the new
+ * name of a disabled file; role: the hook kind; edits: what went). */
+enum vp_entry_kind { VP_ENTRY_FILE, VP_ENTRY_LINK, VP_ENTRY_UNIT, VP_ENTRY_MIGRATED };
 
 struct vp_entry {
     enum vp_entry_kind kind;
@@ -64,6 +68,8 @@ struct vp_manifest {
     char *root;
     struct vp_manifest_install *installs;
     size_t n;
+    struct vp_entry *migrated; /* in the order they were made (not per install) */
+    size_t n_migrated;
 };
 
 #define VP_MANIFEST_MAGIC "vgpu-patch-manifest 1"
@@ -89,6 +95,8 @@ struct vp_entry *vp_manifest_find(struct vp_manifest_install *in, const char *pa
 void vp_manifest_put(struct vp_manifest_install *in, struct vp_entry *e);
 void vp_manifest_remove(struct vp_manifest_install *in, const char *path);
 void vp_entry_release(struct vp_entry *e);
+/* Appends a migrated entry; takes ownership of e's strings. */
+void vp_manifest_add_migrated(struct vp_manifest *m, struct vp_entry *e);
 /* Whether any entry of any install uses backup b. */
 bool vp_manifest_uses_backup(const struct vp_manifest *m, const char *b);
 size_t vp_manifest_count(const struct vp_manifest *m);

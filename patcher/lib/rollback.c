@@ -3,6 +3,8 @@
 #include "fileops.h"
 
 #include <errno.h>
+#include <fcntl.h>
+#include <stdio.h>
 #include <limits.h>
 #include <string.h>
 #include <sys/stat.h>
@@ -198,6 +200,141 @@ size_t vp_rollback_install(const char *root, struct vp_manifest_install *in, enu
         free(in->delivery);
         in->mechanism = vp_xstrdup("none");
         in->delivery = NULL;
+        removed++;
+    }
+    *ret_worst = worst;
+    return removed;
+}
+
+/* ---- migrated entries ---- */
+
+/* Whether what is at ondisk is what id describes: a file with that content, or a link
+ * with that target. */
+static bool holds(const char *ondisk, const struct vp_fileid *id, const char *target)
+{
+    struct stat st;
+    if (lstat(ondisk, &st) < 0)
+        return false;
+    if (S_ISLNK(st.st_mode)) {
+        char cur[PATH_MAX];
+        ssize_t n = readlink(ondisk, cur, sizeof(cur) - 1);
+        cur[n > 0 ? n : 0] = '\0';
+        return target && n > 0 && !strcmp(cur, target);
+    }
+    return S_ISREG(st.st_mode) && id->b3[0] && (uint64_t)st.st_size == id->size &&
+           hashes_to(ondisk, id->b3);
+}
+
+static enum vp_rollback_outcome refuse(char **ret_msg, char *msg)
+{
+    *ret_msg = msg;
+    return VP_ROLLBACK_REFUSED;
+}
+
+static enum vp_rollback_outcome restore_backup(const char *ondisk, const struct vp_entry *e,
+                                               bool dry_run, char **ret_msg)
+{
+    if (!e->backup)
+        return vp_restore_link(ondisk, e->target) < 0 ? VP_ROLLBACK_FAILED
+               : VP_ROLLBACK_RESTORED;
+    if (!holds(e->backup, &e->orig, e->target)) {
+        *ret_msg = vp_xasprintf("the backup %s is not what was at %s any more; not restoring "
+                                "it",
+                                e->backup, e->path);
+        return VP_ROLLBACK_FAILED;
+    }
+    if (dry_run)
+        return VP_ROLLBACK_RESTORED;
+    if (vp_restore_file(ondisk, e->backup) < 0) {
+        *ret_msg = vp_xstrdup(vp_last_error());
+        return VP_ROLLBACK_FAILED;
+    }
+    return VP_ROLLBACK_RESTORED;
+}
+
+static enum vp_rollback_outcome undo_disable(const char *root, const char *ondisk,
+                                             const struct vp_entry *e, bool dry_run,
+                                             char **ret_msg)
+{
+    _cleanup_(freep) char *to = vp_rooted(root, e->target);
+    struct stat st;
+    bool here = lstat(ondisk, &st) == 0, there = lstat(to, &st) == 0;
+    if (here && !there && holds(ondisk, &e->orig, NULL))
+        return VP_ROLLBACK_ALREADY;
+    if (here)
+        return refuse(ret_msg, vp_xasprintf("%s exists again: the disabled file is left as it is", e->path));
+    if (!holds(to, &e->orig, NULL))
+        return refuse(ret_msg, vp_xasprintf("%s is gone or was edited since it was disabled; left alone", e->target));
+    if (dry_run)
+        return VP_ROLLBACK_RESTORED;
+    if (renameat2(AT_FDCWD, to, AT_FDCWD, ondisk, RENAME_NOREPLACE) < 0 ||
+        vp_fsync_dir_of(ondisk) < 0) {
+        *ret_msg = vp_xasprintf("cannot rename %s back: %s", e->target, strerror(errno));
+        return VP_ROLLBACK_FAILED;
+    }
+    return VP_ROLLBACK_RESTORED;
+}
+
+enum vp_rollback_outcome vp_rollback_migrated(const char *root, const struct vp_entry *e,
+                                              bool dry_run, bool *ret_ldconfig,
+                                              char **ret_msg)
+{
+    _cleanup_(freep) char *ondisk = vp_rooted(root, e->path);
+    struct stat st;
+    bool present = lstat(ondisk, &st) == 0;
+    *ret_msg = NULL;
+    const char *how = e->method;
+    if (!strcmp(how, "disabled"))
+        return undo_disable(root, ondisk, e, dry_run, ret_msg);
+    if (!strcmp(how, "removed")) {
+        if (present && holds(ondisk, &e->orig, e->target))
+            return VP_ROLLBACK_ALREADY;
+        if (present)
+            return refuse(ret_msg, vp_xasprintf("something else is at %s now; left alone", e->path));
+        return restore_backup(ondisk, e, dry_run, ret_msg);
+    }
+    if (!strcmp(how, "regenerated")) {
+        if (present && holds(ondisk, &e->patched, NULL)) {
+            if (e->backup)
+                return restore_backup(ondisk, e, dry_run, ret_msg);
+            if (!dry_run && unlink(ondisk) < 0)
+                return VP_ROLLBACK_FAILED;
+            return VP_ROLLBACK_RESTORED;
+        }
+        *ret_ldconfig = true;
+        *ret_msg = vp_xasprintf("%s was rebuilt since; ldconfig runs again instead", e->path);
+        return VP_ROLLBACK_ALREADY;
+    }
+    /* edited */
+    if (present && holds(ondisk, &e->orig, NULL))
+        return VP_ROLLBACK_ALREADY;
+    if (!present || !holds(ondisk, &e->patched, NULL))
+        return refuse(ret_msg, vp_xasprintf("%s changed since vgpu-patch migrate edited it; left alone", e->path));
+    return restore_backup(ondisk, e, dry_run, ret_msg);
+}
+
+size_t vp_rollback_migrations(const char *root, struct vp_manifest *m, bool dry_run,
+                              vp_rollback_report_fn report, void *ctx, struct vp_strv *backups,
+                              enum vp_rollback_outcome *ret_worst, bool *ret_ldconfig)
+{
+    enum vp_rollback_outcome worst = VP_ROLLBACK_RESTORED;
+    size_t removed = 0;
+    for (size_t k = m->n_migrated; k-- > 0;) {
+        struct vp_entry *e = &m->migrated[k];
+        _cleanup_(freep) char *msg = NULL;
+        enum vp_rollback_outcome out = vp_rollback_migrated(root, e, dry_run, ret_ldconfig,
+                                                            &msg);
+        if ((out == VP_ROLLBACK_REFUSED && worst != VP_ROLLBACK_FAILED) ||
+            out == VP_ROLLBACK_FAILED)
+            worst = out;
+        report(ctx, e, out, msg);
+        if (dry_run || (out != VP_ROLLBACK_RESTORED && out != VP_ROLLBACK_ALREADY))
+            continue;
+        if (e->backup)
+            vp_strv_push(backups, e->backup);
+        vp_entry_release(e);
+        memmove(e, e + 1, (m->n_migrated - k - 1) * sizeof(*e));
+        m->n_migrated--;
         removed++;
     }
     *ret_worst = worst;

@@ -56,4 +56,20 @@ size_t vp_rollback_install(const char *root, struct vp_manifest_install *in, enu
                            bool dry_run, vp_rollback_report_fn report, void *ctx,
                            struct vp_strv *backups, enum vp_rollback_outcome *ret_worst);
 
+/* Undoes one migrated entry (manifest.h): an edited file gets its original inode back, a
+ * removed file or link comes back, a disabled file gets its name back — each only while
+ * it is as migrate left it (REFUSED otherwise: an edit or upgrade since). A regenerated
+ * ld.so.cache is put back when nothing rebuilt it since; else *ret_ldconfig is set (the
+ * caller runs ldconfig instead) and the outcome is ALREADY. */
+enum vp_rollback_outcome vp_rollback_migrated(const char *root, const struct vp_entry *e,
+                                              bool dry_run, bool *ret_ldconfig,
+                                              char **ret_msg);
+
+/* Undoes every migrated entry of m, last first, reporting each, and (unless dry_run)
+ * removes the undone ones; their backups are appended to backups. Returns how many were
+ * removed, *ret_worst as vp_rollback_install, *ret_ldconfig as vp_rollback_migrated. */
+size_t vp_rollback_migrations(const char *root, struct vp_manifest *m, bool dry_run,
+                              vp_rollback_report_fn report, void *ctx, struct vp_strv *backups,
+                              enum vp_rollback_outcome *ret_worst, bool *ret_ldconfig);
+
 #endif

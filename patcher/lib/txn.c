@@ -13,6 +13,8 @@
 struct vp_txn_item {
     char *path, *tmp;
     bool is_link;
+    bool is_drop; /* removed, kept as its backup (vp_txn_stage_drop) */
+    bool is_move; /* renamed to tmp (vp_txn_stage_move) */
     dev_t dev; /* the inode the rename replaces (files), as it was read */
     ino_t ino;
     off_t size;
@@ -142,8 +144,16 @@ static int undo_renames(const struct jrec *r, size_t n, unsigned *restored)
         const char *path = r[i].arg[0];
         const struct jrec *prev = find_rec(r, n, "prev", path);
         const struct jrec *lnk = find_rec(r, n, "link", path);
+        const struct jrec *mv = find_rec(r, n, "move", path);
+        struct stat st;
         int res = 0;
-        if (prev && prev->arg[1]) {
+        if (mv && mv->arg[1]) {
+            /* A move that happened leaves the name free and the new name taken. */
+            if (lstat(path, &st) == 0 || lstat(mv->arg[1], &st) < 0)
+                continue;
+            if (rename(mv->arg[1], path) < 0 || (res = vp_fsync_dir_of(path)) < 0)
+                return res < 0 ? res : vp_error_errno(-errno, "cannot move %s back", path);
+        } else if (prev && prev->arg[1]) {
             if (original_in_place(prev))
                 continue;
             res = vp_restore_file(path, prev->arg[1]);
@@ -343,6 +353,37 @@ int vp_txn_stage_link(struct vp_txn *t, const char *path, const char *target,
     return 0;
 }
 
+static void item_identity(struct vp_txn_item *it, const struct stat *st)
+{
+    it->dev = st->st_dev;
+    it->ino = st->st_ino;
+    it->size = st->st_size;
+    it->mtime = st->st_mtim;
+}
+
+int vp_txn_stage_drop(struct vp_txn *t, const char *path, int fd, const struct stat *st,
+                      const char *backup, const char *orig_b3)
+{
+    add_item(t, path, "")->is_drop = true;
+    /* Journals "prev" (the backup, kept for good) and records the identity to check. */
+    return vp_txn_keep_prev(t, path, fd, st, backup, true, orig_b3);
+}
+
+int vp_txn_stage_move(struct vp_txn *t, const char *path, const struct stat *st,
+                      const char *to)
+{
+    struct stat cur;
+    if (lstat(to, &cur) == 0)
+        return vp_error(-EEXIST, "%s exists already: not renaming %s to it", to, path);
+    int r = jlog(t, "move", (const char *const[JARGS]){path, to});
+    if (r < 0)
+        return r;
+    struct vp_txn_item *it = add_item(t, path, to);
+    it->is_move = true;
+    item_identity(it, st);
+    return 0;
+}
+
 /* Whether the path still holds what the transaction means to replace: the same inode,
  * not written to since it was read (size and modification time; not the change time,
  * which our own hard link to it moved). */
@@ -374,8 +415,11 @@ int vp_txn_rename_all(struct vp_txn *t)
         int r = jlog(t, "rename", (const char *const[JARGS]){it->path});
         if (r < 0)
             return r;
-        if (rename(it->tmp, it->path) < 0)
-            return vp_error_errno(-errno, "cannot rename %s over %s", it->tmp, it->path);
+        if (it->is_drop ? unlink(it->path) < 0
+            : it->is_move ? renameat2(AT_FDCWD, it->path, AT_FDCWD, it->tmp, RENAME_NOREPLACE) < 0
+                          : rename(it->tmp, it->path) < 0)
+            return vp_error_errno(-errno, "cannot %s %s", it->is_drop ? "remove" : "rename",
+                                  it->is_drop ? it->path : it->tmp);
         if ((r = vp_fsync_dir_of(it->path)) < 0)
             return r;
         vp_fault("renamed");

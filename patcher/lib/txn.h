@@ -58,6 +58,16 @@ int vp_txn_keep_prev(struct vp_txn *t, const char *path, int orig_fd, const stru
  * *ret_prev_target (may be NULL) gets the link it replaces, NULL when there was none. */
 int vp_txn_stage_link(struct vp_txn *t, const char *path, const char *target,
                       char **ret_prev_target);
+/* Stages the removal of path (a file or a link, open as fd — O_RDONLY or O_PATH with
+ * O_NOFOLLOW — with lstat st): its inode is kept as the permanent backup (a hard link,
+ * or an exact copy across file systems) and the name goes at vp_txn_rename_all. An
+ * interrupted or aborted transaction puts it back. */
+int vp_txn_stage_drop(struct vp_txn *t, const char *path, int fd, const struct stat *st,
+                      const char *backup, const char *orig_b3);
+/* Stages renaming path (lstat st) to a new name `to` that must not exist (the inode
+ * moves; nothing is copied). */
+int vp_txn_stage_move(struct vp_txn *t, const char *path, const struct stat *st,
+                      const char *to);
 /* Renames every staged file over its path, in order; -EAGAIN when a path no longer holds
  * what was staged against (an upgrade replaced it meanwhile). */
 int vp_txn_rename_all(struct vp_txn *t);

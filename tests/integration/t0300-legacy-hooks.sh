@@ -39,7 +39,7 @@ grep -q "\"file\": \"$SHIMS/libvgpu-cuda.so.1\"" "$T/out" || fail "the predictio
 
 note "ld.so.preload"
 mkdir -p "$ROOT/etc"
-printf '# keep\n/usr/lib/libfoo.so\n' >"$ROOT/etc/ld.so.preload"
+printf '# keep\n/usr/lib/libfoo.so /opt/vgpu/libcuda.so.1\n' >"$ROOT/etc/ld.so.preload"
 check_hook "ld.so.preload" "ld.so.preload"
 rm "$ROOT/etc/ld.so.preload"
 

@@ -81,21 +81,78 @@ static void clean_root_has_no_hooks(void **state)
 static void preload_file_entries_are_reported_and_comments_ignored(void **state)
 {
     const char *root = *state;
+    /* Driver and shim names, a hand-made shim under another name; an allocator, a file
+     * that is not there and NVIDIA's driver under another name are not ours to judge. */
+    put_fixture(root, "opt/hand.so", "legacy/libcuda.so.1");
+    put_fixture(root, "opt/nv.so", "decoy/libcuda.so.580.65.06");
     tu_put(root, "etc/ld.so.preload",
-           "# the old method\n/usr/lib/libvgpu-cuda.so.1\n\n   /opt/a.so:/opt/b.so\t/opt/c.so\n");
+           "# the old method\n/usr/lib/libvgpu-cuda.so.1\n\n   /opt/a.so:/opt/libcuda.so.1\t"
+           "/usr/lib/x86_64-linux-gnu/libjemalloc.so.2\n/opt/nv.so /opt/hand.so\n");
     struct vp_hooks h;
     scan(root, NULL, NULL, &h);
-    ASSERT_HOOKS(&h, 4);
-    assert_int_equal(count(&h, VP_HOOK_PRELOAD_FILE), 4);
+    ASSERT_HOOKS(&h, 3);
+    assert_int_equal(count(&h, VP_HOOK_PRELOAD_FILE), 3);
     const struct vp_hook *k = find(&h, VP_HOOK_PRELOAD_FILE, "/etc/ld.so.preload",
                                    "preloads /usr/lib/libvgpu-cuda.so.1");
     assert_non_null(k);
     assert_int_equal(k->line, 2);
-    k = find(&h, VP_HOOK_PRELOAD_FILE, "/etc/ld.so.preload", "preloads /opt/c.so");
+    k = find(&h, VP_HOOK_PRELOAD_FILE, "/etc/ld.so.preload", "preloads /opt/libcuda.so.1");
     assert_non_null(k);
     assert_int_equal(k->line, 4);
+    assert_string_equal(k->arg, "/opt/libcuda.so.1");
     assert_non_null(k->why);
     assert_string_equal(vp_hook_kind_name(k->kind), "ld.so.preload");
+    k = find(&h, VP_HOOK_PRELOAD_FILE, "/etc/ld.so.preload", "preloads /opt/hand.so");
+    assert_non_null(k);
+    assert_int_equal(k->line, 5);
+    vp_hooks_release(&h);
+}
+
+static void library_path_is_a_hook_only_with_a_hand_made_driver(void **state)
+{
+    const char *root = *state;
+    put_fixture(root, "opt/old/libcuda.so.1", "legacy/libcuda.so.1");
+    put_fixture(root, "opt/nv/libcuda.so.1", "decoy/libcuda.so.580.65.06");
+    tu_put(root, "etc/systemd/system/ollama.service.d/10-path.conf",
+           "[Service]\nEnvironment=\"LD_LIBRARY_PATH=/usr/lib:/opt/old\"\n"
+           "Environment=LD_LIBRARY_PATH=/opt/nv:/usr/lib\n");
+    tu_put(root, "etc/environment", "LD_LIBRARY_PATH=/opt/nv\n");
+    struct vp_hooks h;
+    scan(root, NULL, NULL, &h);
+    ASSERT_HOOKS(&h, 1);
+    assert_int_equal(h.v[0].line, 2);
+    assert_string_equal(h.v[0].arg, "LD_LIBRARY_PATH");
+    vp_hooks_release(&h);
+}
+
+static void exec_start_wrapper_scripts_are_hooks(void **state)
+{
+    const char *root = *state;
+    tu_put(root, "usr/local/bin/force_load_shim",
+           "#!/bin/sh\nexport LD_PRELOAD=/opt/vgpu/libcuda.so.1\nexec \"$@\"\n");
+    tu_put(root, "usr/local/bin/plain", "#!/bin/sh\nexec \"$@\"\n");
+    put_fixture(root, "usr/local/bin/ollama", "trees/c/bin/ollama");
+    tu_put(root, "etc/systemd/system/ollama.service",
+           "[Service]\nExecStart=/usr/local/bin/plain /usr/local/bin/ollama serve\n");
+    tu_put(root, "etc/systemd/system/ollama.service.d/vgpu.conf",
+           "[Service]\nExecStart=\nExecStart=-/usr/local/bin/force_load_shim "
+           "/usr/local/bin/ollama serve\n");
+    struct vp_hooks h;
+    scan(root, NULL, NULL, &h);
+    ASSERT_HOOKS(&h, 1);
+    assert_int_equal(h.v[0].kind, VP_HOOK_EXEC_WRAPPER);
+    assert_int_equal(h.v[0].line, 3);
+    assert_int_equal(h.v[0].reset_line, 2);
+    assert_false(h.v[0].in_unit);
+    assert_string_equal(h.v[0].arg, "/usr/local/bin/force_load_shim");
+    vp_hooks_release(&h);
+    /* In the unit itself: reported as such (migrate leaves it to the operator). */
+    tu_put(root, "etc/systemd/system/ollama.service",
+           "[Service]\nExecStart=/usr/local/bin/force_load_shim /usr/local/bin/ollama serve\n");
+    tu_put(root, "etc/systemd/system/ollama.service.d/vgpu.conf", "[Service]\n");
+    scan(root, NULL, NULL, &h);
+    ASSERT_HOOKS(&h, 1);
+    assert_true(h.v[0].in_unit);
     vp_hooks_release(&h);
 }
 
@@ -320,6 +377,8 @@ int main(void)
         T(clean_root_has_no_hooks),
         T(preload_file_entries_are_reported_and_comments_ignored),
         T(preload_file_trailing_comments_are_ignored),
+        T(library_path_is_a_hook_only_with_a_hand_made_driver),
+        T(exec_start_wrapper_scripts_are_hooks),
         T(loader_variables_in_unit_drop_ins_and_environment_files),
         T(unquoted_environment_assignment_in_a_unit_is_reported),
         T(driver_names_in_system_dirs_unless_nvidia),

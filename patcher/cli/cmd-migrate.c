@@ -1,0 +1,270 @@
+/* vgpu-patch migrate: backs up and removes the global loader hooks an earlier deployment
+ * left (ld.so.preload, loader variables and wrappers for ollama.service, libraries posing
+ * as the driver), recorded so that `rollback` puts them back byte for byte. */
+#include "cli.h"
+#include "discover.h"
+#include "trust.h"
+
+#include <errno.h>
+#include <string.h>
+
+static const char help[] =
+    "Usage: vgpu-patch migrate [--root DIR] [--state-dir DIR] [--prefix DIR]\n"
+    "                          [--shim-dir DIR] [--dry-run] [--json]\n"
+    "Back up and remove the global loader hooks of an earlier deployment: entries of\n"
+    "/etc/ld.so.preload, LD_PRELOAD/LD_AUDIT/LD_LIBRARY_PATH in ollama.service drop-ins and\n"
+    "environment files, ExecStart= wrappers, libraries posing as the driver. Unrelated\n"
+    "entries and settings stay byte for byte; `vgpu-patch rollback` restores what went.\n\n"
+    "  --root DIR       treat DIR as / for every system path\n"
+    "  --state-dir DIR  manifest, journal, lock, backups (default " VP_DEFAULT_STATE_DIR ")\n"
+    "  --prefix DIR     also look in this Ollama install's tree (default: the installs\n"
+    "                   the manifest names, and the one ollama.service runs)\n"
+    "  --shim-dir DIR   where the shims are at run time (links into it are followed there)\n"
+    "  --dry-run        print the plan, write nothing\n"
+    "  --json           one JSON document on stdout\n\n"
+    "Exit: 0 done or nothing to do, 1 error (nothing changed), 4 a file changed meanwhile\n"
+    "(nothing changed), 5 hooks remain that migrate may not remove (listed).\n";
+
+enum vp_migrate_action cli_migration_action(const struct cli_migration *mg, size_t i)
+{
+    if (!mg->planned || i >= mg->plan.n_hooks)
+        return VP_MIGRATE_KEEP_MANUAL;
+    return mg->plan.files[mg->plan.of_hook[i]].action;
+}
+
+static int failed(struct cli_migration *mg, int code)
+{
+    free(mg->error);
+    mg->error = vp_xstrdup(vp_last_error());
+    mg->code = code;
+    return code;
+}
+
+/* The install ollama.service runs (or the first on PATH), when there is one. */
+static char *discovered_prefix(const struct vp_common *c)
+{
+    struct vp_discovery disc = {.chosen = -1};
+    const char *path_env = strcmp(c->root, "/") ? NULL : getenv("PATH");
+    char *prefix = NULL;
+    if (vp_discover(c->root, NULL, path_env, &disc) == 0 && disc.chosen >= 0)
+        prefix = vp_xstrdup(disc.installs[disc.chosen].prefix);
+    vp_discovery_release(&disc);
+    vp_clear_error();
+    return prefix;
+}
+
+static int migrate_locked(const struct vp_common *c, struct vp_state *st, struct vp_manifest *m,
+                          struct cli_migration *mg)
+{
+    int r = vp_migrate_apply(c->root, st, m, &mg->plan, &mg->changed, &mg->removed);
+    if (r == -EAGAIN)
+        return failed(mg, VP_EXIT_DRIFT);
+    if (r < 0)
+        return failed(mg, VP_EXIT_ERROR);
+    mg->ldconfig_needed = vp_migrate_cache_names(c->root, &mg->removed);
+    if (mg->ldconfig_needed) {
+        r = vp_migrate_ldconfig(c->root, st, m, &mg->ldconfig_msg);
+        mg->ldconfig_ran = r == 0;
+        if (r < 0 && !mg->ldconfig_msg)
+            mg->ldconfig_msg = vp_xstrdup(vp_last_error());
+    }
+    return VP_EXIT_OK;
+}
+
+int cli_migrate(const struct vp_common *c, const char *prefix, const char *shim_dir,
+                bool dry_run, int lock_timeout_ms, struct cli_migration *ret)
+{
+    struct cli_migration *mg = ret;
+    *mg = (struct cli_migration){.dry_run = dry_run};
+    struct vp_state st = {.lock_fd = -1};
+    bool locked = false;
+    struct vp_manifest m = {0};
+    int code = VP_EXIT_OK;
+    if (dry_run) {
+        if (cli_load_manifest(c, &m, NULL) < 0)
+            return failed(mg, VP_EXIT_ERROR);
+    } else {
+        if (vp_state_open(c->state_ondisk, VP_STATE_CREATE | VP_STATE_LOCK, lock_timeout_ms,
+                          &st) < 0)
+            return failed(mg, VP_EXIT_ERROR);
+        locked = true;
+        for (size_t i = 0; i < st.recovered.n; i++)
+            vp_strv_push(&mg->notes, st.recovered.v[i]);
+        if (vp_manifest_load(st.dir, &m) < 0) {
+            vp_state_close(&st);
+            return failed(mg, VP_EXIT_ERROR);
+        }
+    }
+    _cleanup_(freep) char *found = prefix ? NULL : discovered_prefix(c);
+    cli_scan_hooks_with(c, &m, prefix ? prefix : found, shim_dir, &mg->hooks);
+    int r = vp_migrate_plan(c->root, &mg->hooks, &mg->plan);
+    if (r < 0)
+        code = failed(mg, r == -EAGAIN ? VP_EXIT_DRIFT : VP_EXIT_ERROR);
+    else
+        mg->planned = true;
+    if (code == VP_EXIT_OK && dry_run) {
+        for (size_t i = 0; i < mg->plan.n; i++)
+            if (mg->plan.files[i].action == VP_MIGRATE_REMOVE)
+                vp_strv_push(&mg->removed, mg->plan.files[i].path);
+        mg->ldconfig_needed = vp_migrate_cache_names(c->root, &mg->removed);
+    } else if (code == VP_EXIT_OK && mg->plan.n > vp_migrate_kept(&mg->plan)) {
+        code = migrate_locked(c, &st, &m, mg);
+    }
+    vp_manifest_release(&m);
+    if (locked)
+        vp_state_close(&st);
+    if (code == VP_EXIT_OK && !dry_run && mg->changed.n && !strcmp(c->root, "/"))
+        vp_migrate_checks(&mg->checks, &mg->n_checks);
+    if (code == VP_EXIT_OK && vp_migrate_kept(&mg->plan)) {
+        vp_error(-EEXIST, "%zu file(s) with loader hooks may not be changed by vgpu-patch "
+                          "(see above): remove those hooks by hand",
+                 vp_migrate_kept(&mg->plan));
+        code = failed(mg, VP_EXIT_HOOKS);
+    }
+    mg->code = code;
+    return code;
+}
+
+void cli_migration_release(struct cli_migration *mg)
+{
+    vp_hooks_release(&mg->hooks);
+    if (mg->planned)
+        vp_migrate_plan_release(&mg->plan);
+    vp_strv_release(&mg->changed);
+    vp_strv_release(&mg->removed);
+    vp_strv_release(&mg->notes);
+    free(mg->ldconfig_msg);
+    vp_migrate_checks_release(mg->checks, mg->n_checks);
+    free(mg->error);
+    *mg = (struct cli_migration){0};
+}
+
+static const char *action_text(const struct cli_migration *mg, enum vp_migrate_action a)
+{
+    static const char *const would[] = {"would remove", "would edit", "would disable",
+                                        "kept (package-owned)", "kept (edit by hand)"};
+    return mg->dry_run ? would[a] : vp_migrate_action_name(a);
+}
+
+void cli_print_migration(const struct cli_migration *mg)
+{
+    cli_print_notes(&mg->notes);
+    if (!mg->hooks.n) {
+        printf("migrate: no global loader hooks from an earlier method\n");
+        return;
+    }
+    printf("migrate: %zu global loader hook(s) from an earlier method%s:\n", mg->hooks.n,
+           mg->dry_run ? " (dry run: nothing is changed)" : "");
+    for (size_t i = 0; i < mg->hooks.n; i++) {
+        const struct vp_hook *k = &mg->hooks.v[i];
+        enum vp_migrate_action a = cli_migration_action(mg, i);
+        if (k->line)
+            printf("  %-20s %s:%u: %s\n", action_text(mg, a), k->file, k->line, k->what);
+        else
+            printf("  %-20s %s: %s\n", action_text(mg, a), k->file, k->what);
+        printf("      why it matters: %s\n", k->why);
+        const struct vp_migrate_file *f =
+            mg->planned ? &mg->plan.files[mg->plan.of_hook[i]] : NULL;
+        if (f && f->package)
+            printf("      owned by the package %s: remove the hook through it\n", f->package);
+        if (f && f->to)
+            printf("      nothing else is set in it: renamed to %s\n", f->to);
+    }
+    if (mg->ldconfig_needed)
+        printf("ldconfig: %s\n", mg->ldconfig_msg     ? mg->ldconfig_msg
+                                 : mg->dry_run        ? "the loader cache names a file that "
+                                                        "would be removed: ldconfig would run"
+                                                      : "needed");
+    for (size_t i = 0; i < mg->n_checks; i++)
+        printf("check: %-4s %s (%s)\n", mg->checks[i].ok ? "ok" : "FAIL", mg->checks[i].program,
+               mg->checks[i].message);
+    if (mg->changed.n && mg->code != VP_EXIT_ERROR && mg->code != VP_EXIT_DRIFT)
+        printf("migrated: %zu file(s) changed, kept in the state dir; `vgpu-patch rollback` "
+               "restores them\n",
+               mg->changed.n);
+}
+
+void cli_json_migration(struct vp_json *j, const struct cli_migration *mg)
+{
+    vp_json_bool(j, "dry_run", mg->dry_run);
+    vp_json_begin_array(j, "hooks");
+    for (size_t i = 0; i < mg->hooks.n; i++) {
+        const struct vp_hook *k = &mg->hooks.v[i];
+        const struct vp_migrate_file *f =
+            mg->planned ? &mg->plan.files[mg->plan.of_hook[i]] : NULL;
+        vp_json_begin_object(j, NULL);
+        vp_json_string(j, "kind", vp_hook_kind_name(k->kind));
+        vp_json_string(j, "file", k->file);
+        if (k->line)
+            vp_json_int(j, "line", k->line);
+        vp_json_string(j, "what", k->what);
+        vp_json_string(j, "why", k->why);
+        vp_json_string(j, "action", vp_migrate_action_name(cli_migration_action(mg, i)));
+        if (f && f->package)
+            vp_json_string(j, "package", f->package);
+        if (f && f->to)
+            vp_json_string(j, "renamed_to", f->to);
+        vp_json_end_object(j);
+    }
+    vp_json_end_array(j);
+    vp_json_bool(j, "changed", mg->changed.n > 0 && !mg->dry_run &&
+                                   mg->code != VP_EXIT_ERROR && mg->code != VP_EXIT_DRIFT);
+    cli_json_strv(j, "files", &mg->changed);
+    vp_json_begin_object(j, "ldconfig");
+    vp_json_bool(j, "needed", mg->ldconfig_needed);
+    vp_json_bool(j, "ran", mg->ldconfig_ran);
+    if (mg->ldconfig_msg)
+        vp_json_string(j, "message", mg->ldconfig_msg);
+    vp_json_end_object(j);
+    vp_json_begin_array(j, "checks");
+    for (size_t i = 0; i < mg->n_checks; i++) {
+        vp_json_begin_object(j, NULL);
+        vp_json_string(j, "program", mg->checks[i].program);
+        vp_json_bool(j, "ok", mg->checks[i].ok);
+        vp_json_string(j, "message", mg->checks[i].message);
+        vp_json_end_object(j);
+    }
+    vp_json_end_array(j);
+    cli_json_strv(j, "notes", &mg->notes);
+    if (mg->error)
+        vp_json_string(j, "error", mg->error);
+}
+
+int cmd_migrate(int argc, char **argv)
+{
+    struct vp_common c = {0};
+    bool dry_run = false;
+    const char *prefix = NULL, *shim_dir = NULL;
+    const struct cli_flag flags[] = {{"dry-run", &dry_run},
+                                     {"prefix", NULL, &prefix},
+                                     {"shim-dir", NULL, &shim_dir},
+                                     {0}};
+    int code = cli_parse(argc, argv, "migrate", help, &c, flags);
+    if (code >= 0)
+        return code;
+    if ((prefix && prefix[0] != '/') || (shim_dir && shim_dir[0] != '/')) {
+        cli_common_release(&c);
+        return cli_fail(VP_EXIT_USAGE, "--prefix and --shim-dir take absolute paths");
+    }
+    _cleanup_(freep) char *sd = shim_dir ? vp_xstrdup(shim_dir) : vp_shims_default_dir();
+    struct cli_migration mg;
+    code = cli_migrate(&c, prefix, sd, dry_run, 30000, &mg);
+    if (c.json) {
+        struct vp_json j;
+        cli_json_begin(&j, "migrate");
+        vp_json_int(&j, "exit_code", code);
+        vp_json_string(&j, "root", c.root);
+        cli_json_migration(&j, &mg);
+        vp_json_end_object(&j);
+        vp_json_finish(&j);
+    } else {
+        cli_print_migration(&mg);
+        if (code == VP_EXIT_OK && dry_run)
+            printf("dry run: nothing changed\n");
+    }
+    if (mg.error)
+        cli_fail(code, "%s", mg.error);
+    cli_migration_release(&mg);
+    cli_common_release(&c);
+    return code;
+}

@@ -1,0 +1,591 @@
+/* migrate: the plan (what to do with each hook's file), its transaction, ldconfig and the
+ * checks of the running system afterwards. */
+#include "migrate.h"
+#include "blake3.h"
+#include "fileops.h"
+#include "ldcache.h"
+#include "spawn.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
+
+#define DISABLED_SUFFIX ".disabled-by-vgpu-patch"
+#define MAX_TEXT (1 << 20)
+
+const char *vp_migrate_action_name(enum vp_migrate_action a)
+{
+    static const char *const names[] = {"removed", "edited", "disabled", "kept-package-owned",
+                                        "kept-manual"};
+    return names[a];
+}
+
+/* ---- package ownership ---- */
+
+/* A system program by absolute path (they run with an exact environment, no PATH). */
+static const char *find_program(const char *const *paths, size_t n)
+{
+    for (size_t i = 0; i < n; i++)
+        if (access(paths[i], X_OK) == 0)
+            return paths[i];
+    return NULL;
+}
+
+/* `dpkg-query --root=ROOT -S path`: the owning package(s) of exactly path, or NULL. */
+static char *dpkg_query(const char *dpkg_query_bin, const char *root, const char *path)
+{
+    _cleanup_(freep) char *root_opt = vp_xasprintf("--root=%s", root);
+    char *argv[] = {(char *)dpkg_query_bin, root_opt, "-S", (char *)path, NULL};
+    char *envp[] = {"LC_ALL=C", "PATH=/usr/sbin:/usr/bin:/sbin:/bin", NULL};
+    struct vp_spawn_result res;
+    if (vp_spawn(argv, envp, false, 30000, &res) < 0)
+        return NULL;
+    char *owner = NULL;
+    /* "pkg[, pkg2]: path" per line; a pattern search could match more than path. */
+    for (char *line = res.out, *next; vp_spawn_ok(&res) && line && *line; line = next) {
+        next = strchr(line, '\n');
+        if (next)
+            *next++ = '\0';
+        char *sep = strstr(line, ": ");
+        if (sep && !strcmp(sep + 2, path)) {
+            owner = vp_xstrndup(line, (size_t)(sep - line));
+            break;
+        }
+    }
+    vp_spawn_result_release(&res);
+    return owner;
+}
+
+char *vp_dpkg_owner(const char *root, const char *path)
+{
+    static const char *const bins[] = {"/usr/bin/dpkg-query", "/bin/dpkg-query"};
+    const char *bin = find_program(bins, VP_ARRAY_SIZE(bins));
+    if (!bin)
+        return NULL; /* no dpkg: no package owns anything */
+    /* Packages list /lib/... or /usr/lib/...; on a merged /usr both name one file. */
+    _cleanup_(freep) char *alt = vp_startswith(path, "/usr/lib/") ? vp_xstrdup(path + 4)
+                                 : vp_startswith(path, "/lib")    ? vp_xasprintf("/usr%s", path)
+                                                                  : NULL;
+    char *owner = dpkg_query(bin, root, path);
+    return owner || !alt ? owner : dpkg_query(bin, root, alt);
+}
+
+/* ---- the plan ---- */
+
+/* A drop-in or profile.d script is read by name pattern: another name disables it. */
+static bool can_disable(const char *path)
+{
+    return (strstr(path, ".service.d/") && vp_endswith(path, ".conf")) ||
+           (vp_startswith(path, "/etc/profile.d/") && vp_endswith(path, ".sh"));
+}
+
+static bool line_based(enum vp_hook_kind k)
+{
+    return k != VP_HOOK_SYSTEM_LIB && k != VP_HOOK_TREE_LIB;
+}
+
+static void add_drop(struct vp_migrate_file *f, unsigned line, enum vp_drop_how how,
+                     const char *word)
+{
+    f->drops = vp_xrealloc(f->drops, (f->n_drops + 1) * sizeof(*f->drops));
+    f->drops[f->n_drops++] = (struct vp_drop){line, how, NULL};
+    if (word)
+        vp_strv_push(&f->words, word);
+}
+
+/* The words are stored apart (the array may move): point the drops at them. */
+static void bind_words(struct vp_migrate_file *f)
+{
+    size_t w = 0;
+    for (size_t i = 0; i < f->n_drops; i++)
+        if (f->drops[i].how != VP_DROP_LINE)
+            f->drops[i].word = f->words.v[w++];
+}
+
+static void hook_drops(struct vp_migrate_file *f, const struct vp_hook *k)
+{
+    switch (k->kind) {
+    case VP_HOOK_PRELOAD_FILE:
+        add_drop(f, k->line, VP_DROP_PRELOAD_WORD, k->arg);
+        break;
+    case VP_HOOK_UNIT_ENV:
+        add_drop(f, k->line, VP_DROP_ASSIGNMENT, k->arg);
+        break;
+    case VP_HOOK_EXEC_WRAPPER:
+        /* The drop-in's reset goes with it: the unit's own ExecStart= applies again. */
+        add_drop(f, k->line, VP_DROP_LINE, NULL);
+        if (k->reset_line)
+            add_drop(f, k->reset_line, VP_DROP_LINE, NULL);
+        break;
+    default:
+        add_drop(f, k->line, VP_DROP_LINE, NULL);
+        break;
+    }
+}
+
+/* Reads the file and decides between editing and disabling it. */
+static int decide_edit(const char *root, struct vp_migrate_file *f)
+{
+    _cleanup_(freep) char *ondisk = vp_rooted(root, f->path);
+    _cleanup_(freep) char *text = NULL, *out = NULL;
+    size_t len, olen;
+    int r = vp_read_file(ondisk, MAX_TEXT, &text, &len);
+    if (r < 0)
+        return vp_error_errno(r, "cannot read %s", ondisk);
+    bind_words(f);
+    if ((r = vp_text_drop(text, len, f->drops, f->n_drops, &out, &olen)) < 0)
+        return vp_error(-EAGAIN, "%s changed while it was read; run again", f->path);
+    f->action = VP_MIGRATE_EDIT;
+    if (can_disable(f->path) && vp_text_sets_nothing(out, olen)) {
+        f->action = VP_MIGRATE_DISABLE;
+        f->to = vp_xasprintf("%s%s", f->path, DISABLED_SUFFIX);
+    }
+    return 0;
+}
+
+int vp_migrate_plan(const char *root, const struct vp_hooks *h, struct vp_migrate_plan *ret)
+{
+    struct vp_migrate_plan p = {.of_hook = vp_xcalloc(h->n + 1, sizeof(size_t)),
+                                .n_hooks = h->n};
+    for (size_t i = 0; i < h->n; i++) {
+        const struct vp_hook *k = &h->v[i];
+        size_t f = 0;
+        while (f < p.n && strcmp(p.files[f].path, k->file))
+            f++;
+        if (f == p.n) {
+            p.files = vp_xrealloc(p.files, (p.n + 1) * sizeof(*p.files));
+            p.files[p.n++] = (struct vp_migrate_file){.path = vp_xstrdup(k->file),
+                                                      .kind = k->kind,
+                                                      .action = VP_MIGRATE_REMOVE};
+        }
+        p.of_hook[i] = f;
+        struct vp_migrate_file *mf = &p.files[f];
+        if (k->in_unit)
+            mf->action = VP_MIGRATE_KEEP_MANUAL;
+        if (line_based(k->kind) && k->line)
+            hook_drops(mf, k);
+    }
+    int r = 0;
+    for (size_t f = 0; f < p.n && r == 0; f++) {
+        struct vp_migrate_file *mf = &p.files[f];
+        if (mf->action == VP_MIGRATE_KEEP_MANUAL)
+            continue;
+        if ((mf->package = vp_dpkg_owner(root, mf->path))) {
+            mf->action = VP_MIGRATE_KEEP_PACKAGE;
+            continue;
+        }
+        if (line_based(mf->kind))
+            r = decide_edit(root, mf);
+    }
+    if (r < 0) {
+        vp_migrate_plan_release(&p);
+        return r;
+    }
+    *ret = p;
+    return 0;
+}
+
+void vp_migrate_plan_release(struct vp_migrate_plan *p)
+{
+    for (size_t i = 0; i < p->n; i++) {
+        free(p->files[i].path);
+        free(p->files[i].package);
+        free(p->files[i].to);
+        free(p->files[i].drops);
+        vp_strv_release(&p->files[i].words);
+    }
+    free(p->files);
+    free(p->of_hook);
+    *p = (struct vp_migrate_plan){0};
+}
+
+size_t vp_migrate_kept(const struct vp_migrate_plan *p)
+{
+    size_t n = 0;
+    for (size_t i = 0; i < p->n; i++)
+        n += p->files[i].action >= VP_MIGRATE_KEEP_PACKAGE;
+    return n;
+}
+
+/* ---- the transaction ---- */
+
+struct apply_ctx {
+    const char *root;
+    struct vp_txn *t;
+    char *bdir;
+    struct vp_manifest *m;
+};
+
+static void fileid(struct vp_fileid *id, const struct stat *st, const char *b3)
+{
+    *id = (struct vp_fileid){.size = (uint64_t)st->st_size,
+                             .mtime_ns = (int64_t)st->st_mtim.tv_sec * 1000000000 +
+                                         st->st_mtim.tv_nsec,
+                             .ino = st->st_ino,
+                             .dev = st->st_dev};
+    if (b3)
+        memcpy(id->b3, b3, VP_B3_HEX);
+}
+
+static int read_fd(int fd, const struct stat *st, char **ret)
+{
+    if ((uint64_t)st->st_size > MAX_TEXT)
+        return vp_error(-EFBIG, "a file of %lld bytes is no configuration file",
+                        (long long)st->st_size);
+    char *buf = vp_xmalloc((size_t)st->st_size + 1);
+    size_t got = 0;
+    while (got < (size_t)st->st_size) {
+        ssize_t n = pread(fd, buf + got, (size_t)st->st_size - got, (off_t)got);
+        if (n <= 0) {
+            free(buf);
+            return vp_error_errno(n < 0 ? -errno : -EIO, "cannot read a file to migrate");
+        }
+        got += (size_t)n;
+    }
+    buf[got] = '\0';
+    *ret = buf;
+    return 0;
+}
+
+static void b3_of(const void *data, size_t len, char out[VP_B3_HEX])
+{
+    struct vp_b3 h;
+    uint8_t d[32];
+    vp_b3_init(&h);
+    vp_b3_update(&h, data, len);
+    vp_b3_final(&h, d);
+    vp_b3_hex(d, out);
+}
+
+static char *describe_drops(const struct vp_migrate_file *f)
+{
+    char *s = vp_xstrdup("");
+    for (size_t i = 0; i < f->n_drops; i++) {
+        char *next = vp_xasprintf("%s%sline %u: %s", s, *s ? "; " : "", f->drops[i].line,
+                                  f->drops[i].word ? f->drops[i].word : "the whole line");
+        free(s);
+        s = next;
+    }
+    return s;
+}
+
+static struct vp_entry entry_for(const struct vp_migrate_file *f, const char *method,
+                                 const struct stat *st, const char *b3)
+{
+    struct vp_entry e = {.kind = VP_ENTRY_MIGRATED, .path = vp_xstrdup(f->path),
+                         .role = vp_xstrdup(vp_hook_kind_name(f->kind)),
+                         .method = vp_xstrdup(method), .mode = st->st_mode & 07777,
+                         .uid = st->st_uid, .gid = st->st_gid};
+    fileid(&e.orig, st, b3);
+    return e;
+}
+
+/* Writes the edited text beside the file (same owner, mode and attributes) and keeps the
+ * original inode as the backup; the rename comes with the others. */
+static int stage_edit(struct apply_ctx *c, const struct vp_migrate_file *f)
+{
+    _cleanup_(freep) char *ondisk = vp_rooted(c->root, f->path);
+    _cleanup_(closep) int fd = open(ondisk, O_RDONLY | O_NOFOLLOW | O_CLOEXEC);
+    struct stat st;
+    if (fd < 0 || fstat(fd, &st) < 0)
+        return vp_error_errno(-errno, "cannot open %s", ondisk);
+    if (!S_ISREG(st.st_mode))
+        return vp_error(-EAGAIN, "%s is no regular file any more", f->path);
+    _cleanup_(freep) char *text = NULL, *out = NULL;
+    size_t olen;
+    int r = read_fd(fd, &st, &text);
+    if (r < 0)
+        return r;
+    if (vp_text_drop(text, (size_t)st.st_size, f->drops, f->n_drops, &out, &olen) < 0)
+        return vp_error(-EAGAIN, "%s changed since it was scanned; nothing was changed: run "
+                                 "again",
+                        f->path);
+    char b3[VP_B3_HEX], nb3[VP_B3_HEX];
+    b3_of(text, (size_t)st.st_size, b3);
+    b3_of(out, olen, nb3);
+    int wfd;
+    const char *tmp;
+    if ((r = vp_txn_stage_file(c->t, ondisk, &wfd, &tmp)) < 0)
+        return r;
+    struct stat tst;
+    if (write(wfd, out, olen) != (ssize_t)olen)
+        r = vp_error_errno(-errno, "cannot write %s", tmp);
+    else if ((r = vp_copy_attributes(fd, wfd, &st, false, ondisk)) == 0 &&
+             (fsync(wfd) < 0 || fstat(wfd, &tst) < 0))
+        r = vp_error_errno(-errno, "cannot sync %s", tmp);
+    close(wfd);
+    if (r < 0)
+        return r;
+    _cleanup_(freep) char *backup =
+        vp_xasprintf("%s/migrated.%s.%llu", c->bdir, b3, (unsigned long long)st.st_ino);
+    if ((r = vp_txn_keep_prev(c->t, ondisk, fd, &st, backup, true, b3)) < 0)
+        return r;
+    struct vp_entry e = entry_for(f, "edited", &st, b3);
+    fileid(&e.patched, &tst, nb3);
+    e.backup = vp_xstrdup(backup);
+    e.edits = describe_drops(f);
+    vp_manifest_add_migrated(c->m, &e);
+    return 0;
+}
+
+static int stage_disable(struct apply_ctx *c, const struct vp_migrate_file *f)
+{
+    _cleanup_(freep) char *ondisk = vp_rooted(c->root, f->path);
+    _cleanup_(freep) char *to = vp_rooted(c->root, f->to);
+    struct stat st;
+    char b3[VP_B3_HEX];
+    int r;
+    if (lstat(ondisk, &st) < 0 || !S_ISREG(st.st_mode))
+        return vp_error(-EAGAIN, "%s changed since it was scanned; run again", f->path);
+    if ((r = vp_b3_file(ondisk, b3)) < 0 || (r = vp_txn_stage_move(c->t, ondisk, &st, to)) < 0)
+        return r;
+    struct vp_entry e = entry_for(f, "disabled", &st, b3);
+    e.patched = e.orig; /* the same inode, under its new name */
+    e.target = vp_xstrdup(f->to);
+    _cleanup_(freep) char *drops = describe_drops(f);
+    e.edits = vp_xasprintf("renamed to %s (%s)", vp_basename(f->to), drops);
+    vp_manifest_add_migrated(c->m, &e);
+    return 0;
+}
+
+static int stage_remove(struct apply_ctx *c, const struct vp_migrate_file *f)
+{
+    _cleanup_(freep) char *ondisk = vp_rooted(c->root, f->path);
+    struct stat st;
+    if (lstat(ondisk, &st) < 0)
+        return vp_error(-EAGAIN, "%s is gone since it was scanned; run again", f->path);
+    bool link = S_ISLNK(st.st_mode);
+    if (!link && !S_ISREG(st.st_mode))
+        return vp_error(-EINVAL, "%s is neither a file nor a link: not removing it", f->path);
+    _cleanup_(closep) int fd =
+        open(ondisk, (link ? O_PATH : O_RDONLY) | O_NOFOLLOW | O_CLOEXEC);
+    if (fd < 0 || fstat(fd, &st) < 0)
+        return vp_error_errno(-errno, "cannot open %s", ondisk);
+    char b3[VP_B3_HEX] = "", target[4096] = "";
+    int r;
+    if (link) {
+        ssize_t n = readlinkat(fd, "", target, sizeof(target) - 1);
+        if (n < 0)
+            return vp_error_errno(-errno, "cannot read the link %s", ondisk);
+        target[n] = '\0';
+    } else {
+        _cleanup_(freep) char *self = vp_xasprintf("/proc/self/fd/%d", fd);
+        if ((r = vp_b3_file(self, b3)) < 0)
+            return r;
+    }
+    _cleanup_(freep) char *backup =
+        vp_xasprintf("%s/migrated.%s.%llu", c->bdir, link ? "link" : b3,
+                     (unsigned long long)st.st_ino);
+    if ((r = vp_txn_stage_drop(c->t, ondisk, fd, &st, backup, link ? NULL : b3)) < 0)
+        return r;
+    struct vp_entry e = entry_for(f, "removed", &st, link ? NULL : b3);
+    e.backup = vp_xstrdup(backup);
+    if (link)
+        e.target = vp_xstrdup(target);
+    e.edits = vp_xstrdup(link ? "link removed" : "file removed");
+    vp_manifest_add_migrated(c->m, &e);
+    return 0;
+}
+
+int vp_migrate_apply(const char *root, struct vp_state *st, struct vp_manifest *m,
+                     const struct vp_migrate_plan *p, struct vp_strv *changed,
+                     struct vp_strv *removed)
+{
+    struct vp_txn t;
+    int r = vp_txn_begin(st, &t);
+    if (r < 0)
+        return r;
+    struct apply_ctx c = {.root = root, .t = &t, .bdir = vp_state_backup_dir(st), .m = m};
+    for (size_t i = 0; i < p->n && r == 0; i++) {
+        const struct vp_migrate_file *f = &p->files[i];
+        switch (f->action) {
+        case VP_MIGRATE_EDIT:
+            r = stage_edit(&c, f);
+            break;
+        case VP_MIGRATE_DISABLE:
+            r = stage_disable(&c, f);
+            break;
+        case VP_MIGRATE_REMOVE:
+            r = stage_remove(&c, f);
+            if (r == 0)
+                vp_strv_push(removed, f->path);
+            break;
+        default:
+            continue;
+        }
+        if (r == 0)
+            vp_strv_push(changed, f->path);
+    }
+    if (r == 0)
+        r = vp_txn_rename_all(&t);
+    if (r == 0)
+        r = vp_txn_commit(&t, m);
+    else
+        vp_txn_abort(&t);
+    free(c.bdir);
+    return r;
+}
+
+/* ---- ldconfig ---- */
+
+/* A runtime path with its directory resolved under root (the cache may name it by
+ * another spelling of the same directory, /lib for /usr/lib). */
+static char *canonical(const char *root, const char *path)
+{
+    _cleanup_(freep) char *dir = vp_dirname(path);
+    _cleanup_(freep) char *real = NULL;
+    if (vp_root_realpath(root, dir, &real) < 0)
+        return vp_xstrdup(path);
+    return vp_path_join(real, vp_basename(path));
+}
+
+bool vp_migrate_cache_names(const char *root, const struct vp_strv *paths)
+{
+    _cleanup_(freep) char *f = vp_rooted(root, "/etc/ld.so.cache");
+    _cleanup_(vp_ldcache_freep) struct vp_ldcache *cache = NULL;
+    if (!paths->n || vp_ldcache_load(f, &cache) < 0)
+        return false;
+    struct vp_strv want = {0};
+    for (size_t i = 0; i < paths->n; i++)
+        vp_strv_push_take(&want, canonical(root, paths->v[i]));
+    bool hit = false;
+    for (size_t i = 0; i < cache->n && !hit; i++) {
+        _cleanup_(freep) char *c = canonical(root, cache->entries[i].path);
+        hit = vp_strv_contains(&want, c);
+    }
+    vp_strv_release(&want);
+    return hit;
+}
+
+static const char *find_ldconfig(void)
+{
+    static const char *const paths[] = {"/sbin/ldconfig", "/usr/sbin/ldconfig",
+                                        "/usr/bin/ldconfig", "/bin/ldconfig"};
+    return find_program(paths, VP_ARRAY_SIZE(paths));
+}
+
+static char *status_text(const struct vp_spawn_result *res)
+{
+    if (res->timed_out)
+        return vp_xstrdup("timed out");
+    if (WIFSIGNALED(res->status))
+        return vp_xasprintf("killed by signal %d", WTERMSIG(res->status));
+    return vp_xasprintf("exit %d", WEXITSTATUS(res->status));
+}
+
+int vp_ldconfig_run(const char *root, char **ret_msg)
+{
+    const char *ldconfig = find_ldconfig();
+    if (!ldconfig) {
+        *ret_msg = vp_xstrdup("ldconfig is not installed: the loader cache still names the "
+                              "removed files; run ldconfig once it is");
+        return -ENOENT;
+    }
+    bool other = strcmp(root, "/") != 0;
+    char *const argv[] = {(char *)ldconfig, "-X", other ? "-r" : NULL, (char *)root, NULL};
+    char *const envp[] = {"PATH=/usr/sbin:/usr/bin:/sbin:/bin", "LC_ALL=C", NULL};
+    struct vp_spawn_result res;
+    int r = vp_spawn(argv, envp, false, 120000, &res);
+    if (r < 0) {
+        *ret_msg = vp_xasprintf("cannot run %s: %s", ldconfig, strerror(-r));
+        return r;
+    }
+    bool ok = vp_spawn_ok(&res);
+    _cleanup_(freep) char *how = status_text(&res);
+    *ret_msg = ok ? vp_xasprintf("%s -X%s%s rebuilt the loader cache", ldconfig,
+                                 other ? " -r " : "", other ? root : "")
+                  : vp_xasprintf("%s failed (%s): %s", ldconfig, how, res.err ? res.err : "");
+    vp_spawn_result_release(&res);
+    return ok ? 0 : -EIO;
+}
+
+int vp_migrate_ldconfig(const char *root, struct vp_state *st, struct vp_manifest *m,
+                        char **ret_msg)
+{
+    _cleanup_(freep) char *cache = vp_rooted(root, "/etc/ld.so.cache");
+    _cleanup_(freep) char *bdir = vp_state_backup_dir(st);
+    _cleanup_(freep) char *backup = NULL;
+    _cleanup_(closep) int fd = open(cache, O_RDONLY | O_NOFOLLOW | O_CLOEXEC);
+    struct stat before = {0}, after;
+    char b3[VP_B3_HEX] = "", nb3[VP_B3_HEX];
+    int r;
+    if (fd >= 0 && fstat(fd, &before) == 0) {
+        _cleanup_(freep) char *self = vp_xasprintf("/proc/self/fd/%d", fd);
+        if ((r = vp_b3_file(self, b3)) < 0)
+            return r;
+        backup = vp_xasprintf("%s/migrated.%s.%llu", bdir, b3,
+                              (unsigned long long)before.st_ino);
+        if ((r = vp_keep_inode(fd, backup)) < 0 && r != -EEXIST)
+            return r;
+    }
+    if ((r = vp_ldconfig_run(root, ret_msg)) < 0) {
+        if (backup && !vp_manifest_uses_backup(m, backup))
+            unlink(backup);
+        return r;
+    }
+    if (lstat(cache, &after) < 0 || (r = vp_b3_file(cache, nb3)) < 0)
+        return 0; /* no cache written (nothing to record) */
+    struct vp_migrate_file f = {.path = "/etc/ld.so.cache"};
+    struct vp_entry e = entry_for(&f, "regenerated", fd >= 0 ? &before : &after,
+                                  fd >= 0 ? b3 : NULL);
+    free(e.role);
+    e.role = vp_xstrdup("ld.so.cache");
+    if (fd < 0)
+        e.orig = (struct vp_fileid){0}; /* there was none */
+    fileid(&e.patched, &after, nb3);
+    e.backup = backup ? vp_xstrdup(backup) : NULL;
+    e.edits = vp_xstrdup("ldconfig rebuilt it without the removed files");
+    vp_manifest_add_migrated(m, &e);
+    return vp_manifest_save(st->dir, m);
+}
+
+/* ---- checks ---- */
+
+void vp_migrate_checks(struct vp_migrate_check **ret, size_t *ret_n)
+{
+    static const char *const lspci[] = {"/usr/bin/lspci", "/usr/sbin/lspci", "/sbin/lspci",
+                                        "/bin/lspci"};
+    const char *pci = NULL;
+    for (size_t i = 0; i < VP_ARRAY_SIZE(lspci) && !pci; i++)
+        if (access(lspci[i], X_OK) == 0)
+            pci = lspci[i];
+    char *const cmds[][4] = {{"/bin/ls", "/", NULL},
+                             {"/bin/cat", "/dev/null", NULL},
+                             {"/bin/sh", "-c", "true", NULL},
+                             {(char *)pci, NULL}};
+    char *const envp[] = {"PATH=/usr/sbin:/usr/bin:/sbin:/bin", "LC_ALL=C", NULL};
+    struct vp_migrate_check *c = vp_xcalloc(VP_ARRAY_SIZE(cmds), sizeof(*c));
+    size_t n = 0;
+    for (size_t i = 0; i < VP_ARRAY_SIZE(cmds); i++) {
+        if (!cmds[i][0])
+            continue;
+        struct vp_migrate_check *k = &c[n++];
+        k->program = vp_xstrdup(cmds[i][0]);
+        struct vp_spawn_result res;
+        int r = vp_spawn(cmds[i], envp, false, 10000, &res);
+        if (r < 0) {
+            k->message = vp_xasprintf("cannot run it: %s", strerror(-r));
+            continue;
+        }
+        const char *complaint = res.err ? strstr(res.err, "ld.so") : NULL;
+        k->ok = vp_spawn_ok(&res) && !complaint;
+        if (complaint)
+            k->message = vp_xstrndup(complaint, strcspn(complaint, "\n"));
+        else
+            k->message = status_text(&res);
+        vp_spawn_result_release(&res);
+    }
+    *ret = c;
+    *ret_n = n;
+}
+
+void vp_migrate_checks_release(struct vp_migrate_check *c, size_t n)
+{
+    for (size_t i = 0; i < n; i++) {
+        free(c[i].program);
+        free(c[i].message);
+    }
+    free(c);
+}
