@@ -124,13 +124,24 @@ static void check_installs(struct doctor *d)
     vp_discovery_release(&disc);
 }
 
+/* Each legacy hook with its file, line, what it does and why it matters; the tree of the
+ * install Ollama runs is looked at too, patched or not. */
 static void check_hooks(struct doctor *d, const struct vp_manifest *m)
 {
+    struct vp_discovery disc = {.chosen = -1};
+    const char *path_env = strcmp(d->c.root, "/") ? NULL : getenv("PATH");
+    const char *prefix = d->prefix;
+    if (!prefix && vp_discover(d->c.root, NULL, path_env, &disc) == 0 && disc.chosen >= 0)
+        prefix = disc.installs[disc.chosen].prefix;
     struct vp_hooks h;
-    cli_scan_hooks(&d->c, m, &h);
-    for (size_t i = 0; i < h.n; i++)
+    cli_scan_hooks_with(&d->c, m, prefix, NULL, &h);
+    vp_discovery_release(&disc);
+    for (size_t i = 0; i < h.n; i++) {
+        _cleanup_(freep) char *at = h.v[i].line ? vp_xasprintf(":%u", h.v[i].line) : NULL;
         say(d, "hooks", PROBLEM,
-            vp_xasprintf("%s:%u: %s (%s)", h.v[i].file, h.v[i].line, h.v[i].what, h.v[i].why));
+            vp_xasprintf("%s%s: %s (%s)%s", h.v[i].file, at ? at : "", h.v[i].what, h.v[i].why,
+                         h.v[i].in_unit ? "" : "; `vgpu-patch migrate` removes it"));
+    }
     if (!h.n)
         say(d, "hooks", OK, vp_xstrdup("no global loader hooks from an earlier method"));
     vp_hooks_release(&h);
@@ -213,11 +224,16 @@ static char *check_config(struct doctor *d)
                                                conf.problems.v[i]));
     static const char *const sources[] = {"default", VP_CONF_PATH, "environment"};
     const char *backend = vp_conf_get(&conf, VP_CONF_BACKEND);
+    if (!backend)
+        backend = VGPU_CONF_DEFAULT_BACKEND;
     const char *limit = vp_conf_get(&conf, VP_CONF_MEMORY_LIMIT);
-    say(d, "config", backend && strcmp(backend, "none") ? OK : WARN,
-        vp_xasprintf("backend %s (%s)%s%s", backend ? backend : "none",
-                     sources[conf.source[VP_CONF_BACKEND]], limit ? ", memory_limit " : "",
-                     limit ? limit : ""));
+    const char *endpoint = vp_conf_get(&conf, VP_CONF_ENDPOINT);
+    bool remote = !strcmp(backend, "remote");
+    say(d, "config", strcmp(backend, "none") ? OK : WARN,
+        vp_xasprintf("backend %s (%s)%s%s%s%s", backend, sources[conf.source[VP_CONF_BACKEND]],
+                     remote ? ", endpoint " : "",
+                     remote ? (endpoint ? endpoint : VGPU_CONF_DEFAULT_ENDPOINT) : "",
+                     limit ? ", memory_limit " : "", limit ? limit : ""));
     const char *sd = vp_conf_get(&conf, VP_CONF_SHIM_DIR);
     char *shim_dir = sd ? vp_xstrdup(sd) : vp_shims_default_dir();
     vp_conf_release(&conf);

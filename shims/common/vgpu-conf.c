@@ -41,20 +41,30 @@ static bool starts(const char *s, const char *prefix)
     return strncmp(s, prefix, strlen(prefix)) == 0;
 }
 
+/* The syntax of shims/remote/proto.c's vr_endpoint_parse, which vgpu-patch does not
+ * link: a unix path that fits sun_path, a 32-bit vsock CID, a tcp host. */
 static bool is_endpoint(const char *v)
 {
     if (starts(v, "unix:"))
-        return v[5] == '/' || v[5] == '@';
+        return v[5] == '/' && strlen(v + 5) < 108;
     if (starts(v, "vsock:")) {
         char *end;
-        strtoul(v + 6, &end, 10);
-        return v[6] >= '0' && v[6] <= '9' && *end == ':' && is_port(end + 1);
+        errno = 0;
+        unsigned long long cid = strtoull(v + 6, &end, 10);
+        return v[6] >= '0' && v[6] <= '9' && !errno && cid <= UINT32_MAX && *end == ':' &&
+               is_port(end + 1);
     }
     if (starts(v, "tcp:")) {
         const char *colon = strrchr(v + 4, ':');
         return colon && colon > v + 4 && is_port(colon + 1);
     }
     return false;
+}
+
+static bool is_timeout(const char *v)
+{
+    unsigned ms;
+    return vgpu_conf_parse_timeout(v, &ms) == 0;
 }
 
 static const struct {
@@ -72,6 +82,9 @@ static const struct {
     [VGPU_CONF_SHIM_DIR] = {"shim_dir", is_abs_path, "expected an absolute path"},
     [VGPU_CONF_ENDPOINT] = {"endpoint", is_endpoint,
                             "expected vsock:CID:PORT, unix:/PATH or tcp:HOST:PORT"},
+    [VGPU_CONF_CONNECT_TIMEOUT] = {"connect_timeout", is_timeout,
+                                   "expected seconds such as 2 or 0.5, at most 60"},
+    [VGPU_CONF_SECRET_FILE] = {"secret_file", is_abs_path, "expected an absolute path"},
 };
 
 const char *vgpu_conf_key_name(enum vgpu_conf_key k)
@@ -141,6 +154,35 @@ int vgpu_conf_parse_size(const char *v, unsigned long long *ret)
         return 0;
     }
     return -1;
+}
+
+int vgpu_conf_parse_timeout(const char *v, unsigned *ret_ms)
+{
+    /* By hand: strtod follows the locale and takes "inf", "1e3" and hex. */
+    unsigned long long ms = 0;
+    const char *p = v;
+    for (; *p >= '0' && *p <= '9'; p++) {
+        ms = ms * 10 + (unsigned)(*p - '0') * 1000;
+        if (ms > VGPU_CONF_MAX_CONNECT_TIMEOUT)
+            return -1;
+    }
+    if (p == v)
+        return -1;
+    if (*p == '.') {
+        const char *frac = ++p;
+        bool rest = false; /* digits past milliseconds round up */
+        for (unsigned scale = 100; *p >= '0' && *p <= '9'; p++, scale /= 10) {
+            ms += (unsigned)(*p - '0') * scale;
+            rest |= !scale && *p != '0';
+        }
+        if (p == frac)
+            return -1;
+        ms += rest;
+    }
+    if (*p || !ms || ms > VGPU_CONF_MAX_CONNECT_TIMEOUT)
+        return -1;
+    *ret_ms = (unsigned)ms;
+    return 0;
 }
 
 static char *trim(char *s)

@@ -16,10 +16,18 @@ enum vgpu_conf_key {
     VGPU_CONF_LOG_FILE,
     VGPU_CONF_SHIM_DIR,
     VGPU_CONF_ENDPOINT,
+    VGPU_CONF_CONNECT_TIMEOUT,
+    VGPU_CONF_SECRET_FILE,
     VGPU_CONF_NKEYS,
 };
 
 #define VGPU_CONF_PATH "/etc/vgpu/vgpu.conf"
+/* The defaults of backend, endpoint (the host's vsock CID and vgpu-hostd's port, as
+ * VR_DEFAULT_ENDPOINT in shims/remote/proto.h) and connect_timeout (milliseconds). */
+#define VGPU_CONF_DEFAULT_BACKEND         "remote"
+#define VGPU_CONF_DEFAULT_ENDPOINT        "vsock:2:7735"
+#define VGPU_CONF_DEFAULT_CONNECT_TIMEOUT 2000u
+#define VGPU_CONF_MAX_CONNECT_TIMEOUT     60000u
 /* Longest environment name of a key ("VGPU_MEMORY_LIMIT"), with its NUL. */
 #define VGPU_CONF_ENV_MAX 32
 
@@ -39,6 +47,10 @@ const char *vgpu_conf_check(enum vgpu_conf_key k, const char *v);
  * TiB; all binary), or "none" (no limit: *ret = 0). Returns 0, or -1 when v is not a
  * size or does not fit in 64 bits. */
 int vgpu_conf_parse_size(const char *v, unsigned long long *ret);
+
+/* Parses a timeout in seconds, decimals allowed ("2", "0.5"), more than 0 and at most
+ * 60, into milliseconds (rounded up). Returns 0, or -1 when v is not such a number. */
+int vgpu_conf_parse_timeout(const char *v, unsigned *ret_ms);
 
 /* Called for each line of vgpu.conf that is neither blank nor a comment. For a
  * `key = value` line, key and value are trimmed (value without surrounding double

@@ -1,10 +1,13 @@
-/* backend: choose and open the configured backend; the native one. */
+/* backend: choose and open the configured backend: native (a driver library here) or
+ * remote (vgpu-hostd, through each shim's table of remote entry points). */
 #include "backend.h"
 #include "config.h"
 #include "log.h"
 #include "native.h"
+#include "remote.h"
 
 #include <dlfcn.h>
+#include <stdio.h>
 #include <string.h>
 
 static void *native_lookup(const struct vgpu_backend *b, const char *name)
@@ -25,6 +28,50 @@ static int native_export_table(const struct vgpu_backend *b, const void **table,
     return u.p ? u.fn(table, id) : VGPU_BACKEND_NO_TABLES;
 }
 
+/* The shim's remote entry point called name (binary search), or NULL. */
+static void *remote_lookup(const struct vgpu_backend *b, const char *name)
+{
+    (void)b;
+    unsigned lo = 0, hi = vgpu_remote_nfns;
+    while (lo < hi) {
+        unsigned mid = lo + (hi - lo) / 2;
+        int c = strcmp(name, vgpu_remote_fns[mid].name);
+        if (c == 0)
+            return vgpu_remote_fns[mid].fn;
+        if (c < 0)
+            hi = mid;
+        else
+            lo = mid + 1;
+    }
+    return NULL;
+}
+
+/* Export tables cannot cross the wire (DESIGN §5): cudart is out of the remote scope. */
+static int remote_export_table(const struct vgpu_backend *b, const void **table, const void *id)
+{
+    (void)b, (void)table, (void)id;
+    return VGPU_BACKEND_NO_TABLES;
+}
+
+static enum vgpu_backend_state remote_open(const char *api, struct vgpu_backend *ret)
+{
+    struct vgpu_remote_info info;
+    char msg[1024];
+    if (vgpu_remote_open(strcmp(api, "NVML") ? VR_API_CUDA : VR_API_NVML, &info, msg, sizeof(msg)) <
+        0) {
+        vgpu_log(VGPU_LOG_WARN, "backend remote: %s: reporting no %s device", msg, api);
+        return VGPU_BACKEND_DOWN;
+    }
+    *ret = (struct vgpu_backend){
+        .name = "remote",
+        .lookup = remote_lookup,
+        .export_table = remote_export_table,
+    };
+    vgpu_log(VGPU_LOG_INFO, "backend remote: %s (%s), %u device%s", info.endpoint, info.daemon,
+             info.devices, info.devices == 1 ? "" : "s");
+    return VGPU_BACKEND_UP;
+}
+
 enum vgpu_backend_state vgpu_backend_open(const char *api, const char *native_path,
                                           const char *native_key, struct vgpu_backend *ret)
 {
@@ -32,21 +79,11 @@ enum vgpu_backend_state vgpu_backend_open(const char *api, const char *native_pa
     if (!c->ok)
         return VGPU_BACKEND_BAD_CONFIG;
     switch (c->backend) {
-    case VGPU_BACKEND_UNSET:
-        vgpu_log(VGPU_LOG_WARN,
-                 "no backend is configured (set backend in %s, or VGPU_BACKEND): "
-                 "reporting no %s device",
-                 c->file[0] ? c->file : "/etc/vgpu/vgpu.conf", api);
-        return VGPU_BACKEND_DOWN;
     case VGPU_BACKEND_NONE:
         vgpu_log(VGPU_LOG_INFO, "backend none: reporting no %s device", api);
         return VGPU_BACKEND_DOWN;
     case VGPU_BACKEND_REMOTE:
-        vgpu_log(VGPU_LOG_WARN,
-                 "the remote backend (vgpu-hostd) is not available in this build: "
-                 "reporting no %s device",
-                 api);
-        return VGPU_BACKEND_DOWN;
+        return remote_open(api, ret);
     case VGPU_BACKEND_NATIVE:
         break;
     }

@@ -17,7 +17,7 @@
 
 const char *vgpu_backend_name(enum vgpu_backend_kind k)
 {
-    static const char *const names[] = {"unset", "none", "native", "remote"};
+    static const char *const names[] = {"none", "native", "remote"};
     return names[k];
 }
 
@@ -74,6 +74,12 @@ static void set(struct vgpu_config *c, enum vgpu_conf_key k, const char *v, cons
         break;
     case VGPU_CONF_ENDPOINT:
         vgpu_strlcpy(c->endpoint, v, sizeof(c->endpoint));
+        break;
+    case VGPU_CONF_CONNECT_TIMEOUT:
+        vgpu_conf_parse_timeout(v, &c->connect_timeout_ms);
+        break;
+    case VGPU_CONF_SECRET_FILE:
+        vgpu_strlcpy(c->secret_file, v, sizeof(c->secret_file));
         break;
     case VGPU_CONF_SHIM_DIR: /* vgpu-patch's key; the shims do not need it */
     case VGPU_CONF_NKEYS:
@@ -140,7 +146,11 @@ static void load_file(struct vgpu_config *c, const char *path)
 
 void vgpu_config_load(struct vgpu_config *c)
 {
-    *c = (struct vgpu_config){.ok = true, .log = VGPU_LOG_WARN};
+    *c = (struct vgpu_config){.ok = true,
+                              .backend = VGPU_BACKEND_REMOTE,
+                              .connect_timeout_ms = VGPU_CONF_DEFAULT_CONNECT_TIMEOUT,
+                              .log = VGPU_LOG_WARN};
+    vgpu_strlcpy(c->endpoint, VGPU_CONF_DEFAULT_ENDPOINT, sizeof(c->endpoint));
     const char *path = secure_getenv("VGPU_CONFIG");
     if (path && *path && path[0] != '/')
         problem(c, "environment VGPU_CONFIG: bad value (expected an absolute path)");

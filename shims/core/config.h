@@ -11,10 +11,9 @@
 #include "log.h"
 
 enum vgpu_backend_kind {
-    VGPU_BACKEND_UNSET,  /* nothing configured: no device, and the log says why */
     VGPU_BACKEND_NONE,   /* configured off */
     VGPU_BACKEND_NATIVE, /* a real driver on this machine */
-    VGPU_BACKEND_REMOTE, /* vgpu-hostd */
+    VGPU_BACKEND_REMOTE, /* vgpu-hostd (the default) */
 };
 
 struct vgpu_config {
@@ -22,7 +21,9 @@ struct vgpu_config {
     enum vgpu_backend_kind backend;
     char native_cuda[PATH_MAX];
     char native_nvml[PATH_MAX];
-    char endpoint[256];
+    char endpoint[256];          /* default VGPU_CONF_DEFAULT_ENDPOINT */
+    unsigned connect_timeout_ms; /* default VGPU_CONF_DEFAULT_CONNECT_TIMEOUT */
+    char secret_file[PATH_MAX];  /* "" when unset */
     unsigned long long memory_limit; /* bytes; 0: no limit */
     enum vgpu_log_level log;
     char log_file[PATH_MAX];

@@ -48,19 +48,41 @@ VGPU_API CUresult cuGetExportTable(const void **table, const CUuuid *id)
     return vgpu_cuda_backend_export_table(table, id);
 }
 
-/* The codes the shim itself returns, with the driver's words for them. */
+/* The codes the shim itself returns, and those the remote backend (which has no
+ * cuGetErrorName of its own) passes on, with the driver's words for them. */
+#define ERR(name, text)                                                                            \
+    {                                                                                              \
+        name, #name, text                                                                          \
+    }
 static const struct {
     CUresult code;
     const char *name, *text;
 } errors[] = {
-    {CUDA_SUCCESS, "CUDA_SUCCESS", "no error"},
-    {CUDA_ERROR_INVALID_VALUE, "CUDA_ERROR_INVALID_VALUE", "invalid argument"},
-    {CUDA_ERROR_OUT_OF_MEMORY, "CUDA_ERROR_OUT_OF_MEMORY", "out of memory"},
-    {CUDA_ERROR_NOT_INITIALIZED, "CUDA_ERROR_NOT_INITIALIZED", "initialization error"},
-    {CUDA_ERROR_NO_DEVICE, "CUDA_ERROR_NO_DEVICE", "no CUDA-capable device is detected"},
-    {CUDA_ERROR_NOT_FOUND, "CUDA_ERROR_NOT_FOUND", "named symbol not found"},
-    {CUDA_ERROR_NOT_SUPPORTED, "CUDA_ERROR_NOT_SUPPORTED", "operation not supported"},
+    ERR(CUDA_SUCCESS, "no error"),
+    ERR(CUDA_ERROR_INVALID_VALUE, "invalid argument"),
+    ERR(CUDA_ERROR_OUT_OF_MEMORY, "out of memory"),
+    ERR(CUDA_ERROR_NOT_INITIALIZED, "initialization error"),
+    ERR(CUDA_ERROR_DEINITIALIZED, "driver shutting down"),
+    ERR(CUDA_ERROR_DEVICE_UNAVAILABLE, "CUDA-capable device(s) is/are busy or unavailable"),
+    ERR(CUDA_ERROR_NO_DEVICE, "no CUDA-capable device is detected"),
+    ERR(CUDA_ERROR_INVALID_DEVICE, "invalid device ordinal"),
+    ERR(CUDA_ERROR_INVALID_IMAGE, "device kernel image is invalid"),
+    ERR(CUDA_ERROR_INVALID_CONTEXT, "invalid device context"),
+    ERR(CUDA_ERROR_NO_BINARY_FOR_GPU, "no kernel image is available for execution on the device"),
+    ERR(CUDA_ERROR_INVALID_PTX, "a PTX JIT compilation failed"),
+    ERR(CUDA_ERROR_INVALID_SOURCE, "device kernel image is invalid"),
+    ERR(CUDA_ERROR_FILE_NOT_FOUND, "file not found"),
+    ERR(CUDA_ERROR_INVALID_HANDLE, "invalid resource handle"),
+    ERR(CUDA_ERROR_NOT_FOUND, "named symbol not found"),
+    ERR(CUDA_ERROR_NOT_READY, "device not ready"),
+    ERR(CUDA_ERROR_ILLEGAL_ADDRESS, "an illegal memory access was encountered"),
+    ERR(CUDA_ERROR_LAUNCH_OUT_OF_RESOURCES, "too many resources requested for launch"),
+    ERR(CUDA_ERROR_LAUNCH_FAILED, "unspecified launch failure"),
+    ERR(CUDA_ERROR_NOT_PERMITTED, "operation not permitted"),
+    ERR(CUDA_ERROR_NOT_SUPPORTED, "operation not supported"),
+    ERR(CUDA_ERROR_UNKNOWN, "unknown error"),
 };
+#undef ERR
 
 /* The driver's answer when it is up; else the shim's, for the codes it returns
  * (others: CUDA_ERROR_INVALID_VALUE and NULL, as the driver does for unknown codes). */

@@ -48,5 +48,21 @@ typedef struct {
     unsigned int version;
     unsigned long long total, reserved, free, used;
 } nvmlMemory_v2_t;
+/* NVML_STRUCT_VERSION(Memory, 2) */
+#define nvmlMemory_v2 ((unsigned int)(sizeof(nvmlMemory_v2_t) | 2u << 24))
+
+/* nvmlDeviceGetPciInfo_v2/_v3 (today's nvmlPciInfo_t). */
+typedef struct {
+    char busIdLegacy[16]; /* "0000:01:00.0" */
+    unsigned int domain, bus, device, pciDeviceId, pciSubSystemId;
+    char busId[32]; /* "00000000:01:00.0" */
+} nvmlPciInfo_t;
+
+/* nvmlDeviceGetPciInfo (the first layout). */
+typedef struct {
+    char busId[16];
+    unsigned int domain, bus, device, pciDeviceId, pciSubSystemId;
+    unsigned int reserved[4];
+} nvmlPciInfo_v1_t;
 
 #endif

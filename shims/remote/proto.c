@@ -267,13 +267,24 @@ int vr_listen(const struct vr_endpoint *e, char *err, size_t errlen)
     }
     if (e->transport == VR_UNIX) {
         struct stat st;
-        /* Replace a stale socket of an earlier run, never another kind of file. */
+        /* Replace a stale socket of an earlier run, never another kind of file ... */
         if (lstat(e->path, &st) == 0) {
             if (!S_ISSOCK(st.st_mode)) {
                 close(fd);
                 if (err && errlen)
                     snprintf(err, errlen, "%s exists and is not a socket", e->path);
                 return -EEXIST;
+            }
+            /* ... unless something still answers on it. */
+            int probe = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+            bool live = probe >= 0 && connect(probe, (struct sockaddr *)&ss, sl) == 0;
+            if (probe >= 0)
+                close(probe);
+            if (live) {
+                close(fd);
+                if (err && errlen)
+                    snprintf(err, errlen, "%s: another daemon listens on it", e->path);
+                return -EADDRINUSE;
             }
             unlink(e->path);
         }

@@ -73,9 +73,13 @@ enum vr_status {
     VR_E_VERSION = 1,  /* no common protocol version */
     VR_E_DENIED = 2,   /* the peer is not on the daemon's allowlist */
     VR_E_AUTH = 3,     /* missing or wrong shared secret (tcp) */
-    VR_E_UNKNOWN_OP = 4,
+    VR_E_UNKNOWN_OP = 4, /* with aux VR_AUX_UNKNOWN_OP, whatever the op's namespace */
     VR_E_BUSY = 5,     /* the daemon has as many clients as it takes */
 };
+
+/* aux of a reply to an op the daemon does not know (status VR_E_UNKNOWN_OP): 4 alone is
+ * also a CUresult and an nvmlReturn_t, so the marker is what tells. */
+#define VR_AUX_UNKNOWN_OP 0x4b4e4b55u /* "UKNK" */
 
 /* Capabilities (HELLO): what the daemon's device can do. */
 #define VR_CAP_SIM    0x1u /* a simulated device: host RAM, no kernels */

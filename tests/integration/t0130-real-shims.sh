@@ -58,7 +58,7 @@ for era in c e; do
     assert_answers "$T/none" "$SHIMS/libvgpu-cuda.so.1" "$SHIMS/libvgpu-nvml.so.1"
     grep -q 'ggml_cuda_init: cuInit=100 .*found 0 CUDA devices' "$T/serve.err" ||
         fail "era $era: without a backend cuInit should say CUDA_ERROR_NO_DEVICE"
-    grep -o 'vgpu-cuda\[[0-9]*\]: warn: no backend is configured' "$T/serve.err" >"$T/said"
+    grep -o 'vgpu-cuda\[[0-9]*\]: warn: backend remote: cannot reach vgpu-hostd' "$T/serve.err" >"$T/said"
     [ -s "$T/said" ] || fail "era $era: the shim did not say why there is no device"
     [ -z "$(sort "$T/said" | uniq -d)" ] || fail "era $era: a process said it twice"
     if grep -q '^fixture-report:' "$T/serve.out"; then fail "a report reached stdout"; fi

@@ -128,12 +128,12 @@ expect_rc 1 "a CUDA 12.8 driver API with no cuda_v12 runner"
 finding problem driver "there is no cuda_v12 (CPU only)"
 mv "$T/cuda_v12" "$TREE/lib/ollama/cuda_v12"
 
-note "no backend"
+note "the default backend (remote) with no vgpu-hostd"
 vp doctor
-expect_rc 1 "doctor with no backend configured"
-finding info driver "no backend is configured"
+expect_rc 1 "doctor with the default backend and no vgpu-hostd"
+finding info driver "backend remote: cannot reach vgpu-hostd at vsock:2:7735"
 finding problem driver "cuInit through the shim returns 100 (no device"
-finding warn config "backend none (default)"
+finding ok config "backend remote (default), endpoint vsock:2:7735"
 
 note "the configuration file"
 mkdir -p "$ROOT/etc/vgpu"

@@ -51,6 +51,7 @@ for entry in \
     "-rw-r--r-- ./usr/libexec/vgpu-patch/decoy/libnvidia-ml.so.1" \
     "-rw-r--r-- ./usr/share/man/man1/vgpu-patch.1.gz" "-rw-r--r-- ./usr/share/man/man1/vgpu-launch.1.gz" \
     "-rw-r--r-- ./usr/share/man/man7/vgpu-shims.7.gz" \
+    "-rwxr-xr-x ./usr/sbin/vgpu-hostd" "-rw-r--r-- ./usr/share/man/man8/vgpu-hostd.8.gz" \
     "-rw-r--r-- ./usr/share/doc/vgpu-patch/copyright" \
     "-rw-r--r-- ./usr/share/doc/vgpu-patch/changelog.gz" \
     "-rw-r--r-- ./usr/share/doc/vgpu-patch/operator-guide.md.gz"; do
@@ -65,9 +66,9 @@ while read -r mode owner path; do
     [ "$owner" = root/root ] || fail "$path is owned by $owner"
     case $mode in ?????w* | ????????w*) fail "$path is writable by group or others ($mode)" ;; esac
     case $path in
-    ./usr/ | ./usr/bin/ | ./usr/lib/ | ./usr/libexec/ | ./usr/share/ | ./usr/share/doc/ | \
+    ./usr/ | ./usr/bin/ | ./usr/sbin/ | ./usr/lib/ | ./usr/libexec/ | ./usr/share/ | ./usr/share/doc/ | \
         ./usr/share/man/ | ./usr/share/man/man?/ | ./usr/share/man/man?/vgpu-*.?.gz | \
-        ./usr/bin/vgpu-* | ./usr/lib/vgpu/* | ./usr/libexec/vgpu-patch/* | \
+        ./usr/bin/vgpu-* | ./usr/sbin/vgpu-hostd | ./usr/lib/vgpu/* | ./usr/libexec/vgpu-patch/* | \
         ./usr/share/doc/vgpu-patch/* | ./usr/share/vgpu-patch/*) ;;
     *) fail "unexpected path in the package: $path" ;;
     esac

@@ -54,7 +54,8 @@ static void load(struct vgpu_config *c, const char *const *env)
 {
     static const char *const keys[] = {"VGPU_BACKEND",      "VGPU_NATIVE_CUDA", "VGPU_NATIVE_NVML",
                                        "VGPU_MEMORY_LIMIT", "VGPU_LOG",         "VGPU_LOG_FILE",
-                                       "VGPU_SHIM_DIR",     "VGPU_ENDPOINT"};
+                                       "VGPU_SHIM_DIR",     "VGPU_ENDPOINT",    "VGPU_CONNECT_TIMEOUT",
+                                       "VGPU_SECRET_FILE"};
     for (size_t i = 0; i < sizeof(keys) / sizeof(keys[0]); i++)
         unsetenv(keys[i]);
     setenv("VGPU_CONFIG", conf, 1);
@@ -63,14 +64,17 @@ static void load(struct vgpu_config *c, const char *const *env)
     vgpu_config_load(c);
 }
 
-static void nothing_configured_means_no_backend_and_defaults(void **state)
+static void nothing_configured_means_the_remote_backend_and_defaults(void **state)
 {
     (void)state;
     unlink(conf);
     struct vgpu_config c;
     load(&c, NULL);
     assert_true(c.ok);
-    assert_int_equal(c.backend, VGPU_BACKEND_UNSET);
+    assert_int_equal(c.backend, VGPU_BACKEND_REMOTE);
+    assert_string_equal(c.endpoint, "vsock:2:7735");
+    assert_int_equal(c.connect_timeout_ms, 2000);
+    assert_string_equal(c.secret_file, "");
     assert_int_equal(c.log, VGPU_LOG_WARN);
     assert_int_equal(c.memory_limit, 0);
     assert_string_equal(c.file, "");
@@ -81,10 +85,12 @@ static void the_environment_beats_the_file(void **state)
     (void)state;
     const char text[] = "# vGPU\nbackend = none\nmemory_limit = 2G  # two\n"
                         "native_cuda = \"/usr/lib/libcuda.so.1\"\nlog=info\n"
-                        "shim_dir = /usr/lib/vgpu\nendpoint = vsock:2:7000\n";
+                        "shim_dir = /usr/lib/vgpu\nendpoint = vsock:2:7000\n"
+                        "connect_timeout = 5\nsecret_file = /etc/vgpu/secret\n";
     write_conf(text, sizeof(text) - 1);
     struct vgpu_config c;
-    const char *const env[] = {"VGPU_BACKEND=native", "VGPU_LOG=debug", NULL};
+    const char *const env[] = {"VGPU_BACKEND=native", "VGPU_LOG=debug", "VGPU_CONNECT_TIMEOUT=0.25",
+                               NULL};
     load(&c, env);
     assert_true(c.ok);
     assert_int_equal(c.backend, VGPU_BACKEND_NATIVE);
@@ -92,6 +98,8 @@ static void the_environment_beats_the_file(void **state)
     assert_int_equal(c.memory_limit, 2ull << 30);
     assert_string_equal(c.native_cuda, "/usr/lib/libcuda.so.1");
     assert_string_equal(c.endpoint, "vsock:2:7000");
+    assert_int_equal(c.connect_timeout_ms, 250);
+    assert_string_equal(c.secret_file, "/etc/vgpu/secret");
     assert_string_equal(c.file, conf);
 }
 
@@ -272,14 +280,14 @@ static void messages_go_to_the_log_file_and_never_to_stdout(void **state)
     size_t n = fread(text, 1, sizeof(text) - 1, f);
     fclose(f);
     text[n] = '\0';
-    assert_int_equal(st_count(text, "no backend is configured"), 1);
-    assert_non_null(strstr(text, "debug: configuration: backend=unset"));
+    assert_int_equal(st_count(text, "backend remote: cannot reach vgpu-hostd"), 1);
+    assert_non_null(strstr(text, "debug: configuration: backend=remote"));
 }
 
 int main(void)
 {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(nothing_configured_means_no_backend_and_defaults),
+        cmocka_unit_test(nothing_configured_means_the_remote_backend_and_defaults),
         cmocka_unit_test(the_environment_beats_the_file),
         cmocka_unit_test(memory_limits_take_binary_units),
         cmocka_unit_test(bad_lines_are_reported_with_their_place),

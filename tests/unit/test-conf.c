@@ -63,7 +63,9 @@ static void every_key_is_read_from_the_file(void **state)
               "log = debug\n"
               "log_file = /var/log/vgpu.log\n"
               "shim_dir = /usr/lib/vgpu\n"
-              "endpoint = vsock:2:9999\n");
+              "endpoint = vsock:2:9999\n"
+              "connect_timeout = 0.5\n"
+              "secret_file = /etc/vgpu/secret\n");
     static const char *const want[VP_CONF_NKEYS] = {
         [VP_CONF_BACKEND] = "remote",
         [VP_CONF_NATIVE_CUDA] = "/usr/lib/x86_64-linux-gnu/libcuda.so.1",
@@ -73,6 +75,8 @@ static void every_key_is_read_from_the_file(void **state)
         [VP_CONF_LOG_FILE] = "/var/log/vgpu.log",
         [VP_CONF_SHIM_DIR] = "/usr/lib/vgpu",
         [VP_CONF_ENDPOINT] = "vsock:2:9999",
+        [VP_CONF_CONNECT_TIMEOUT] = "0.5",
+        [VP_CONF_SECRET_FILE] = "/etc/vgpu/secret",
     };
     assert_int_equal(c.problems.n, 0);
     for (int k = 0; k < VP_CONF_NKEYS; k++) {
@@ -91,6 +95,7 @@ static void every_key_is_read_from_its_environment_variable(void **state)
         [VP_CONF_NATIVE_NVML] = "/a/nvml",  [VP_CONF_MEMORY_LIMIT] = "512M",
         [VP_CONF_LOG] = "warn",             [VP_CONF_LOG_FILE] = "/a/log",
         [VP_CONF_SHIM_DIR] = "/a/shims",    [VP_CONF_ENDPOINT] = "unix:/run/vgpu.sock",
+        [VP_CONF_CONNECT_TIMEOUT] = "10",   [VP_CONF_SECRET_FILE] = "/a/secret",
     };
     for (int k = 0; k < VP_CONF_NKEYS; k++) {
         char name[64];
@@ -242,17 +247,33 @@ static void endpoint_accepts_vsock_unix_and_tcp_forms_only(void **state)
 {
     (void)state;
     static const char *const good[] = {"vsock:2:9999", "vsock:4294967295:1", "unix:/run/x.sock",
-                                       "unix:@abstract", "tcp:host:80", "tcp:10.0.0.1:65535",
-                                       "tcp:[::1]:8080"};
+                                       "tcp:host:80",  "tcp:10.0.0.1:65535", "tcp:[::1]:8080"};
     static const char *const bad[] = {"vsock:2",       "vsock::80",   "vsock:x:1",
                                       "vsock:2:0",     "vsock:2:65536", "vsock:2:80x",
                                       "unix:relative", "unix:",       "tcp:host",
                                       "tcp::80",       "tcp:host:",   "http://host:80",
-                                      "/run/x.sock"};
+                                      "/run/x.sock",   "unix:@abstract", "vsock:4294967296:1"};
     for (size_t i = 0; i < VP_ARRAY_SIZE(good); i++)
         assert_accepted(VP_CONF_ENDPOINT, good[i]);
     for (size_t i = 0; i < VP_ARRAY_SIZE(bad); i++)
         assert_refused(VP_CONF_ENDPOINT, bad[i]);
+}
+
+static void connect_timeout_takes_seconds_up_to_a_minute(void **state)
+{
+    (void)state;
+    static const char *const good[] = {"2", "0.5", "60", "60.000", "0.001", "0.0001", "10.25"};
+    static const char *const bad[] = {"0",   "0.0", "61", "60.001", "-1", "1e3", "inf",
+                                      "2s",  "",    " 2", "1.",     ".5", "0x10"};
+    for (size_t i = 0; i < VP_ARRAY_SIZE(good); i++)
+        assert_accepted(VP_CONF_CONNECT_TIMEOUT, good[i]);
+    for (size_t i = 0; i < VP_ARRAY_SIZE(bad); i++)
+        assert_refused(VP_CONF_CONNECT_TIMEOUT, bad[i]);
+    unsigned ms = 0;
+    assert_int_equal(vgpu_conf_parse_timeout("0.0001", &ms), 0);
+    assert_int_equal(ms, 1); /* rounded up, never to 0 */
+    assert_int_equal(vgpu_conf_parse_timeout("10.25", &ms), 0);
+    assert_int_equal(ms, 10250);
 }
 
 static void memory_limit_accepts_sizes_with_units(void **state)
@@ -309,6 +330,7 @@ int main(void)
             bad_environment_value_is_reported_and_the_file_value_kept, clear_env, clear_env),
         cmocka_unit_test_setup(endpoint_accepts_vsock_unix_and_tcp_forms_only, clear_env),
         cmocka_unit_test_setup(memory_limit_accepts_sizes_with_units, clear_env),
+        cmocka_unit_test_setup(connect_timeout_takes_seconds_up_to_a_minute, clear_env),
         cmocka_unit_test_setup(memory_limit_rejects_a_negative_size, clear_env),
         cmocka_unit_test_setup(backend_and_log_take_only_their_words, clear_env),
     };
