@@ -44,6 +44,7 @@ struct options {
     struct hd_rule rules[MAX_RULES];
     size_t nrules;
     unsigned long long memory_limit;
+    unsigned long long sim_memory; /* the simulated device's size (0: 16 GiB) */
     const char *native_cuda, *native_nvml, *secret_file;
     bool sim;
     unsigned max_clients;
@@ -84,6 +85,7 @@ static void usage(FILE *f)
           "      --native-nvml PATH   NVML to load (libnvidia-ml.so.1; optional)\n"
           "      --secret-file PATH   shared secret tcp clients present\n"
           "      --sim                serve a simulated device (host RAM, no kernels)\n"
+          "      --sim-memory SIZE    the simulated device's memory (16G)\n"
           "      --max-clients N      clients served at once (64)\n"
           "      --log-level LEVEL    error, warn, info (default) or debug\n"
           "  -h, --help               show this help\n"
@@ -114,7 +116,7 @@ static int parse_level(const char *s)
 /* 0 to run, or the exit code (-1: exit 0 after --help / --version). */
 static int parse_args(int argc, char **argv, struct options *o)
 {
-    enum { O_CUDA = 256, O_NVML, O_SECRET, O_SIM, O_MAX, O_LOG };
+    enum { O_CUDA = 256, O_NVML, O_SECRET, O_SIM, O_SIM_MEMORY, O_MAX, O_LOG };
     static const struct option longs[] = {
         {"listen", required_argument, NULL, 'l'},
         {"allow", required_argument, NULL, 'a'},
@@ -123,6 +125,7 @@ static int parse_args(int argc, char **argv, struct options *o)
         {"native-nvml", required_argument, NULL, O_NVML},
         {"secret-file", required_argument, NULL, O_SECRET},
         {"sim", no_argument, NULL, O_SIM},
+        {"sim-memory", required_argument, NULL, O_SIM_MEMORY},
         {"max-clients", required_argument, NULL, O_MAX},
         {"log-level", required_argument, NULL, O_LOG},
         {"help", no_argument, NULL, 'h'},
@@ -162,6 +165,10 @@ static int parse_args(int argc, char **argv, struct options *o)
         case O_SIM:
             o->sim = true;
             break;
+        case O_SIM_MEMORY:
+            if (vgpu_conf_parse_size(optarg, &o->sim_memory) < 0 || !o->sim_memory)
+                return usage_error("bad --sim-memory '%s' (e.g. 16G)", optarg);
+            break;
         case O_MAX:
             errno = 0;
             o->max_clients = (unsigned)strtoul(optarg, &end, 10);
@@ -189,6 +196,8 @@ static int parse_args(int argc, char **argv, struct options *o)
         return usage_error("%s", "no --listen endpoint (e.g. --listen vsock::7735)");
     if (o->sim && (o->native_cuda || o->native_nvml))
         return usage_error("%s", "--sim excludes --native-cuda and --native-nvml");
+    if (o->sim_memory && !o->sim)
+        return usage_error("%s", "--sim-memory needs --sim");
     return 0;
 }
 
@@ -197,7 +206,7 @@ static int open_device(const struct options *o, struct hd_daemon *d)
 {
     char err[512];
     if (o->sim) {
-        d->dev = hd_sim_open(o->memory_limit);
+        d->dev = hd_sim_open(o->sim_memory);
     } else {
         setenv("CUDA_DEVICE_ORDER", "PCI_BUS_ID", 0); /* CUDA's indices are NVML's */
         d->dev =

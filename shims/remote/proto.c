@@ -103,6 +103,8 @@ int vr_endpoint_parse(const char *s, struct vr_endpoint *ret, char *err, size_t 
         }
         if (hl >= sizeof(e.host))
             return bad(err, errlen, s, "the host name is too long");
+        if (memchr(p, '[', hl) || memchr(p, ']', hl))
+            return bad(err, errlen, s, "expected tcp:HOST:PORT or tcp:[ADDRESS]:PORT");
         memcpy(e.host, p, hl);
         if (!parse_uint(colon + 1, 65535, &e.port) || !e.port)
             return bad(err, errlen, s, "the port must be a number from 1 to 65535");

@@ -49,6 +49,8 @@ static void bad_endpoints_say_why(void **state)
         {"tcp:host:65536", "from 1 to 65535"},
         {"tcp:host:-1", "from 1 to 65535"},
         {"tcp:::1:80", "tcp:[ADDRESS]:PORT"},
+        {"tcp:[[x]:1", "tcp:[ADDRESS]:PORT"},
+        {"tcp:a]:1", "tcp:[ADDRESS]:PORT"},
         {"vsock:2", "expected vsock:CID:PORT"},
         {"vsock:x:1", "CID must be a number"},
         {"vsock:2:p", "port must be a number"},
