@@ -100,8 +100,10 @@ static int prefer_driver(const char *symbol, int version, int table, int driver)
 {
     const struct vgpu_dispatch *d = &vgpu_cuda_dispatch;
     if (driver < 0) {
+        /* Expected for the graphics interop entry points (GL, EGL, VDPAU) cudart asks
+         * for at start: info, not a warning in every service start's journal. */
         if (table < 0)
-            vgpu_log(VGPU_LOG_WARN,
+            vgpu_log(VGPU_LOG_INFO,
                      "cuGetProcAddress %s@%d: the driver has it but this shim does not "
                      "know it; not handed out (it would bypass the shim)",
                      symbol, version);
