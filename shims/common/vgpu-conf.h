@@ -22,8 +22,8 @@ enum vgpu_conf_key {
 };
 
 #define VGPU_CONF_PATH "/etc/vgpu/vgpu.conf"
-/* The defaults of backend, endpoint (the host's vsock CID and vgpu-hostd's port, as
- * VR_DEFAULT_ENDPOINT in shims/remote/proto.h) and connect_timeout (milliseconds). */
+/* The defaults of backend, endpoint (the host's vsock CID and vgpu-hostd's port that
+ * docs/protocol.md names) and connect_timeout (milliseconds). */
 #define VGPU_CONF_DEFAULT_BACKEND         "remote"
 #define VGPU_CONF_DEFAULT_ENDPOINT        "vsock:2:7735"
 #define VGPU_CONF_DEFAULT_CONNECT_TIMEOUT 2000u

@@ -210,9 +210,8 @@ struct vr_endpoint {
     unsigned cid;    /* vsock */
 };
 
-/* The default for VMs: the host's vsock CID (2) and this port. */
-#define VR_DEFAULT_VSOCK_PORT 7735u
-#define VR_DEFAULT_ENDPOINT   "vsock:2:7735"
+/* The default endpoint (the host's vsock CID 2, port 7735) is the configuration's:
+ * VGPU_CONF_DEFAULT_ENDPOINT in shims/common/vgpu-conf.h. */
 
 /* Parses "unix:PATH" (absolute), "tcp:HOST:PORT" ("tcp:[v6]:PORT" too; HOST may be
  * empty for a listener), "vsock:CID:PORT". Returns 0, or -1 with a reason in err. */
