@@ -28,12 +28,13 @@ static bool is_size(const char *v)
     return vgpu_conf_parse_size(v, &n) == 0;
 }
 
-static bool is_port(const char *p)
+/* A decimal number in [min, max], the whole string. */
+static bool is_number(const char *p, unsigned long long min, unsigned long long max)
 {
     char *end;
     errno = 0;
-    unsigned long n = strtoul(p, &end, 10);
-    return *p >= '0' && *p <= '9' && !errno && !*end && n > 0 && n < 65536;
+    unsigned long long n = strtoull(p, &end, 10);
+    return *p >= '0' && *p <= '9' && !errno && !*end && n >= min && n <= max;
 }
 
 static bool starts(const char *s, const char *prefix)
@@ -41,22 +42,44 @@ static bool starts(const char *s, const char *prefix)
     return strncmp(s, prefix, strlen(prefix)) == 0;
 }
 
-/* The syntax of shims/remote/proto.c's vr_endpoint_parse, which vgpu-patch does not
- * link: a unix path that fits sun_path, a 32-bit vsock CID, a tcp host. */
+/* An endpoint a client can connect to, in the syntax of shims/remote/proto.c's
+ * vr_endpoint_parse, which vgpu-patch does not link (tests/unit/test-proto.c checks that
+ * the parser takes all this accepts): a unix path that fits sun_path; tcp:HOST:PORT or
+ * tcp:[ADDRESS]:PORT with a host and a 16-bit port; vsock:CID:PORT with a 32-bit CID and
+ * port (the listener-only forms — no host, CID "any", port 0 — are refused). */
 static bool is_endpoint(const char *v)
 {
     if (starts(v, "unix:"))
         return v[5] == '/' && strlen(v + 5) < 108;
     if (starts(v, "vsock:")) {
-        char *end;
-        errno = 0;
-        unsigned long long cid = strtoull(v + 6, &end, 10);
-        return v[6] >= '0' && v[6] <= '9' && !errno && cid <= UINT32_MAX && *end == ':' &&
-               is_port(end + 1);
+        const char *p = v + 6, *colon = strchr(p, ':');
+        if (!colon || (size_t)(colon - p) >= 16)
+            return false;
+        char cid[16];
+        memcpy(cid, p, (size_t)(colon - p));
+        cid[colon - p] = '\0';
+        return is_number(cid, 0, UINT32_MAX - 1) && is_number(colon + 1, 1, UINT32_MAX - 1);
     }
     if (starts(v, "tcp:")) {
-        const char *colon = strrchr(v + 4, ':');
-        return colon && colon > v + 4 && is_port(colon + 1);
+        const char *p = v + 4, *colon;
+        size_t hl;
+        if (*p == '[') {
+            const char *close = strchr(p, ']');
+            if (!close || close[1] != ':')
+                return false;
+            p++;
+            hl = (size_t)(close - p);
+            colon = close + 1;
+        } else {
+            colon = strrchr(p, ':');
+            if (!colon)
+                return false;
+            hl = (size_t)(colon - p);
+            if (memchr(p, ':', hl))
+                return false;
+        }
+        return hl > 0 && hl < 256 && !memchr(p, '[', hl) && !memchr(p, ']', hl) &&
+               is_number(colon + 1, 1, 65535);
     }
     return false;
 }

@@ -37,28 +37,24 @@ static void drop_locked(void)
 
 /* fork: the child must never speak on its parent's connection (its replies would go
  * to whichever process reads first). It closes its copy of the fd — the parent's
- * stays open — and connects afresh, with its own HELLO, at its first call. */
-static void atfork_prepare(void)
-{
-    pthread_mutex_lock(&lock);
-}
-
-static void atfork_parent(void)
-{
-    pthread_mutex_unlock(&lock);
-}
+ * stays open — and connects afresh, with its own HELLO, at its first call. fork()
+ * never waits for a call in flight in another thread: the child gets a fresh lock
+ * (only the forking thread exists there; what the lock guarded is dropped). */
+static pthread_mutex_t *reinit[8]; /* the shim's other locks (vgpu_remote_fork_reinit) */
 
 static void atfork_child(void)
 {
+    pthread_mutex_init(&lock, NULL);
+    for (size_t i = 0; i < VGPU_ARRAY_SIZE(reinit) && reinit[i]; i++)
+        pthread_mutex_init(reinit[i], NULL);
     drop_locked();
-    pthread_mutex_unlock(&lock);
 }
 
 static pthread_once_t atfork_once = PTHREAD_ONCE_INIT;
 
 static void register_atfork(void)
 {
-    pthread_atfork(atfork_prepare, atfork_parent, atfork_child);
+    pthread_atfork(NULL, NULL, atfork_child);
 }
 
 /* The program's short name, for the daemon's log. */
@@ -161,27 +157,13 @@ static int exchange_locked(uint16_t op, const struct vr_args *a, const void *bul
     return 0;
 }
 
-static const char *hello_refusal(int status)
+/* Bounds the blocking writes of fd (0: no bound); reads are bounded by the reader's
+ * deadline. */
+static void set_send_timeout(int fd, int64_t ms)
 {
-    switch (status) {
-    case VR_E_VERSION:
-        return "no common protocol version";
-    case VR_E_DENIED:
-        return "this peer is not on its allowlist";
-    case VR_E_AUTH:
-        return "missing or wrong shared secret (secret_file)";
-    case VR_E_BUSY:
-        return "it has as many clients as it takes";
-    default:
-        return "an unknown refusal";
-    }
-}
-
-/* Bounds the blocking reads and writes of fd (0: no bound). */
-static void set_io_timeout(int fd, unsigned ms)
-{
-    struct timeval tv = {.tv_sec = ms / 1000, .tv_usec = (ms % 1000) * 1000};
-    setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof(tv));
+    if (ms < 0)
+        ms = 1;
+    struct timeval tv = {.tv_sec = (time_t)(ms / 1000), .tv_usec = (suseconds_t)(ms % 1000) * 1000};
     setsockopt(fd, SOL_SOCKET, SO_SNDTIMEO, &tv, sizeof(tv));
 }
 
@@ -200,6 +182,10 @@ static int connect_locked(struct vgpu_remote_info *info, char *msg, size_t n)
     int len = hello_text(text, msg, n);
     if (len < 0)
         return -1;
+    /* One deadline for all of it: connect, HELLO and the init request. (A tcp host name
+     * is resolved by the system's resolver first, with its own timeouts: numeric
+     * addresses avoid that.) */
+    int64_t deadline = vr_now_ms() + (int64_t)c->connect_timeout_ms;
     int fd = vr_connect(&e, (int)c->connect_timeout_ms, err, sizeof(err));
     if (fd < 0) {
         snprintf(msg, n, "cannot reach vgpu-hostd at %s: %s", c->endpoint, err);
@@ -211,22 +197,23 @@ static int connect_locked(struct vgpu_remote_info *info, char *msg, size_t n)
     struct vr_ret ret;
     char desc[256] = "";
     size_t dlen = 0;
-    /* Something that accepts and never answers must not hang the program: the HELLO
-     * (and the init request after it) are bounded like the connect. */
-    set_io_timeout(fd, c->connect_timeout_ms);
+    /* Something that accepts and never answers (or trickles) must not hang the program. */
+    reader.deadline_ms = deadline;
+    set_send_timeout(fd, deadline - vr_now_ms());
     int r = exchange_locked(VR_HELLO, &a, text, (size_t)len, &ret, desc, sizeof(desc) - 1, &dlen);
     if (r < 0) {
         snprintf(msg, n, "%s at %s: HELLO failed: %s",
                  r == -EPROTO ? "no vgpu-hostd" : "vgpu-hostd", c->endpoint,
-                 r == -EPROTO                  ? "the peer does not speak the vgpu protocol"
-                 : r == -EAGAIN || r == -EPIPE ? "no answer"
-                                               : strerror(-r));
+                 r == -EPROTO ? "the peer does not speak the vgpu protocol"
+                 : r == -EAGAIN || r == -EPIPE || r == -ETIMEDOUT
+                     ? "no answer within connect_timeout"
+                     : strerror(-r));
         drop_locked();
         return -1;
     }
     if (ret.status != VR_OK) {
-        snprintf(msg, n, "vgpu-hostd at %s refused this client: %s", c->endpoint,
-                 hello_refusal(ret.status));
+        snprintf(msg, n, "vgpu-hostd at %s refused this client: %s%s", c->endpoint,
+                 vr_status_text(ret.status), ret.status == VR_E_AUTH ? " (secret_file)" : "");
         drop_locked();
         return -1;
     }
@@ -247,7 +234,8 @@ static int connect_locked(struct vgpu_remote_info *info, char *msg, size_t n)
             return -1;
         }
     }
-    set_io_timeout(fd, 0); /* calls may take as long as the device does */
+    reader.deadline_ms = 0; /* calls may take as long as the device does */
+    set_send_timeout(fd, 0);
     return 0;
 }
 
@@ -261,6 +249,18 @@ int vgpu_remote_open(enum vr_api api, struct vgpu_remote_info *ret_info, char *m
         opened = true;
     pthread_mutex_unlock(&lock);
     return r;
+}
+
+void vgpu_remote_fork_reinit(pthread_mutex_t *m)
+{
+    pthread_once(&atfork_once, register_atfork);
+    pthread_mutex_lock(&lock);
+    size_t i = 0;
+    while (i < VGPU_ARRAY_SIZE(reinit) && reinit[i] && reinit[i] != m)
+        i++;
+    if (i < VGPU_ARRAY_SIZE(reinit))
+        reinit[i] = m;
+    pthread_mutex_unlock(&lock);
 }
 
 void vgpu_remote_set_init(uint16_t op, uint64_t a0)

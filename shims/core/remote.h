@@ -6,6 +6,7 @@
 #ifndef VGPU_REMOTE_H
 #define VGPU_REMOTE_H
 
+#include <pthread.h>
 #include <stddef.h>
 #include <stdint.h>
 
@@ -28,6 +29,10 @@ int vgpu_remote_open(enum vr_api api, struct vgpu_remote_info *ret_info, char *m
  * the API was initialised on the first: CU_INIT or NVML_INIT with a0. Thread-safe. */
 void vgpu_remote_set_init(uint16_t op, uint64_t a0);
 
+/* Registers a lock of the caller's to be initialised afresh in a forked child (which
+ * must not inherit one held by another thread of the parent). Idempotent; at most 8. */
+void vgpu_remote_fork_reinit(pthread_mutex_t *m);
+
 /* The call failed on the wire: the connection was lost (or could not be made again). */
 #define VGPU_REMOTE_LOST (-1)
 
@@ -37,6 +42,17 @@ void vgpu_remote_set_init(uint16_t op, uint64_t a0);
  * ret->status) or VGPU_REMOTE_LOST, after which the connection is closed. */
 int vgpu_remote_call(uint16_t op, const struct vr_args *a, const void *bulk, size_t n,
                      struct vr_ret *ret, void *rbulk, size_t rbulk_max, size_t *rbulk_len);
+
+/* vr_args from up to eight values. */
+#define RARGS(...) (&(struct vr_args){{__VA_ARGS__}})
+
+/* A reply's status in the API's terms: not_supported for an op the daemon does not
+ * know (VR_E_UNKNOWN_OP with its marker), else the status itself. */
+static inline int vgpu_remote_status(const struct vr_ret *ret, int not_supported)
+{
+    return ret->status == VR_E_UNKNOWN_OP && ret->aux == VR_AUX_UNKNOWN_OP ? not_supported
+                                                                           : ret->status;
+}
 
 /* Shorthand for the common case: no bulk either way. */
 static inline int vgpu_remote_call0(uint16_t op, const struct vr_args *a, struct vr_ret *ret)

@@ -84,8 +84,19 @@ static const struct {
 };
 #undef ERR
 
-/* The driver's answer when it is up; else the shim's, for the codes it returns
- * (others: CUDA_ERROR_INVALID_VALUE and NULL, as the driver does for unknown codes). */
+/* Every other code of the API: its name, and words made from it. */
+static const struct {
+    CUresult code;
+    const char *name, *text;
+} all_errors[] = {
+#define VGPU_ERR(code, name, text) {code, #name, text},
+#include "cuda-errors.def"
+#undef VGPU_ERR
+};
+
+/* The driver's answer when it is up; else the shim's: its own words for the codes it
+ * returns itself, the API's name for any other code (CUDA_ERROR_INVALID_VALUE and NULL
+ * for a code the API does not have, as the driver does). */
 static CUresult describe(CUresult error, const char **str, bool name)
 {
     if (!str)
@@ -93,6 +104,11 @@ static CUresult describe(CUresult error, const char **str, bool name)
     for (size_t i = 0; i < VGPU_ARRAY_SIZE(errors); i++)
         if (errors[i].code == error) {
             *str = name ? errors[i].name : errors[i].text;
+            return CUDA_SUCCESS;
+        }
+    for (size_t i = 0; i < VGPU_ARRAY_SIZE(all_errors); i++)
+        if (all_errors[i].code == error) {
+            *str = name ? all_errors[i].name : all_errors[i].text;
             return CUDA_SUCCESS;
         }
     *str = NULL;

@@ -28,80 +28,6 @@ struct rmodule {
 /* Guards every module's function list. */
 static pthread_mutex_t mod_lock = PTHREAD_MUTEX_INITIALIZER;
 
-/* ---- image sizes ---- */
-
-#define FATBIN_MAGIC  0xBA55ED50u
-#define WRAPPER_MAGIC 0x466243b1u
-
-static uint64_t rd(const unsigned char *p, unsigned n)
-{
-    uint64_t v = 0;
-    memcpy(&v, p, n); /* little-endian, as both ends are */
-    return v;
-}
-
-/* The end of an ELF64 image: the farthest of its header tables and what its section
- * and program headers describe; 0 when a value is out of bounds. */
-static size_t elf_size(const unsigned char *p)
-{
-    if (p[4] != 2 /* ELFCLASS64 */ || p[5] != 1 /* little-endian */)
-        return 0;
-    uint64_t phoff = rd(p + 0x20, 8), shoff = rd(p + 0x28, 8);
-    unsigned phentsize = (unsigned)rd(p + 0x36, 2), phnum = (unsigned)rd(p + 0x38, 2);
-    unsigned shentsize = (unsigned)rd(p + 0x3a, 2), shnum = (unsigned)rd(p + 0x3c, 2);
-    uint64_t end = rd(p + 0x34, 2);
-    if ((phnum && (phentsize < 0x38 || phoff > VR_MAX_IMAGE)) ||
-        (shnum && (shentsize < 0x40 || shoff > VR_MAX_IMAGE)))
-        return 0;
-    uint64_t pend = phoff + (uint64_t)phnum * phentsize;
-    uint64_t send = shoff + (uint64_t)shnum * shentsize;
-    if (pend > VR_MAX_IMAGE || send > VR_MAX_IMAGE)
-        return 0;
-    end = phnum && pend > end ? pend : end;
-    end = shnum && send > end ? send : end;
-    for (unsigned i = 0; i < shnum; i++) {
-        const unsigned char *sh = p + shoff + (uint64_t)i * shentsize;
-        uint64_t off = rd(sh + 0x18, 8), size = rd(sh + 0x20, 8);
-        if (rd(sh + 4, 4) == 8 /* SHT_NOBITS */)
-            continue;
-        if (off > VR_MAX_IMAGE || size > VR_MAX_IMAGE - off)
-            return 0;
-        end = off + size > end ? off + size : end;
-    }
-    for (unsigned i = 0; i < phnum; i++) {
-        const unsigned char *ph = p + phoff + (uint64_t)i * phentsize;
-        uint64_t off = rd(ph + 8, 8), size = rd(ph + 0x20, 8);
-        if (off > VR_MAX_IMAGE || size > VR_MAX_IMAGE - off)
-            return 0;
-        end = off + size > end ? off + size : end;
-    }
-    return (size_t)end;
-}
-
-size_t vgpu_rcu_image_size(const void *image, const void **start)
-{
-    const unsigned char *p = image;
-    *start = image;
-    if (!p)
-        return 0;
-    uint32_t magic = (uint32_t)rd(p, 4);
-    if (magic == WRAPPER_MAGIC) {
-        /* __fatBinC_Wrapper_t: int magic, int version, const void *data, ... */
-        const void *data = (const void *)(uintptr_t)rd(p + 8, 8);
-        if (!data || (uint32_t)rd(data, 4) != FATBIN_MAGIC)
-            return 0;
-        return vgpu_rcu_image_size(data, start);
-    }
-    size_t size;
-    if (magic == FATBIN_MAGIC)
-        size = (size_t)(rd(p + 6, 2) + rd(p + 8, 8)); /* header size + fat size */
-    else if (!memcmp(p, "\177ELF", 4))
-        size = elf_size(p);
-    else
-        size = strnlen((const char *)p, VR_MAX_IMAGE) + 1; /* PTX, with its NUL */
-    return size <= VR_MAX_IMAGE ? size : 0;
-}
-
 /* ---- modules ---- */
 
 static CUresult load(CUmodule *m, const void *bytes, size_t size)
@@ -132,7 +58,7 @@ CUresult RCU(cuModuleLoadData)(CUmodule *m, const void *image)
     if (!image)
         return CUDA_ERROR_INVALID_VALUE;
     const void *start;
-    size_t size = vgpu_rcu_image_size(image, &start);
+    size_t size = vr_image_size(image, &start);
     return load(m, start, size);
 }
 
@@ -175,10 +101,13 @@ CUresult RCU(cuModuleLoad)(CUmodule *m, const char *fname)
     if (!buf)
         return CUDA_ERROR_OUT_OF_MEMORY;
     buf[len] = '\0'; /* PTX files have no NUL of their own */
+    /* The file's bytes hold the whole image (PTX: with the NUL added above); a wrapper's
+     * pointer means nothing in a file. */
     const void *start;
-    size_t want = vgpu_rcu_image_size(buf, &start);
-    bool text = len >= 4 && rd(buf, 4) != FATBIN_MAGIC && memcmp(buf, "\177ELF", 4);
-    CUresult r = load(m, buf, text ? want : (want && want <= len ? want : 0));
+    bool text =
+        len >= 4 && memcmp(buf, "\x50\xed\x55\xba", 4) /* fatbin */ && memcmp(buf, "\177ELF", 4);
+    size_t want = vr_image_fits(buf, text ? len + 1 : len) ? vr_image_size(buf, &start) : 0;
+    CUresult r = load(m, buf, want);
     free(buf);
     return r;
 }

@@ -22,10 +22,7 @@ CUresult vgpu_rcu_call(uint16_t op, const struct vr_args *a, const void *bulk, s
         ret = &local;
     if (vgpu_remote_call(op, a, bulk, n, ret, rbulk, rbulk_max, rbulk_len) < 0)
         return CUDA_ERROR_DEVICE_UNAVAILABLE;
-    /* The daemon answers an op it does not know with VR_E_UNKNOWN_OP. */
-    return ret->status == VR_E_UNKNOWN_OP && ret->aux == VR_AUX_UNKNOWN_OP
-               ? CUDA_ERROR_NOT_SUPPORTED
-               : ret->status;
+    return vgpu_remote_status(ret, CUDA_ERROR_NOT_SUPPORTED);
 }
 
 /* ---- initialisation and devices ---- */
@@ -396,26 +393,40 @@ const struct vgpu_remote_fn vgpu_remote_fns[] = {
     ALIAS(cuEventElapsedTime_v2, cuEventElapsedTime),
     E(cuEventQuery),
     E(cuEventRecord),
+    E(cuEventRecord_ptsz),
     E(cuEventSynchronize),
     E(cuFuncGetAttribute),
     E(cuInit),
     E(cuLaunchKernel),
+    E(cuLaunchKernel_ptsz),
     E(cuMemAlloc_v2),
     E(cuMemFree_v2),
     E(cuMemGetAddressRange_v2),
     E(cuMemGetInfo_v2),
     E(cuMemcpyDtoDAsync_v2),
+    E(cuMemcpyDtoDAsync_v2_ptsz),
     E(cuMemcpyDtoD_v2),
+    ALIAS(cuMemcpyDtoD_v2_ptds, cuMemcpyDtoD_v2),
     E(cuMemcpyDtoHAsync_v2),
+    E(cuMemcpyDtoHAsync_v2_ptsz),
     E(cuMemcpyDtoH_v2),
+    ALIAS(cuMemcpyDtoH_v2_ptds, cuMemcpyDtoH_v2),
     E(cuMemcpyHtoDAsync_v2),
+    E(cuMemcpyHtoDAsync_v2_ptsz),
     E(cuMemcpyHtoD_v2),
+    ALIAS(cuMemcpyHtoD_v2_ptds, cuMemcpyHtoD_v2),
     E(cuMemsetD16Async),
+    E(cuMemsetD16Async_ptsz),
     E(cuMemsetD16_v2),
+    ALIAS(cuMemsetD16_v2_ptds, cuMemsetD16_v2),
     E(cuMemsetD32Async),
+    E(cuMemsetD32Async_ptsz),
     E(cuMemsetD32_v2),
+    ALIAS(cuMemsetD32_v2_ptds, cuMemsetD32_v2),
     E(cuMemsetD8Async),
+    E(cuMemsetD8Async_ptsz),
     E(cuMemsetD8_v2),
+    ALIAS(cuMemsetD8_v2_ptds, cuMemsetD8_v2),
     E(cuModuleGetFunction),
     E(cuModuleGetGlobal_v2),
     E(cuModuleLoad),
@@ -428,8 +439,11 @@ const struct vgpu_remote_fn vgpu_remote_fns[] = {
     ALIAS(cuStreamDestroy, cuStreamDestroy_v2),
     E(cuStreamDestroy_v2),
     E(cuStreamQuery),
+    E(cuStreamQuery_ptsz),
     E(cuStreamSynchronize),
+    E(cuStreamSynchronize_ptsz),
     E(cuStreamWaitEvent),
+    E(cuStreamWaitEvent_ptsz),
 };
 
 const unsigned vgpu_remote_nfns = VGPU_ARRAY_SIZE(vgpu_remote_fns);

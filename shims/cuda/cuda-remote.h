@@ -10,9 +10,7 @@
 #include "cuda-types.h"
 #include "remote.h"
 
-/* vr_args from up to eight values. */
-#define RARGS(...) (&(struct vr_args){{__VA_ARGS__}})
-#define ID(h)      ((uint64_t)(uintptr_t)(h))
+#define ID(h) ((uint64_t)(uintptr_t)(h))
 
 /* One call: the reply's CUresult, CUDA_ERROR_DEVICE_UNAVAILABLE when the connection
  * was lost, NOT_SUPPORTED when the daemon does not know op. ret may be NULL. */
@@ -91,9 +89,21 @@ CUresult RCU(cuLaunchKernel)(CUfunction f, unsigned int gx, unsigned int gy, uns
                              CUstream s, void **params, void **extra);
 CUresult RCU(cuFuncGetAttribute)(int *value, CUfunction_attribute attrib, CUfunction f);
 
-/* The size of a module image as cuModuleLoadData reads it (PTX, ELF cubin, fatbin,
- * fatbin wrapper): 0 when it is none of them or larger than VR_MAX_IMAGE; *start is
- * where its bytes begin (a wrapper points elsewhere). Exposed for tests. */
-size_t vgpu_rcu_image_size(const void *image, const void **start);
+/* cuda-remote-ptsz.c: the per-thread default stream variants */
+CUresult RCU(cuMemcpyHtoDAsync_v2_ptsz)(CUdeviceptr dst, const void *src, size_t bytes, CUstream s);
+CUresult RCU(cuMemcpyDtoHAsync_v2_ptsz)(void *dst, CUdeviceptr src, size_t bytes, CUstream s);
+CUresult RCU(cuMemcpyDtoDAsync_v2_ptsz)(CUdeviceptr dst, CUdeviceptr src, size_t bytes, CUstream s);
+CUresult RCU(cuMemsetD8Async_ptsz)(CUdeviceptr dst, unsigned char v, size_t n, CUstream s);
+CUresult RCU(cuMemsetD16Async_ptsz)(CUdeviceptr dst, unsigned short v, size_t n, CUstream s);
+CUresult RCU(cuMemsetD32Async_ptsz)(CUdeviceptr dst, unsigned int v, size_t n, CUstream s);
+CUresult RCU(cuStreamSynchronize_ptsz)(CUstream s);
+CUresult RCU(cuStreamQuery_ptsz)(CUstream s);
+CUresult RCU(cuStreamWaitEvent_ptsz)(CUstream s, CUevent e, unsigned int flags);
+CUresult RCU(cuEventRecord_ptsz)(CUevent e, CUstream s);
+CUresult RCU(cuLaunchKernel_ptsz)(CUfunction f, unsigned int gx, unsigned int gy, unsigned int gz,
+                                  unsigned int bx, unsigned int by, unsigned int bz,
+                                  unsigned int shared, CUstream s, void **params, void **extra);
+
+/* Module image sizes: vr_image_size (shims/remote/proto.h). */
 
 #endif

@@ -80,7 +80,14 @@ struct hd_daemon {
     size_t nrules;
     const char *secret_hex; /* NULL: no secret file */
     atomic_uint admitted;   /* clients past HELLO */
+    atomic_uint pending;    /* connections accepted, their HELLO not yet answered */
 };
+
+/* A connection's whole HELLO must arrive within this of the accept (vgpu-hostd(8)). */
+#define HD_HELLO_DEADLINE_MS 5000
+/* Connections waiting for their HELLO at once; more are closed at accept, so that
+ * silent or trickling peers cannot crowd out clients (vgpu-hostd(8)). */
+#define HD_MAX_PENDING 16u
 
 /* ---- sessions (session.c) ---- */
 struct hd_session;

@@ -16,8 +16,9 @@
 
 #include "hostd.h"
 
-#define SECRET_MIN 16
-#define SECRET_MAX 4096
+#define SECRET_MIN  16
+#define SECRET_MAX  512  /* trimmed bytes: the most the shims send (remote.c) */
+#define SECRET_FILE 4096 /* bytes of the file, surrounding white space included */
 
 /* addr as an IPv6 address, IPv4 ones mapped (::ffff:a.b.c.d). */
 static int ip_parse(const char *s, unsigned char ret[16])
@@ -169,7 +170,8 @@ void hd_listener_close(struct hd_listener *l)
     l->unlink_path = false;
 }
 
-/* The file's trimmed content into buf; its length or -errno with a reason. */
+/* The file's trimmed content into buf (SECRET_FILE + 1); its length or -errno with a
+ * reason. */
 static ssize_t secret_read(const char *path, char *buf, char *err, size_t errlen)
 {
     struct stat st;
@@ -192,9 +194,9 @@ static ssize_t secret_read(const char *path, char *buf, char *err, size_t errlen
         close(fd);
         return -EPERM;
     }
-    n = read(fd, buf, SECRET_MAX + 1);
+    n = read(fd, buf, SECRET_FILE + 1);
     close(fd);
-    if (n < 0 || n > SECRET_MAX) {
+    if (n < 0 || n > SECRET_FILE) {
         snprintf(err, errlen, "%s: %s", path, n < 0 ? strerror(errno) : "larger than 4 KiB");
         return -EINVAL;
     }
@@ -204,12 +206,17 @@ static ssize_t secret_read(const char *path, char *buf, char *err, size_t errlen
     while ((ssize_t)start < n && isspace((unsigned char)buf[start]))
         start++;
     memmove(buf, buf + start, (size_t)n - start);
+    if (n - (ssize_t)start > SECRET_MAX) {
+        snprintf(err, errlen, "%s: the secret is longer than %d bytes (the shims' limit)", path,
+                 SECRET_MAX);
+        return -EINVAL;
+    }
     return n - (ssize_t)start;
 }
 
 int hd_secret_load(const char *path, char **ret_hex, char *err, size_t errlen)
 {
-    char buf[SECRET_MAX + 1];
+    char buf[SECRET_FILE + 1];
     ssize_t n = secret_read(path, buf, err, errlen);
     if (n < 0)
         return (int)n;

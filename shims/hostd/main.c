@@ -21,7 +21,7 @@
 
 #define MAX_LISTENERS 16
 #define MAX_RULES     64
-#define THREAD_SLACK  16 /* connections beyond max_clients still told VR_E_BUSY */
+#define STOP_GRACE_MS 5000 /* SIGTERM: how long sessions get to end before _exit */
 
 enum hd_level hd_log_level = HD_INFO;
 
@@ -287,8 +287,17 @@ static void start_client(struct hd_daemon *d, struct client **clients, unsigned 
     struct hd_peer peer;
     sigset_t all, old;
 
-    if (*nthreads >= d->max_clients + THREAD_SLACK) {
-        hd_log(HD_WARN, "connection on %s dropped: too many connections", l->text);
+    hd_peer_identify(fd, l, &peer);
+    if (!hd_peer_allowed(&peer, d->rules, d->nrules)) {
+        hd_log(HD_WARN, "connection from %s on %s refused: peer not allowed", peer.text, l->text);
+        close(fd);
+        return;
+    }
+    /* Threads: the admitted clients (max_clients) and the connections still in their
+     * HELLO (HD_MAX_PENDING), whose deadline bounds how long each holds its place. */
+    if (atomic_load(&d->pending) >= HD_MAX_PENDING) {
+        hd_log(HD_WARN, "connection from %s on %s dropped: %u connections await their HELLO",
+               peer.text, l->text, HD_MAX_PENDING);
         close(fd);
         return;
     }
@@ -299,7 +308,6 @@ static void start_client(struct hd_daemon *d, struct client **clients, unsigned 
         setsockopt(fd, IPPROTO_TCP, TCP_KEEPCNT, &cnt, sizeof(cnt));
         setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
     }
-    hd_peer_identify(fd, l, &peer);
     struct client *c = calloc(1, sizeof(*c));
     if (!c || !(c->s = hd_session_new(d, fd, id, l, &peer))) {
         hd_log(HD_ERROR, "client %u (%s): out of memory", id, peer.text);
@@ -308,12 +316,14 @@ static void start_client(struct hd_daemon *d, struct client **clients, unsigned 
         return;
     }
     c->fd = fd;
+    atomic_fetch_add(&d->pending, 1); /* hd_session_run takes it back after the HELLO */
     sigfillset(&all);
     pthread_sigmask(SIG_BLOCK, &all, &old); /* signals go to the main thread only */
     int e = pthread_create(&c->thread, NULL, client_main, c);
     pthread_sigmask(SIG_SETMASK, &old, NULL);
     if (e) {
         hd_log(HD_ERROR, "client %u (%s): cannot start a thread: %s", id, peer.text, strerror(e));
+        atomic_fetch_sub(&d->pending, 1);
         hd_session_free(c->s);
         free(c);
         close(fd);
@@ -324,17 +334,15 @@ static void start_client(struct hd_daemon *d, struct client **clients, unsigned 
     (*nthreads)++;
 }
 
-/* Joins the clients whose threads ended (all of them when all is set). */
-static void reap(struct client **clients, unsigned *nthreads, bool all)
+/* Joins the clients whose threads ended. */
+static void reap(struct client **clients, unsigned *nthreads)
 {
     for (struct client **p = clients; *p;) {
         struct client *c = *p;
-        if (!all && !atomic_load(&c->done)) {
+        if (!atomic_load(&c->done)) {
             p = &c->next;
             continue;
         }
-        if (all)
-            shutdown(c->fd, SHUT_RDWR);
         pthread_join(c->thread, NULL);
         hd_session_free(c->s);
         close(c->fd);
@@ -342,6 +350,31 @@ static void reap(struct client **clients, unsigned *nthreads, bool all)
         free(c);
         (*nthreads)--;
     }
+}
+
+/* Ends every session: their connections are shut down, and each gets STOP_GRACE_MS to
+ * clean up. A session stuck in a driver call past that would hang the daemon: it exits
+ * instead (the process's exit frees the GPU). */
+static void stop_clients(struct client **clients, unsigned *nthreads)
+{
+    for (struct client *c = *clients; c; c = c->next)
+        shutdown(c->fd, SHUT_RDWR);
+    int64_t until = vr_now_ms() + STOP_GRACE_MS;
+    for (;;) {
+        reap(clients, nthreads);
+        if (!*clients)
+            return;
+        if (vr_now_ms() >= until)
+            break;
+        struct pollfd p = {.fd = wake[0], .events = POLLIN};
+        char buf[64];
+        if (poll(&p, 1, 100) > 0)
+            while (read(wake[0], buf, sizeof(buf)) > 0) {
+            }
+    }
+    hd_log(HD_WARN, "stopping: %u client(s) still busy after %d s (in the driver?); exiting",
+           *nthreads, STOP_GRACE_MS / 1000);
+    _exit(0);
 }
 
 static void accept_all(struct hd_daemon *d, struct client **clients, unsigned *nthreads,
@@ -379,7 +412,7 @@ static void serve(struct hd_daemon *d, struct hd_listener *ls, size_t nls)
         if (pfd[0].revents & POLLIN) {
             while (read(wake[0], buf, sizeof(buf)) > 0) {
             }
-            reap(&clients, &nthreads, false);
+            reap(&clients, &nthreads);
         }
         for (size_t i = 0; i < nls && !stopping; i++)
             if (pfd[i + 1].revents & POLLIN)
@@ -387,8 +420,8 @@ static void serve(struct hd_daemon *d, struct hd_listener *ls, size_t nls)
     }
     hd_log(HD_INFO, "stopping: %u client(s) to close", nthreads);
     for (size_t i = 0; i < nls; i++)
-        hd_listener_close(&ls[i]);
-    reap(&clients, &nthreads, true);
+        hd_listener_close(&ls[i]); /* the unix socket files go now */
+    stop_clients(&clients, &nthreads);
 }
 
 static int setup_signals(void)

@@ -6,7 +6,6 @@
 #include <errno.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/socket.h>
 
 #include "native.h"
 #include "ptx.h"
@@ -78,22 +77,6 @@ int nat_htod(void *ctx, const struct hd_mem *m, uint64_t off, struct vr_reader *
     return st ? st : sync;
 }
 
-/* Writes all n bytes of buf. 0 or -errno. */
-static int send_all(int fd, const void *buf, size_t n)
-{
-    const char *p = buf;
-    while (n) {
-        ssize_t k = send(fd, p, n, MSG_NOSIGNAL);
-        if (k < 0 && errno == EINTR)
-            continue;
-        if (k <= 0)
-            return k < 0 ? -errno : -EPIPE;
-        p += k;
-        n -= (size_t)k;
-    }
-    return 0;
-}
-
 /* Starts copying chunk [pos, pos + k) of m into stage i. */
 static int dtoh_issue(struct nat_ctx *c, int i, const struct hd_mem *m, uint64_t pos, size_t k,
                       void *stream)
@@ -122,8 +105,8 @@ int nat_dtoh(void *ctx, const struct hd_mem *m, uint64_t off, uint64_t n, void *
         size_t next = n - pos - k < STAGE ? (size_t)(n - pos - k) : STAGE;
         if (next && (st = dtoh_issue(c, i ^ 1, m, off + pos + k, next, stream)))
             break;
-        int e =
-            sent ? send_all(fd, c->stage[i], k) : vr_send(fd, &h, &ret, c->stage[i], k, NULL, 0);
+        int e = sent ? vr_send_bulk(fd, c->stage[i], k)
+                     : vr_send(fd, &h, &ret, c->stage[i], k, NULL, 0);
         if (e < 0) {
             hd_cu.stream_synchronize(stream);
             return e;
@@ -166,13 +149,7 @@ int nat_module_load(void *ctx, void *image, size_t n, void **ret)
     int st = CU_OUT_OF_MEMORY;
     if (!m)
         goto out;
-    if (ptx_is_ptx(image, n) && ((char *)image)[n - 1] != '\0') {
-        char *t = realloc(image, n + 1); /* the driver reads PTX up to its NUL */
-        if (!t)
-            goto out;
-        image = t;
-        ((char *)image)[n++] = '\0';
-    }
+    /* The session checked that the image holds what its headers declare (PTX: its NUL). */
     if ((st = hd_cu.module_load_data(&m->mod, image)))
         goto out;
     if (ptx_is_ptx(image, n)) {

@@ -48,6 +48,7 @@ static const struct sym cu_syms[] = {
     CU(ctx_create_v4, "cuCtxCreate_v4", 1),
     CU(ctx_destroy, "cuCtxDestroy_v2", 0),
     CU(ctx_set_current, "cuCtxSetCurrent", 0),
+    CU(ctx_pop_current, "cuCtxPopCurrent_v2", 1),
     CU(ctx_synchronize, "cuCtxSynchronize", 0),
     CU(mem_get_info, "cuMemGetInfo_v2", 0),
     CU(mem_alloc, "cuMemAlloc_v2", 0),
@@ -183,6 +184,11 @@ static int nat_ctx_create(int dev, unsigned flags, void **ret)
         free(c);
         return st;
     }
+    /* cuCtxCreate pushes the context on this thread's stack; sessions make contexts
+     * current per op instead, so nothing would ever pop it. */
+    void *popped;
+    if (hd_cu.ctx_pop_current)
+        hd_cu.ctx_pop_current(&popped);
     *ret = c;
     return CU_OK;
 }

@@ -29,6 +29,7 @@ struct hd_cu_api {
     int (*ctx_create_v4)(void **, void *, unsigned, int);
     int (*ctx_destroy)(void *);
     int (*ctx_set_current)(void *);
+    int (*ctx_pop_current)(void **);
     int (*ctx_synchronize)(void);
     int (*mem_get_info)(size_t *, size_t *);
     int (*mem_alloc)(CUdptr *, size_t);

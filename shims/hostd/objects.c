@@ -46,7 +46,8 @@ static int grow(void **arr, size_t *cap, size_t need, size_t elsize)
 
 struct hd_obj *hd_obj_add(struct hd_objects *o, enum hd_kind kind, uint64_t ctx, void *h)
 {
-    if (grow((void **)&o->objs, &o->cap, o->nobjs + 1, sizeof(*o->objs)) < 0)
+    if (o->nobjs >= HD_MAX_OBJECTS ||
+        grow((void **)&o->objs, &o->cap, o->nobjs + 1, sizeof(*o->objs)) < 0)
         return NULL;
     struct hd_obj *ob = &o->objs[o->nobjs++];
     memset(ob, 0, sizeof(*ob));
@@ -102,7 +103,8 @@ static size_t upper_bound(const struct hd_objects *o, uint64_t p)
 
 int hd_alloc_add(struct hd_objects *o, const struct hd_mem *m, uint64_t ctx, uint64_t module)
 {
-    if (grow((void **)&o->allocs, &o->acap, o->nallocs + 1, sizeof(*o->allocs)) < 0)
+    if (o->nallocs >= HD_MAX_ALLOCS ||
+        grow((void **)&o->allocs, &o->acap, o->nallocs + 1, sizeof(*o->allocs)) < 0)
         return -ENOMEM;
     size_t i = upper_bound(o, m->dptr);
     memmove(&o->allocs[i + 1], &o->allocs[i], (o->nallocs - i) * sizeof(*o->allocs));

@@ -11,7 +11,10 @@
 static int cu_init(struct hd_session *s, const struct vr_hdr *h, const struct vr_args *a,
                    struct vr_ret *ret)
 {
-    (void)s, (void)h, (void)a, (void)ret;
+    (void)h, (void)a;
+    /* As the driver: CUDA_VISIBLE_DEVICES that names no device fails cuInit. */
+    if (s->ndev == 0)
+        ret->status = CU_NO_DEVICE;
     return 0;
 }
 
@@ -134,9 +137,14 @@ static int ctx_new(struct hd_session *s, uint64_t dev, unsigned flags, int prima
                    uint64_t *ret_id)
 {
     int i = hd_client_dev(s, dev);
+    unsigned nctx = 0;
     void *h;
     if (i < 0)
         return CU_INVALID_DEVICE;
+    for (size_t k = 0; k < s->o.nobjs; k++)
+        nctx += hd_obj_kind(s->o.objs[k].id) == HD_CTX;
+    if (nctx >= HD_MAX_CONTEXTS)
+        return CU_OUT_OF_MEMORY;
     int st = s->dev->ctx_create(i, flags, &h);
     if (st)
         return st;

@@ -33,11 +33,13 @@ static int module_load(struct hd_session *s, const struct vr_hdr *h, const struc
                        struct vr_ret *ret)
 {
     struct hd_obj *c = NULL, *m;
-    void *image = h->bulk ? malloc(h->bulk) : NULL;
+    /* Over the client's image quota: read and dropped, as when out of memory. */
+    bool over = s->image_bytes + h->bulk > HD_MAX_IMAGE_BYTES;
+    void *image = h->bulk && !over ? malloc(h->bulk) : NULL;
     void *mod;
     int st;
 
-    if (vr_read(&s->r, image, h->bulk) < 0) { /* NULL (no memory): read and dropped */
+    if (vr_read(&s->r, image, h->bulk) < 0) { /* NULL: read and dropped */
         free(image);
         return -EPIPE;
     }
@@ -45,12 +47,19 @@ static int module_load(struct hd_session *s, const struct vr_hdr *h, const struc
         free(image);
         return hd_fail(ret, st ? st : h->bulk ? CU_OUT_OF_MEMORY : CU_INVALID_VALUE);
     }
+    /* The driver reads as far as the image's headers say: they must stay inside it. */
+    if (!vr_image_fits(image, h->bulk)) {
+        free(image);
+        return hd_fail(ret, CU_INVALID_IMAGE);
+    }
     if ((st = s->dev->module_load(c->h, image, h->bulk, &mod)))
         return hd_fail(ret, st);
     if (!(m = hd_obj_add(&s->o, HD_MODULE, a->a[0], mod))) {
         s->dev->module_unload(c->h, mod);
         return hd_fail(ret, CU_OUT_OF_MEMORY);
     }
+    m->u.mod.bytes = h->bulk;
+    s->image_bytes += h->bulk;
     ret->r[0] = m->id;
     return 0;
 }
@@ -157,7 +166,8 @@ static int launch(struct hd_session *s, const struct vr_hdr *h, const struct vr_
         return hd_fail(ret, st);
     if (!(f = hd_obj_find(&s->o, HD_FUNCTION, a->a[1])))
         return hd_fail(ret, CU_INVALID_HANDLE);
-    if (h->bulk != f->u.fn.argsize || !grid[0] || !grid[1] || !grid[2] || !block[0] || !block[1] ||
+    /* `extra` buffers may be padded past the last parameter (sizeof a struct). */
+    if (h->bulk < f->u.fn.argsize || !grid[0] || !grid[1] || !grid[2] || !block[0] || !block[1] ||
         !block[2] || a->a[6] > UINT32_MAX)
         return hd_fail(ret, CU_INVALID_VALUE);
     for (unsigned i = 0; i < f->u.fn.nparams; i++)
@@ -227,25 +237,38 @@ static int event_create(struct hd_session *s, const struct vr_hdr *h, const stru
     return add_handle(s, HD_EVENT, a->a[0], ev, st, ret);
 }
 
-/* The ops on one stream or event: a1 the handle, a2/a3 more. */
+/* The stream or event named by id made current in its own context, as CUDA lets any
+ * thread use them: *ret the object (NULL for the special streams 0, 1, 2, which belong
+ * to the current context cur). A CUresult. */
+static int own_ctx(struct hd_session *s, enum hd_kind kind, uint64_t id, uint64_t cur,
+                   struct hd_obj **ret_ctx, struct hd_obj **ret)
+{
+    struct hd_obj *o = NULL;
+    if (!(kind == HD_STREAM && id <= 2) && !(o = hd_obj_find(&s->o, kind, id)))
+        return CU_INVALID_HANDLE;
+    int st = hd_use_ctx(s, o ? o->ctx : cur, ret_ctx);
+    if (!st)
+        *ret = o;
+    return st;
+}
+
+/* The ops on one stream or event, a1 the handle (a0 only for the special streams). */
 static int handle_op(struct hd_session *s, const struct vr_hdr *h, const struct vr_args *a,
                      struct vr_ret *ret)
 {
     const struct hd_backend *dev = s->dev;
     struct hd_obj *c = NULL, *o = NULL, *ev;
     void *stream = NULL;
-    int st = hd_use_ctx(s, a->a[0], &c);
     enum hd_kind kind = h->op >= VR_CU_EVENT_CREATE ? HD_EVENT : HD_STREAM;
+    int st = own_ctx(s, kind, a->a[1], a->a[0], &c, &o);
 
     if (st)
         return hd_fail(ret, st);
-    if (kind == HD_STREAM && (st = hd_stream(s, a->a[1], &stream)))
-        return hd_fail(ret, st);
-    if (kind == HD_EVENT && !(o = hd_obj_find(&s->o, HD_EVENT, a->a[1])))
-        return hd_fail(ret, CU_INVALID_HANDLE);
+    if (kind == HD_STREAM)
+        stream = o ? o->h : (void *)(uintptr_t)a->a[1];
     switch (h->op) {
     case VR_CU_STREAM_DESTROY:
-        if (!(o = hd_obj_find(&s->o, HD_STREAM, a->a[1])))
+        if (!o)
             return hd_fail(ret, CU_INVALID_HANDLE);
         ret->status = dev->stream_destroy(c->h, stream);
         hd_obj_remove(&s->o, o->id);
@@ -282,11 +305,10 @@ static int event_elapsed(struct hd_session *s, const struct vr_hdr *h, const str
     struct hd_obj *c = NULL, *e0, *e1;
     float ms = 0;
     uint32_t bits;
-    int st = hd_use_ctx(s, a->a[0], &c);
+    int st = own_ctx(s, HD_EVENT, a->a[1], 0, &c, &e0);
     if (st)
         return hd_fail(ret, st);
-    if (!(e0 = hd_obj_find(&s->o, HD_EVENT, a->a[1])) ||
-        !(e1 = hd_obj_find(&s->o, HD_EVENT, a->a[2])))
+    if (!(e1 = hd_obj_find(&s->o, HD_EVENT, a->a[2])))
         return hd_fail(ret, CU_INVALID_HANDLE);
     ret->status = s->dev->event_elapsed(c->h, e0->h, e1->h, &ms);
     memcpy(&bits, &ms, sizeof(bits));

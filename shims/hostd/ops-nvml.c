@@ -71,6 +71,13 @@ static int nvml_count(struct hd_session *s, const struct vr_hdr *h, const struct
     return 0;
 }
 
+/* bytes, no more than the client's --memory-limit (as CUDA reports it). */
+static uint64_t quota_clamp(const struct hd_session *s, uint64_t bytes)
+{
+    uint64_t limit = s->d->memory_limit;
+    return limit && limit < bytes ? limit : bytes;
+}
+
 static int nvml_info(struct hd_session *s, const struct vr_hdr *h, const struct vr_args *a,
                      struct vr_ret *ret)
 {
@@ -95,7 +102,7 @@ static int nvml_info(struct hd_session *s, const struct vr_hdr *h, const struct 
     n->cc_major = di->cc_major;
     n->cc_minor = di->cc_minor;
     n->index = (uint32_t)a->a[0];
-    n->total_memory = di->total_mem;
+    n->total_memory = quota_clamp(s, di->total_mem);
     s->reply_bulk = n;
     s->reply_n = sizeof(*n);
     return 0;
@@ -107,7 +114,18 @@ static int nvml_memory(struct hd_session *s, const struct vr_hdr *h, const struc
     (void)h;
     if (a->a[0] >= (uint64_t)s->d->ndevs)
         return hd_fail(ret, NVML_INVALID_ARGUMENT);
-    ret->status = s->dev->nvml_memory((int)a->a[0], &ret->r[0], &ret->r[1], &ret->r[2]);
+    uint64_t total = 0, free_b = 0, used = 0;
+    ret->status = s->dev->nvml_memory((int)a->a[0], &total, &free_b, &used);
+    if (ret->status == NVML_OK && s->d->memory_limit) {
+        /* The device as the client's quota frames it: what is used (by anyone) within it,
+         * the rest free. */
+        total = quota_clamp(s, total);
+        used = used < total ? used : total;
+        free_b = total - used;
+    }
+    ret->r[0] = total;
+    ret->r[1] = free_b;
+    ret->r[2] = used;
     return 0;
 }
 

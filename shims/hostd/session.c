@@ -10,9 +10,6 @@
 #include <string.h>
 #include <strings.h>
 #include <sys/socket.h>
-#include <sys/time.h>
-
-#define HELLO_TIMEOUT_S 10
 
 struct hd_session *hd_session_new(struct hd_daemon *d, int fd, unsigned id,
                                   const struct hd_listener *l, const struct hd_peer *peer)
@@ -77,6 +74,7 @@ void hd_module_teardown(struct hd_session *s, struct hd_obj *mod)
 {
     uint64_t id = mod->id;
     void *h = mod->h;
+    size_t bytes = mod->u.mod.bytes; /* mod moves as functions go */
     for (size_t i = 0; i < s->o.nobjs;) {
         struct hd_obj *f = &s->o.objs[i];
         if (hd_obj_kind(f->id) == HD_FUNCTION && f->u.fn.module == id)
@@ -90,6 +88,7 @@ void hd_module_teardown(struct hd_session *s, struct hd_obj *mod)
         else
             i++;
     }
+    s->image_bytes -= bytes;
     s->dev->module_unload(s->current, h);
     hd_obj_remove(&s->o, id);
 }
@@ -204,10 +203,9 @@ static int hello_text(struct hd_session *s, char *text)
     return VR_OK;
 }
 
+/* The allowlist was checked at accept (main.c). */
 static int hello_status(struct hd_session *s, const struct vr_args *a, char *text)
 {
-    if (!hd_peer_allowed(&s->peer, s->d->rules, s->d->nrules))
-        return VR_E_DENIED;
     int st = hello_text(s, text);
     if (st != VR_OK)
         return st;
@@ -221,32 +219,21 @@ static int hello_status(struct hd_session *s, const struct vr_args *a, char *tex
     return VR_OK;
 }
 
-static void set_timeout(int fd, int seconds)
-{
-    struct timeval tv = {.tv_sec = seconds};
-    setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof(tv));
-}
-
-/* 0 when the client is admitted; -1 when the connection is to be closed. */
+/* 0 when the client is admitted; -1 when the connection is to be closed. The whole
+ * HELLO must arrive within HD_HELLO_DEADLINE_MS of the accept, however it trickles. */
 static int hello(struct hd_session *s)
 {
-    static const char *const why[] = {"ok",
-                                      "no common protocol version",
-                                      "peer not allowed",
-                                      "missing or wrong secret",
-                                      "",
-                                      "too many clients"};
     struct vr_hdr h;
     struct vr_args a;
     char desc[160];
 
-    set_timeout(s->fd, HELLO_TIMEOUT_S);
+    s->r.deadline_ms = vr_now_ms() + HD_HELLO_DEADLINE_MS;
     int e = vr_read_msg(&s->r, false, &h, &a);
     if (e < 0 || h.op != VR_HELLO || h.bulk > VR_MAX_HELLO) {
         SLOG(s, e == -EPIPE ? HD_INFO : HD_WARN, "closed before a valid HELLO (%s)",
-             e == -EAGAIN ? "timeout"
-             : e < 0      ? strerror(-e)
-                          : "protocol error");
+             e == -ETIMEDOUT ? "not complete within the HELLO deadline"
+             : e < 0         ? strerror(-e)
+                             : "protocol error");
         return -1;
     }
     if ((e = vr_read(&s->r, s->bulk, h.bulk)) < 0)
@@ -266,10 +253,10 @@ static int hello(struct hd_session *s)
     e = vr_send_reply(s->fd, VR_HELLO, h.id, &ret, st == VR_OK ? desc : NULL,
                       st == VR_OK ? strlen(desc) + 1 : 0);
     if (st != VR_OK) {
-        SLOG(s, HD_WARN, "refused: %s", why[st]);
+        SLOG(s, HD_WARN, "refused: %s", vr_status_text(st));
         return -1;
     }
-    set_timeout(s->fd, 0);
+    s->r.deadline_ms = 0;
     SLOG(s, HD_INFO, "connected: %s api, program '%s', pid %llu, %d device(s)",
          s->api == VR_API_NVML ? "NVML" : "CUDA", s->program, (unsigned long long)a.a[3], s->ndev);
     return e < 0 ? -1 : 0;
@@ -354,7 +341,9 @@ void *hd_session_run(void *arg)
     struct hd_session *s = arg;
     struct hd_obj *c;
 
-    if (hello(s) == 0)
+    int admitted = hello(s) == 0;
+    atomic_fetch_sub(&s->d->pending, 1); /* counted by main.c at accept */
+    if (admitted)
         request_loop(s);
     while ((c = hd_obj_any(&s->o, HD_CTX, 0)))
         hd_ctx_teardown(s, c->id, 0);

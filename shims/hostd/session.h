@@ -10,6 +10,11 @@
  * handlers flagged OP_BULK_SELF read theirs (copies, images). */
 #define HD_AUTO_BULK_MAX VR_MAX_KERNEL_ARG
 
+/* Per-client limits besides the memory quota (vgpu-hostd(8), LIMITS): contexts (each
+ * costs hundreds of MiB of device memory on a real GPU) and bytes of module images. */
+#define HD_MAX_CONTEXTS    8u
+#define HD_MAX_IMAGE_BYTES ((size_t)512 << 20)
+
 struct hd_session {
     struct hd_daemon *d;
     const struct hd_backend *dev;
@@ -28,6 +33,7 @@ struct hd_session {
     void *current; /* the backend context current on this thread */
 
     struct hd_objects o;
+    size_t image_bytes; /* module images held, at most HD_MAX_IMAGE_BYTES */
     struct vr_reader r;
 
     /* per request */

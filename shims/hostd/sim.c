@@ -349,8 +349,10 @@ static int sim_event_elapsed(void *ctx, void *start, void *end, float *ret_ms)
 {
     (void)ctx;
     const struct sim_event *a = start, *b = end;
-    if (!a->recorded || !b->recorded || (a->flags & 2) || (b->flags & 2)) /* DISABLE_TIMING */
+    if ((a->flags & 2) || (b->flags & 2)) /* DISABLE_TIMING */
         return CU_INVALID_HANDLE;
+    if (!a->recorded || !b->recorded) /* as the driver: not yet (never) recorded */
+        return CU_NOT_READY;
     double ms =
         (double)(b->t.tv_sec - a->t.tv_sec) * 1e3 + (double)(b->t.tv_nsec - a->t.tv_nsec) / 1e6;
     *ret_ms = (float)ms;

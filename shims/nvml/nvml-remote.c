@@ -11,8 +11,7 @@
 #include "nvml-types.h"
 #include "remote.h"
 
-#define RARGS(...) (&(struct vr_args){{__VA_ARGS__}})
-#define RNV(name)  vgpu_rnv_##name
+#define RNV(name) vgpu_rnv_##name
 
 static pthread_mutex_t lock = PTHREAD_MUTEX_INITIALIZER;
 static unsigned refs;  /* nvmlInit minus nvmlShutdown */
@@ -27,9 +26,7 @@ static nvmlReturn_t call(uint16_t op, const struct vr_args *a, struct vr_ret *re
         ret = &local;
     if (vgpu_remote_call(op, a, NULL, 0, ret, rbulk, rbulk_max, rbulk_len) < 0)
         return NVML_ERROR_GPU_IS_LOST;
-    return ret->status == VR_E_UNKNOWN_OP && ret->aux == VR_AUX_UNKNOWN_OP
-               ? NVML_ERROR_NOT_SUPPORTED
-               : ret->status;
+    return vgpu_remote_status(ret, NVML_ERROR_NOT_SUPPORTED);
 }
 
 static bool ready(void)
@@ -62,6 +59,7 @@ static nvmlReturn_t load_devices(void)
 
 static nvmlReturn_t RNV(nvmlInitWithFlags)(unsigned int flags)
 {
+    vgpu_remote_fork_reinit(&lock); /* before the first use of the lock */
     pthread_mutex_lock(&lock);
     nvmlReturn_t r = NVML_SUCCESS;
     if (!refs) {

@@ -18,6 +18,7 @@
 #include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/un.h>
+#include <time.h>
 #include <unistd.h>
 
 static const struct {
@@ -49,6 +50,119 @@ const char *vr_op_name(uint16_t op, char buf[16])
     return buf;
 }
 
+const char *vr_status_text(int status)
+{
+    static const char *const texts[] = {
+        [VR_OK] = "ok",
+        [VR_E_VERSION] = "no common protocol version",
+        [VR_E_DENIED] = "peer not allowed",
+        [VR_E_AUTH] = "missing or wrong secret",
+        [VR_E_UNKNOWN_OP] = "unknown op",
+        [VR_E_BUSY] = "too many clients",
+    };
+    if (status >= 0 && (size_t)status < sizeof(texts) / sizeof(texts[0]) && texts[status])
+        return texts[status];
+    return "unknown status";
+}
+
+/* ---- module images ---- */
+
+#define FATBIN_MAGIC  0xBA55ED50u
+#define WRAPPER_MAGIC 0x466243b1u
+
+static uint64_t rd(const unsigned char *p, unsigned n)
+{
+    uint64_t v = 0;
+    memcpy(&v, p, n); /* little-endian, as both ends are */
+    return v;
+}
+
+/* The end of an ELF64 image: the farthest of its header tables and what its section
+ * and program headers describe; 0 when a value is out of bounds or a header lies past
+ * avail. */
+static uint64_t elf_size(const unsigned char *p, size_t avail)
+{
+    if (avail < 0x40 || p[4] != 2 /* ELFCLASS64 */ || p[5] != 1 /* little-endian */)
+        return 0;
+    uint64_t phoff = rd(p + 0x20, 8), shoff = rd(p + 0x28, 8);
+    unsigned phentsize = (unsigned)rd(p + 0x36, 2), phnum = (unsigned)rd(p + 0x38, 2);
+    unsigned shentsize = (unsigned)rd(p + 0x3a, 2), shnum = (unsigned)rd(p + 0x3c, 2);
+    uint64_t end = rd(p + 0x34, 2);
+    if ((phnum && (phentsize < 0x38 || phoff > VR_MAX_IMAGE)) ||
+        (shnum && (shentsize < 0x40 || shoff > VR_MAX_IMAGE)))
+        return 0;
+    uint64_t pend = phoff + (uint64_t)phnum * phentsize;
+    uint64_t send = shoff + (uint64_t)shnum * shentsize;
+    if ((phnum && (pend > VR_MAX_IMAGE || pend > avail)) ||
+        (shnum && (send > VR_MAX_IMAGE || send > avail)))
+        return 0;
+    end = phnum && pend > end ? pend : end;
+    end = shnum && send > end ? send : end;
+    for (unsigned i = 0; i < shnum; i++) {
+        const unsigned char *sh = p + shoff + (uint64_t)i * shentsize;
+        uint64_t off = rd(sh + 0x18, 8), size = rd(sh + 0x20, 8);
+        if (rd(sh + 4, 4) == 8 /* SHT_NOBITS */)
+            continue;
+        if (off > VR_MAX_IMAGE || size > VR_MAX_IMAGE - off)
+            return 0;
+        end = off + size > end ? off + size : end;
+    }
+    for (unsigned i = 0; i < phnum; i++) {
+        const unsigned char *ph = p + phoff + (uint64_t)i * phentsize;
+        uint64_t off = rd(ph + 8, 8), size = rd(ph + 0x20, 8);
+        if (off > VR_MAX_IMAGE || size > VR_MAX_IMAGE - off)
+            return 0;
+        end = off + size > end ? off + size : end;
+    }
+    return end;
+}
+
+/* The declared size of the fatbin, ELF or PTX image at p, reading no byte at or past
+ * avail; 0 when it is none of them, declares more than VR_MAX_IMAGE, or its header (or
+ * PTX's NUL) lies past avail. */
+static size_t image_extent(const unsigned char *p, size_t avail)
+{
+    uint64_t size;
+    if (avail >= 4 && (uint32_t)rd(p, 4) == FATBIN_MAGIC) {
+        /* magic, version, header size, then the size of what follows the header */
+        uint64_t fat = avail >= 16 ? rd(p + 8, 8) : UINT64_MAX;
+        size = fat > VR_MAX_IMAGE ? 0 : rd(p + 6, 2) + fat;
+    } else if (avail >= 4 && !memcmp(p, "\177ELF", 4)) {
+        size = elf_size(p, avail);
+    } else {
+        size_t max = avail < VR_MAX_IMAGE ? avail : VR_MAX_IMAGE;
+        size_t text = strnlen((const char *)p, max);
+        size = text < max ? text + 1 : 0; /* PTX, with its NUL */
+    }
+    return size <= VR_MAX_IMAGE ? (size_t)size : 0;
+}
+
+size_t vr_image_size(const void *image, const void **ret_start)
+{
+    const unsigned char *p = image;
+    *ret_start = image;
+    if (!p)
+        return 0;
+    if ((uint32_t)rd(p, 4) == WRAPPER_MAGIC) {
+        /* __fatBinC_Wrapper_t: int magic, int version, const void *data, ... */
+        const unsigned char *data = (const unsigned char *)(uintptr_t)rd(p + 8, 8);
+        if (!data || (uint32_t)rd(data, 4) != FATBIN_MAGIC)
+            return 0;
+        *ret_start = data;
+        return image_extent(data, SIZE_MAX);
+    }
+    return image_extent(p, SIZE_MAX);
+}
+
+bool vr_image_fits(const void *image, size_t len)
+{
+    const unsigned char *p = image;
+    if (!p || len < 4 || (uint32_t)rd(p, 4) == WRAPPER_MAGIC)
+        return false;
+    size_t size = image_extent(p, len);
+    return size && size <= len;
+}
+
 /* ---- endpoints ---- */
 
 static int bad(char *err, size_t errlen, const char *s, const char *why)
@@ -61,7 +175,7 @@ static int bad(char *err, size_t errlen, const char *s, const char *why)
 /* A decimal number in [0, max]; the whole string. */
 static bool parse_uint(const char *s, unsigned long max, unsigned *ret)
 {
-    if (!*s || *s == '-' || *s == '+')
+    if (*s < '0' || *s > '9')
         return false;
     char *end;
     errno = 0;
@@ -291,8 +405,13 @@ int vr_listen(const struct vr_endpoint *e, char *err, size_t errlen)
             unlink(e->path);
         }
     }
-    if (bind(fd, (struct sockaddr *)&ss, sl) < 0 ||
-        (e->transport == VR_UNIX && chmod(e->path, 0660) < 0) || listen(fd, 64) < 0) {
+    /* A unix socket file is born 0660: it never exists with a wider mode. (umask is the
+     * process's; listeners are opened before any thread starts.) */
+    mode_t old = e->transport == VR_UNIX ? umask(0117) : 0;
+    int b = bind(fd, (struct sockaddr *)&ss, sl);
+    if (e->transport == VR_UNIX)
+        umask(old);
+    if (b < 0 || listen(fd, 64) < 0) {
         r = -errno;
         close(fd);
         return fail(r, err, errlen, "bind");
@@ -302,10 +421,38 @@ int vr_listen(const struct vr_endpoint *e, char *err, size_t errlen)
 
 /* ---- framed I/O ---- */
 
+int64_t vr_now_ms(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
 void vr_reader_init(struct vr_reader *r, int fd)
 {
     r->fd = fd;
     r->start = r->end = 0;
+    r->deadline_ms = 0;
+}
+
+/* With a deadline: waits until the socket is readable or the deadline passed. */
+static int wait_readable(const struct vr_reader *r)
+{
+    if (!r->deadline_ms)
+        return 0;
+    for (;;) {
+        int64_t left = r->deadline_ms - vr_now_ms();
+        if (left <= 0)
+            return -ETIMEDOUT;
+        struct pollfd p = {.fd = r->fd, .events = POLLIN};
+        int n = poll(&p, 1, left > INT32_MAX ? INT32_MAX : (int)left);
+        if (n > 0)
+            return 0;
+        if (n == 0)
+            return -ETIMEDOUT;
+        if (errno != EINTR)
+            return -errno;
+    }
 }
 
 int vr_read(struct vr_reader *r, void *dst, size_t n)
@@ -323,6 +470,9 @@ int vr_read(struct vr_reader *r, void *dst, size_t n)
     }
     while (n) {
         ssize_t k;
+        int w = wait_readable(r);
+        if (w < 0)
+            return w;
         if (d && n >= sizeof(r->buf)) {
             /* Large: straight into the destination. */
             k = recv(r->fd, d, n, 0);
@@ -367,17 +517,9 @@ int vr_read_msg(struct vr_reader *r, bool reply, struct vr_hdr *hdr, void *fixed
     return vr_read(r, fixed, want);
 }
 
-int vr_send(int fd, const struct vr_hdr *hdr, const void *fixed, const void *bulk1, size_t n1,
-            const void *bulk2, size_t n2)
+/* Writes all of v[0..cnt) (v is consumed). 0 or -errno. */
+static int send_iov(int fd, struct iovec *v, int cnt)
 {
-    struct iovec iov[4] = {
-        {(void *)hdr, sizeof(*hdr)},
-        {(void *)fixed, hdr->len},
-        {(void *)bulk1, n1},
-        {(void *)bulk2, n2},
-    };
-    struct iovec *v = iov;
-    int cnt = 4;
     while (cnt && !v->iov_len) {
         v++;
         cnt--;
@@ -408,6 +550,24 @@ int vr_send(int fd, const struct vr_hdr *hdr, const void *fixed, const void *bul
     return 0;
 }
 
+int vr_send(int fd, const struct vr_hdr *hdr, const void *fixed, const void *bulk1, size_t n1,
+            const void *bulk2, size_t n2)
+{
+    struct iovec iov[4] = {
+        {(void *)hdr, sizeof(*hdr)},
+        {(void *)fixed, hdr->len},
+        {(void *)bulk1, n1},
+        {(void *)bulk2, n2},
+    };
+    return send_iov(fd, iov, 4);
+}
+
+int vr_send_bulk(int fd, const void *bulk, size_t n)
+{
+    struct iovec iov = {(void *)bulk, n};
+    return send_iov(fd, &iov, 1);
+}
+
 int vr_send_request(int fd, uint16_t op, uint32_t id, const struct vr_args *a, const void *bulk,
                     size_t n)
 {
@@ -418,11 +578,7 @@ int vr_send_request(int fd, uint16_t op, uint32_t id, const struct vr_args *a, c
 int vr_send_reply(int fd, uint16_t op, uint32_t id, const struct vr_ret *r, const void *bulk,
                   size_t n)
 {
-    struct vr_hdr h = {.magic = VR_MAGIC,
-                       .op = op,
-                       .flags = VR_F_REPLY,
-                       .id = id,
-                       .len = sizeof(*r),
-                       .bulk = n};
+    struct vr_hdr h = {
+        .magic = VR_MAGIC, .op = op, .flags = VR_F_REPLY, .id = id, .len = sizeof(*r), .bulk = n};
     return vr_send(fd, &h, r, bulk, n, NULL, 0);
 }

@@ -70,11 +70,11 @@ _Static_assert(sizeof(struct vr_ret) == 40, "vr_ret is 40 bytes on the wire");
 /* Status of HELLO and PING (and of a reply to an op the daemon does not know). */
 enum vr_status {
     VR_OK = 0,
-    VR_E_VERSION = 1,  /* no common protocol version */
-    VR_E_DENIED = 2,   /* the peer is not on the daemon's allowlist */
-    VR_E_AUTH = 3,     /* missing or wrong shared secret (tcp) */
+    VR_E_VERSION = 1,    /* no common protocol version */
+    VR_E_DENIED = 2,     /* the peer is not on the daemon's allowlist */
+    VR_E_AUTH = 3,       /* missing or wrong shared secret (tcp) */
     VR_E_UNKNOWN_OP = 4, /* with aux VR_AUX_UNKNOWN_OP, whatever the op's namespace */
-    VR_E_BUSY = 5,     /* the daemon has as many clients as it takes */
+    VR_E_BUSY = 5,       /* the daemon has as many clients as it takes */
 };
 
 /* aux of a reply to an op the daemon does not know (status VR_E_UNKNOWN_OP): 4 alone is
@@ -93,78 +93,81 @@ enum vr_api { VR_API_CUDA = 1, VR_API_NVML = 2 };
  * comments: a[i] of the request, then what the reply carries besides its status; "ctx"
  * is the client's current context (0: none). Values are stable. */
 #define VR_OPS(X)                                                                                  \
-    /* a0 lowest version, a1 highest, a2 enum vr_api, a3 pid, a4 client caps (0); bulk:        \
-     * text, "key=value\n" lines: visible=<CUDA_VISIBLE_DEVICES> (present only when it is      \
-     * set), secret=<hex> (tcp), program=<name>; unknown keys are ignored. Reply: r0 version,  \
-     * r1 VR_CAP_*, r2 devices visible to this client; bulk: the daemon's description. */     \
+    /* a0 lowest version, a1 highest, a2 enum vr_api, a3 pid, a4 client caps (0); bulk:            \
+     * text, "key=value\n" lines: visible=<CUDA_VISIBLE_DEVICES> (present only when it is          \
+     * set), secret=<hex> (tcp), program=<name>; unknown keys are ignored. Reply: r0 version,      \
+     * r1 VR_CAP_*, r2 devices visible to this client; bulk: the daemon's description. */          \
     X(HELLO, 0x001, VR_MAX_HELLO)                                                                  \
-    /* Request bulk is discarded; the reply carries a0 bytes of bulk (0..VR_MAX_NAME). */       \
+    /* Request bulk is discarded; the reply carries a0 bytes of bulk (0..VR_MAX_NAME). */          \
     X(PING, 0x002, VR_MAX_NAME)                                                                    \
-    /* ---- CUDA driver API ---- */                                                              \
-    X(CU_INIT, 0x100, 0)                        /* a0 flags */                                     \
-    X(CU_DRIVER_GET_VERSION, 0x101, 0)          /* -> r0 version (e.g. 13000) */                   \
-    X(CU_DEVICE_GET_COUNT, 0x102, 0)            /* -> r0 count (after CUDA_VISIBLE_DEVICES) */     \
-    X(CU_DEVICE_GET, 0x103, 0)                  /* a0 ordinal -> r0 device */                      \
-    X(CU_DEVICE_GET_ATTRIBUTE, 0x104, 0)        /* a0 attribute, a1 dev -> r0 value (int) */       \
-    X(CU_DEVICE_GET_NAME, 0x105, 0)             /* a0 dev -> bulk: name with its NUL */            \
-    X(CU_DEVICE_GET_UUID, 0x106, 0)             /* a0 dev -> bulk: 16 bytes */                     \
-    X(CU_DEVICE_TOTAL_MEM, 0x107, 0)            /* a0 dev -> r0 bytes */                           \
-    X(CU_DEVICE_GET_PCI_BUS_ID, 0x108, 0)       /* a0 dev -> bulk: "0000:01:00.0" + NUL */         \
+    /* ---- CUDA driver API ---- */                                                                \
+    X(CU_INIT, 0x100, 0)                  /* a0 flags (no device visible: NO_DEVICE) */            \
+    X(CU_DRIVER_GET_VERSION, 0x101, 0)    /* -> r0 version (e.g. 13000) */                         \
+    X(CU_DEVICE_GET_COUNT, 0x102, 0)      /* -> r0 count (after CUDA_VISIBLE_DEVICES) */           \
+    X(CU_DEVICE_GET, 0x103, 0)            /* a0 ordinal -> r0 device */                            \
+    X(CU_DEVICE_GET_ATTRIBUTE, 0x104, 0)  /* a0 attribute, a1 dev -> r0 value (int) */             \
+    X(CU_DEVICE_GET_NAME, 0x105, 0)       /* a0 dev -> bulk: name with its NUL */                  \
+    X(CU_DEVICE_GET_UUID, 0x106, 0)       /* a0 dev -> bulk: 16 bytes */                           \
+    X(CU_DEVICE_TOTAL_MEM, 0x107, 0)      /* a0 dev -> r0 bytes */                                 \
+    X(CU_DEVICE_GET_PCI_BUS_ID, 0x108, 0) /* a0 dev -> bulk: "0000:01:00.0" + NUL */               \
     X(CU_DEVICE_GET_BY_PCI_BUS_ID, 0x109, VR_MAX_NAME) /* bulk: bus id + NUL -> r0 dev */          \
-    X(CU_CTX_CREATE, 0x120, 0)                  /* a0 flags, a1 dev -> r0 ctx */                   \
-    X(CU_CTX_DESTROY, 0x121, 0)                 /* a0 ctx */                                       \
-    X(CU_CTX_SYNCHRONIZE, 0x122, 0)             /* a0 ctx */                                       \
-    X(CU_PRIMARY_CTX_RETAIN, 0x123, 0)          /* a0 dev -> r0 ctx (the client's own) */          \
-    X(CU_PRIMARY_CTX_RELEASE, 0x124, 0)         /* a0 dev */                                       \
-    X(CU_PRIMARY_CTX_RESET, 0x125, 0)           /* a0 dev */                                       \
-    X(CU_PRIMARY_CTX_GET_STATE, 0x126, 0)       /* a0 dev -> r0 flags, r1 active (0/1) */          \
-    X(CU_PRIMARY_CTX_SET_FLAGS, 0x127, 0)       /* a0 dev, a1 flags */                             \
-    X(CU_CTX_GET_DEVICE, 0x128, 0)              /* a0 ctx -> r0 dev */                             \
-    X(CU_MEM_GET_INFO, 0x140, 0)                /* a0 ctx -> r0 free, r1 total (quota) */          \
-    X(CU_MEM_ALLOC, 0x141, 0)                   /* a0 ctx, a1 bytes -> r0 dptr */                  \
-    X(CU_MEM_FREE, 0x142, 0)                    /* a0 ctx, a1 dptr */                              \
-    /* a0 ctx, a1 dst, a2 stream, a3 async; bulk: the bytes */                                   \
+    X(CU_CTX_CREATE, 0x120, 0)                         /* a0 flags, a1 dev -> r0 ctx */            \
+    X(CU_CTX_DESTROY, 0x121, 0)                        /* a0 ctx */                                \
+    X(CU_CTX_SYNCHRONIZE, 0x122, 0)                    /* a0 ctx */                                \
+    X(CU_PRIMARY_CTX_RETAIN, 0x123, 0)                 /* a0 dev -> r0 ctx (the client's own) */   \
+    X(CU_PRIMARY_CTX_RELEASE, 0x124, 0)                /* a0 dev */                                \
+    X(CU_PRIMARY_CTX_RESET, 0x125, 0)                  /* a0 dev */                                \
+    X(CU_PRIMARY_CTX_GET_STATE, 0x126, 0)              /* a0 dev -> r0 flags, r1 active (0/1) */   \
+    X(CU_PRIMARY_CTX_SET_FLAGS, 0x127, 0)              /* a0 dev, a1 flags */                      \
+    X(CU_CTX_GET_DEVICE, 0x128, 0)                     /* a0 ctx -> r0 dev */                      \
+    X(CU_MEM_GET_INFO, 0x140, 0)                       /* a0 ctx -> r0 free, r1 total (quota) */   \
+    X(CU_MEM_ALLOC, 0x141, 0)                          /* a0 ctx, a1 bytes -> r0 dptr */           \
+    X(CU_MEM_FREE, 0x142, 0)                           /* a0 ctx, a1 dptr */                       \
+    /* a0 ctx, a1 dst, a2 stream, a3 async; bulk: the bytes */                                     \
     X(CU_MEMCPY_HTOD, 0x143, VR_MAX_BULK)                                                          \
-    /* a0 ctx, a1 src, a2 bytes, a3 stream, a4 async -> bulk: the bytes (a2 on success) */       \
+    /* a0 ctx, a1 src, a2 bytes, a3 stream, a4 async -> bulk: the bytes (a2 on success) */         \
     X(CU_MEMCPY_DTOH, 0x144, 0)                                                                    \
     X(CU_MEMCPY_DTOD, 0x145, 0) /* a0 ctx, a1 dst, a2 src, a3 bytes, a4 stream, a5 async */        \
-    /* a0 ctx, a1 dst, a2 value, a3 element size (1, 2, 4), a4 count, a5 stream, a6 async */    \
+    /* a0 ctx, a1 dst, a2 value, a3 element size (1, 2, 4), a4 count, a5 stream, a6 async */       \
     X(CU_MEMSET, 0x146, 0)                                                                         \
-    X(CU_MEM_GET_ADDRESS_RANGE, 0x147, 0)       /* a0 ctx, a1 dptr -> r0 base, r1 size */          \
-    /* a0 ctx; bulk: the image (PTX with its NUL, cubin or fatbin) -> r0 module */               \
+    X(CU_MEM_GET_ADDRESS_RANGE, 0x147, 0) /* a0 ctx, a1 dptr -> r0 base, r1 size */                \
+    /* a0 ctx; bulk: the image (PTX with its NUL, cubin or fatbin) -> r0 module */                 \
     X(CU_MODULE_LOAD, 0x160, VR_MAX_IMAGE)                                                         \
-    X(CU_MODULE_UNLOAD, 0x161, 0)               /* a0 ctx, a1 module */                            \
-    /* a0 ctx, a1 module; bulk: name + NUL -> r0 function, r1 parameter count n; bulk: n       \
-     * struct vr_param */                                                                        \
+    X(CU_MODULE_UNLOAD, 0x161, 0) /* a0 ctx, a1 module */                                          \
+    /* a0 ctx, a1 module; bulk: name + NUL -> r0 function, r1 parameter count n; bulk: n           \
+     * struct vr_param */                                                                          \
     X(CU_MODULE_GET_FUNCTION, 0x162, VR_MAX_NAME)                                                  \
-    /* a0 ctx, a1 module; bulk: name + NUL -> r0 dptr, r1 bytes */                               \
+    /* a0 ctx, a1 module; bulk: name + NUL -> r0 dptr, r1 bytes */                                 \
     X(CU_MODULE_GET_GLOBAL, 0x163, VR_MAX_NAME)                                                    \
-    /* a0 ctx, a1 function, a2 grid x | y << 32, a3 grid z, a4 block x | y << 32, a5 block z,  \
-     * a6 shared bytes, a7 stream; bulk: the packed arguments, laid out by the vr_params */     \
+    /* a0 ctx, a1 function, a2 grid x | y << 32, a3 grid z, a4 block x | y << 32, a5 block z,      \
+     * a6 shared bytes, a7 stream; bulk: the packed arguments, laid out by the vr_params */        \
     X(CU_LAUNCH_KERNEL, 0x164, VR_MAX_KERNEL_ARG)                                                  \
     X(CU_FUNC_GET_ATTRIBUTE, 0x165, 0) /* a0 ctx, a1 attribute, a2 function -> r0 value */         \
     X(CU_STREAM_CREATE, 0x180, 0)      /* a0 ctx, a1 flags, a2 priority (int) -> r0 stream */      \
-    X(CU_STREAM_DESTROY, 0x181, 0)              /* a0 ctx, a1 stream */                            \
-    X(CU_STREAM_SYNCHRONIZE, 0x182, 0)          /* a0 ctx, a1 stream */                            \
-    X(CU_STREAM_QUERY, 0x183, 0)                /* a0 ctx, a1 stream */                            \
-    X(CU_STREAM_WAIT_EVENT, 0x184, 0)           /* a0 ctx, a1 stream, a2 event, a3 flags */        \
-    X(CU_EVENT_CREATE, 0x185, 0)                /* a0 ctx, a1 flags -> r0 event */                 \
-    X(CU_EVENT_DESTROY, 0x186, 0)               /* a0 ctx, a1 event */                             \
-    X(CU_EVENT_RECORD, 0x187, 0)                /* a0 ctx, a1 event, a2 stream */                  \
-    X(CU_EVENT_SYNCHRONIZE, 0x188, 0)           /* a0 ctx, a1 event */                             \
-    X(CU_EVENT_QUERY, 0x189, 0)                 /* a0 ctx, a1 event */                             \
-    /* a0 ctx, a1 start, a2 end -> r0 float ms (its bit pattern in the low 32 bits) */           \
+    /* The ops on a stream or event use the handle's own context, current or not (as CUDA          \
+     * lets any thread): a0 is ignored, except as the context of streams 0, 1 and 2. */            \
+    X(CU_STREAM_DESTROY, 0x181, 0)     /* a0 ignored, a1 stream */                                 \
+    X(CU_STREAM_SYNCHRONIZE, 0x182, 0) /* a0 ctx (streams 0-2 only), a1 stream */                  \
+    X(CU_STREAM_QUERY, 0x183, 0)       /* a0 ctx (streams 0-2 only), a1 stream */                  \
+    /* a0 ctx (streams 0-2 only), a1 stream, a2 event, a3 flags */                                 \
+    X(CU_STREAM_WAIT_EVENT, 0x184, 0)                                                              \
+    X(CU_EVENT_CREATE, 0x185, 0)      /* a0 ctx, a1 flags -> r0 event */                           \
+    X(CU_EVENT_DESTROY, 0x186, 0)     /* a0 ignored, a1 event */                                   \
+    X(CU_EVENT_RECORD, 0x187, 0)      /* a0 ignored, a1 event, a2 stream */                        \
+    X(CU_EVENT_SYNCHRONIZE, 0x188, 0) /* a0 ignored, a1 event */                                   \
+    X(CU_EVENT_QUERY, 0x189, 0)       /* a0 ignored, a1 event */                                   \
+    /* a0 ignored, a1 start, a2 end -> r0 float ms (its bit pattern in the low 32 bits) */         \
     X(CU_EVENT_ELAPSED_TIME, 0x18a, 0)                                                             \
-    /* ---- NVML (devices by the daemon's index; NVML ignores CUDA_VISIBLE_DEVICES, as         \
-     * NVIDIA's does) ---- */                                                                    \
-    X(NVML_INIT, 0x200, 0)                      /* a0 flags */                                     \
+    /* ---- NVML (devices by the daemon's index; NVML ignores CUDA_VISIBLE_DEVICES, as             \
+     * NVIDIA's does) ---- */                                                                      \
+    X(NVML_INIT, 0x200, 0) /* a0 flags */                                                          \
     X(NVML_SHUTDOWN, 0x201, 0)                                                                     \
-    X(NVML_SYSTEM_DRIVER_VERSION, 0x202, 0)     /* -> bulk: "580.65.06" + NUL */                   \
-    X(NVML_SYSTEM_CUDA_VERSION, 0x203, 0)       /* -> r0 e.g. 13000 */                             \
-    X(NVML_DEVICE_COUNT, 0x204, 0)              /* -> r0 count */                                  \
-    X(NVML_DEVICE_INFO, 0x205, 0)               /* a0 index -> bulk: struct vr_nvml_device */      \
-    X(NVML_DEVICE_MEMORY, 0x206, 0)             /* a0 index -> r0 total, r1 free, r2 used,         \
-                                                   r3 reserved */
+    X(NVML_SYSTEM_DRIVER_VERSION, 0x202, 0) /* -> bulk: "580.65.06" + NUL */                       \
+    X(NVML_SYSTEM_CUDA_VERSION, 0x203, 0)   /* -> r0 e.g. 13000 */                                 \
+    X(NVML_DEVICE_COUNT, 0x204, 0)          /* -> r0 count */                                      \
+    X(NVML_DEVICE_INFO, 0x205, 0)           /* a0 index -> bulk: struct vr_nvml_device */          \
+    X(NVML_DEVICE_MEMORY, 0x206, 0)         /* a0 index -> r0 total, r1 free, r2 used,             \
+                                               r3 reserved */
 
 enum vr_op {
 #define VR_OP_ENUM(name, value, bulk) VR_##name = value,
@@ -198,16 +201,35 @@ uint64_t vr_request_bulk_max(uint16_t op);
  * latter (16 bytes). */
 const char *vr_op_name(uint16_t op, char buf[16]);
 
+/* A refusal's reason in words ("no common protocol version"), for logs and error
+ * messages on both ends; "status N" for others (a static string either way). */
+const char *vr_status_text(int status);
+
+/* ---- module images ----
+ * How many bytes cuModuleLoadData reads of an image: a fatbin its header plus the size
+ * that header declares, an ELF (cubin) the farthest of its headers and the sections and
+ * segments they describe, PTX its text and NUL. */
+
+/* The size of the image the client was given as a bare pointer (no length), following a
+ * __fatBinC_Wrapper_t to its fatbin: *ret_start gets where the bytes to send begin. 0
+ * when the image is not one of those or declares more than VR_MAX_IMAGE. Reads as far
+ * as the headers say, as the driver would. */
+size_t vr_image_size(const void *image, const void **ret_start);
+/* Whether the len bytes at image are a whole image: a fatbin, ELF or PTX (with its NUL)
+ * whose declared size is at most len, every read within the len bytes. A wrapper is not
+ * (its pointer means nothing on another host). For the daemon, before the driver reads. */
+bool vr_image_fits(const void *image, size_t len);
+
 /* ---- endpoints ---- */
 
 enum vr_transport { VR_UNIX, VR_TCP, VR_VSOCK };
 
 struct vr_endpoint {
     enum vr_transport transport;
-    char path[108];  /* unix */
-    char host[256];  /* tcp: a name or address; "" for the listener's loopback default */
-    unsigned port;   /* tcp, vsock */
-    unsigned cid;    /* vsock */
+    char path[108]; /* unix */
+    char host[256]; /* tcp: a name or address; "" for the listener's loopback default */
+    unsigned port;  /* tcp, vsock */
+    unsigned cid;   /* vsock */
 };
 
 /* The default endpoint (the host's vsock CID 2, port 7735) is the configuration's:
@@ -233,9 +255,15 @@ int vr_listen(const struct vr_endpoint *e, char *err, size_t errlen);
 struct vr_reader {
     int fd;
     size_t start, end;
+    /* An absolute deadline for every read (CLOCK_MONOTONIC milliseconds, vr_now_ms());
+     * 0: none. With one, a read waits with poll() for what is left of it and fails with
+     * -ETIMEDOUT: a peer that trickles bytes cannot stretch it. */
+    int64_t deadline_ms;
     unsigned char buf[16384];
 };
 
+/* Milliseconds of CLOCK_MONOTONIC. */
+int64_t vr_now_ms(void);
 void vr_reader_init(struct vr_reader *r, int fd);
 /* Reads exactly n bytes into dst (NULL: discards them). 0, -EPIPE at end of stream,
  * or -errno. */
@@ -249,6 +277,8 @@ int vr_read_msg(struct vr_reader *r, bool reply, struct vr_hdr *hdr, void *fixed
  * allows (writev, resumed after short writes; MSG_NOSIGNAL). 0 or -errno. */
 int vr_send(int fd, const struct vr_hdr *hdr, const void *fixed, const void *bulk1, size_t n1,
             const void *bulk2, size_t n2);
+/* More bulk of a message whose header vr_send wrote with part of it. 0 or -errno. */
+int vr_send_bulk(int fd, const void *bulk, size_t n);
 /* A request (hdr filled from op, id, sizes) and a reply likewise. */
 int vr_send_request(int fd, uint16_t op, uint32_t id, const struct vr_args *a, const void *bulk,
                     size_t n);

@@ -4,7 +4,8 @@
  * requests (with the per-op bulk limit the daemon applies), once as replies — until the
  * reader stops. Whatever vr_read_msg accepts must be well-formed; it must stop at the end
  * of the bytes without hanging. The input as a string goes through vr_endpoint_parse, and
- * what it accepts must survive a format/parse round trip. */
+ * what it accepts must survive a format/parse round trip. The input is also a module image
+ * for vr_image_fits. */
 #include <errno.h>
 #include <stdlib.h>
 #include <string.h>
@@ -112,8 +113,27 @@ static void endpoint(const uint8_t *data, size_t size)
     free(s);
 }
 
+/* The daemon's module image check: it reads only the input's bytes (a copy of exactly
+ * that size, so that the sanitiser sees a read past it), and what it accepts the client's
+ * size function measures the same way. */
+static void image(const uint8_t *data, size_t size)
+{
+    unsigned char *img = malloc(size ? size : 1);
+    if (!img)
+        abort();
+    memcpy(img, data, size);
+    if (vr_image_fits(img, size)) {
+        const void *start;
+        size_t n = vr_image_size(img, &start);
+        if (!n || n > size || start != img)
+            abort();
+    }
+    free(img);
+}
+
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
+    image(data, size);
     read_stream(data, size, false);
     read_stream(data, size, true);
     endpoint(data, size);

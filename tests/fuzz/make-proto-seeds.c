@@ -129,6 +129,23 @@ int main(int argc, char **argv)
     reply(VR_HELLO, (struct vr_ret){VR_E_VERSION}, NULL, 0);
     save(dir, "replies-nvml.bin");
 
+    /* Module images alone, for vr_image_fits: PTX, a fatbin header with its payload, and
+     * an ELF with one section and its section headers. */
+    put(ptx, sizeof(ptx));
+    save(dir, "image-ptx.bin");
+    unsigned char fat[64] = {0x50, 0xed, 0x55, 0xba, 1, 0, 16, 0, 48};
+    put(fat, sizeof(fat));
+    save(dir, "image-fatbin.bin");
+    unsigned char elf[0x50 + 2 * 0x40] = {0x7f, 'E', 'L', 'F', 2, 1, 1};
+    elf[0x28] = 0x50;               /* shoff */
+    elf[0x34] = 0x40;               /* ehsize */
+    elf[0x3a] = 0x40;               /* shentsize */
+    elf[0x3c] = 2;                  /* shnum */
+    elf[0x50 + 0x40 + 0x18] = 0x40; /* the section's offset */
+    elf[0x50 + 0x40 + 0x20] = 16;   /* and size */
+    put(elf, sizeof(elf));
+    save(dir, "image-elf.bin");
+
     save(dir, ".complete");
     return 0;
 }

@@ -1,6 +1,7 @@
 /* The driver API and NVML through the wire: discovery (both APIs name the same device,
  * CUDA_VISIBLE_DEVICES applied by the daemon), copies of every size and kind, memset, and
  * a module in the simulated device. */
+#include <dlfcn.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -275,6 +276,37 @@ static int memsets(struct cuapi *cu, struct bufs *b)
     return 0;
 }
 
+/* The per-thread default stream variants (what a program built with --default-stream
+ * per-thread calls): a round trip through them with stream 0. */
+static int ptsz_copies(struct cuapi *cu, struct bufs *b)
+{
+    typedef CUresult (*htod_fn)(CUdeviceptr, const void *, size_t, CUstream);
+    typedef CUresult (*dtoh_fn)(void *, CUdeviceptr, size_t, CUstream);
+    typedef CUresult (*sync_fn)(CUstream);
+    typedef CUresult (*htod_sync_fn)(CUdeviceptr, const void *, size_t);
+    htod_fn htod = (htod_fn)dlsym(cu->lib, "cuMemcpyHtoDAsync_v2_ptsz");
+    dtoh_fn dtoh = (dtoh_fn)dlsym(cu->lib, "cuMemcpyDtoHAsync_v2_ptsz");
+    sync_fn sync = (sync_fn)dlsym(cu->lib, "cuStreamSynchronize_ptsz");
+    htod_sync_fn htod_ptds = (htod_sync_fn)dlsym(cu->lib, "cuMemcpyHtoD_v2_ptds");
+    CHECK(htod && dtoh && sync && htod_ptds, "the shim lacks a _ptsz/_ptds export");
+    size_t n = MiB + 5;
+    CUdeviceptr d;
+    CHECK_RC(cu->cuMemAlloc_v2(&d, n), CUDA_SUCCESS);
+    fill_random(b->src, n, 321);
+    CHECK_RC(htod(d, b->src, n, NULL), CUDA_SUCCESS);
+    CHECK_RC(dtoh(b->dst, d, n, NULL), CUDA_SUCCESS);
+    CHECK_RC(sync(NULL), CUDA_SUCCESS);
+    if (same(b->src, b->dst, n, "a _ptsz round trip", n))
+        return 1;
+    fill_random(b->src, n, 322);
+    CHECK_RC(htod_ptds(d, b->src, n), CUDA_SUCCESS);
+    CHECK_RC(cu->cuMemcpyDtoH_v2(b->dst, d, n), CUDA_SUCCESS);
+    if (same(b->src, b->dst, n, "a _ptds copy", n))
+        return 1;
+    CHECK_RC(cu->cuMemFree_v2(d), CUDA_SUCCESS);
+    return 0;
+}
+
 static int copier(void *arg)
 {
     (void)arg;
@@ -294,6 +326,9 @@ static int copier(void *arg)
     if (memsets(&cu, &b))
         return 1;
     note("# memset D8/D16/D32, offset and out-of-range copies ok");
+    if (ptsz_copies(&cu, &b))
+        return 1;
+    note("# per-thread default stream variants (_ptsz, _ptds) ok");
     free(b.src);
     free(b.dst);
     return 0;

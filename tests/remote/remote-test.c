@@ -40,6 +40,15 @@ NOARG(malformed)
 NOARG(host_down)
 NOARG(vsock)
 NOARG(sigterm)
+NOARG(images)
+NOARG(slow_hello)
+NOARG(handles)
+NOARG(limits)
+
+static int run_launch_extra(const char *arg)
+{
+    return arg ? scenario_launch_extra(arg) : 2;
+}
 
 static const struct {
     const char *name;
@@ -56,6 +65,11 @@ static const struct {
     {"host-down", run_host_down, NULL},
     {"vsock", run_vsock, NULL},
     {"sigterm", run_sigterm, NULL},
+    {"images", run_images, NULL},
+    {"slow-hello", run_slow_hello, NULL},
+    {"handles", run_handles, NULL},
+    {"launch-extra", run_launch_extra, "PTX-FILE"},
+    {"limits", run_limits, NULL},
 };
 
 static int rm_entry(const char *path, const struct stat *sb, int type, struct FTW *ftw)

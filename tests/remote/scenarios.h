@@ -18,4 +18,11 @@ int scenario_host_down(void);
 int scenario_vsock(void);
 int scenario_sigterm(void);
 
+/* remote-hostd.c */
+int scenario_images(void);
+int scenario_slow_hello(void);
+int scenario_handles(void);
+int scenario_launch_extra(const char *ptx_path);
+int scenario_limits(void);
+
 #endif

@@ -7,8 +7,13 @@
 #include <stdarg.h>
 #include <stdint.h>
 #include <stdio.h>
+#include <stdlib.h>
+#include <signal.h>
 #include <string.h>
+#include <sys/socket.h>
+#include <sys/un.h>
 #include <sys/wait.h>
+#include <time.h>
 #include <unistd.h>
 
 #include <cmocka.h>
@@ -41,6 +46,11 @@ static void no_backend_child(void *arg)
     ST_CHECK(s && strcmp(s, "CUDA_ERROR_NO_DEVICE") == 0);
     ST_CHECK_INT(text(CU_NOT_SUPPORTED, &s), CU_OK);
     ST_CHECK(s && strcmp(s, "operation not supported") == 0);
+    /* Any other code of the API has its name (the remote backend passes them on). */
+    ST_CHECK_INT(name(222, &s), CU_OK);
+    ST_CHECK(s && strcmp(s, "CUDA_ERROR_UNSUPPORTED_PTX_VERSION") == 0);
+    ST_CHECK_INT(text(222, &s), CU_OK);
+    ST_CHECK(s && strcmp(s, "unsupported ptx version") == 0);
     ST_CHECK_INT(text(12345, &s), CU_INVALID_VALUE);
     ST_CHECK(s == NULL);
 }
@@ -79,6 +89,63 @@ static void backends_none_and_remote_report_no_device(void **state)
     st_run(backend_none_child, NULL, unset_path, &r);
     st_assert_ok(&r);
     assert_int_equal(st_count(r.err, "backend native needs native_cuda"), 1);
+}
+
+/* A peer that accepts and then sends one byte every 300 ms (a valid-looking header,
+ * slowly): it must not hold cuInit past connect_timeout. */
+static pid_t trickler(const char *path)
+{
+    int l = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+    struct sockaddr_un un = {.sun_family = AF_UNIX};
+    snprintf(un.sun_path, sizeof(un.sun_path), "%s", path);
+    assert_true(l >= 0);
+    assert_int_equal(bind(l, (struct sockaddr *)&un, sizeof(un)), 0);
+    assert_int_equal(listen(l, 4), 0);
+    pid_t pid = fork();
+    assert_true(pid >= 0);
+    if (pid == 0) {
+        int c = accept(l, NULL, NULL);
+        for (int i = 0; c >= 0 && i < 100; i++) {
+            if (send(c, "V", 1, MSG_NOSIGNAL) != 1)
+                break;
+            usleep(300000);
+        }
+        _exit(0);
+    }
+    close(l);
+    return pid;
+}
+
+static void trickle_child(void *arg)
+{
+    (void)arg;
+    struct cu cu = cu_load();
+    struct timespec t0, t1;
+    clock_gettime(CLOCK_MONOTONIC, &t0);
+    ST_CHECK_INT(cu.Init(0), CU_NO_DEVICE);
+    clock_gettime(CLOCK_MONOTONIC, &t1);
+    double s = (double)(t1.tv_sec - t0.tv_sec) + (double)(t1.tv_nsec - t0.tv_nsec) / 1e9;
+    ST_CHECK(s < 3.0); /* connect_timeout is 1 s: a functional bound, with slack */
+}
+
+static void a_trickling_peer_cannot_hold_cuinit_past_the_timeout(void **state)
+{
+    (void)state;
+    char dir[] = "/tmp/vgpu-trickle-XXXXXX";
+    assert_non_null(mkdtemp(dir));
+    char path[64], ep[96];
+    snprintf(path, sizeof(path), "%s/s", dir);
+    snprintf(ep, sizeof(ep), "VGPU_ENDPOINT=unix:%s", path);
+    pid_t peer = trickler(path);
+    const char *const env[] = {"VGPU_BACKEND=remote", ep, "VGPU_CONNECT_TIMEOUT=1", NULL};
+    struct st_result r;
+    st_run(trickle_child, NULL, env, &r);
+    kill(peer, SIGKILL);
+    waitpid(peer, NULL, 0);
+    unlink(path);
+    rmdir(dir);
+    st_assert_ok(&r);
+    assert_int_equal(st_count(r.err, "no answer within connect_timeout"), 1);
 }
 
 static void forward_child(void *arg)
@@ -389,6 +456,7 @@ int main(void)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(no_backend_means_no_device_and_the_log_says_why),
         cmocka_unit_test(backends_none_and_remote_report_no_device),
+        cmocka_unit_test(a_trickling_peer_cannot_hold_cuinit_past_the_timeout),
         cmocka_unit_test(native_forwards_to_the_real_driver),
         cmocka_unit_test(the_drivers_own_errors_reach_the_caller),
         cmocka_unit_test(entry_points_the_driver_lacks_say_not_supported_and_are_counted),

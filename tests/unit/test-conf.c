@@ -91,11 +91,16 @@ static void every_key_is_read_from_its_environment_variable(void **state)
 {
     (void)state;
     static const char *const value[VP_CONF_NKEYS] = {
-        [VP_CONF_BACKEND] = "none",         [VP_CONF_NATIVE_CUDA] = "/a/cuda",
-        [VP_CONF_NATIVE_NVML] = "/a/nvml",  [VP_CONF_MEMORY_LIMIT] = "512M",
-        [VP_CONF_LOG] = "warn",             [VP_CONF_LOG_FILE] = "/a/log",
-        [VP_CONF_SHIM_DIR] = "/a/shims",    [VP_CONF_ENDPOINT] = "unix:/run/vgpu.sock",
-        [VP_CONF_CONNECT_TIMEOUT] = "10",   [VP_CONF_SECRET_FILE] = "/a/secret",
+        [VP_CONF_BACKEND] = "none",
+        [VP_CONF_NATIVE_CUDA] = "/a/cuda",
+        [VP_CONF_NATIVE_NVML] = "/a/nvml",
+        [VP_CONF_MEMORY_LIMIT] = "512M",
+        [VP_CONF_LOG] = "warn",
+        [VP_CONF_LOG_FILE] = "/a/log",
+        [VP_CONF_SHIM_DIR] = "/a/shims",
+        [VP_CONF_ENDPOINT] = "unix:/run/vgpu.sock",
+        [VP_CONF_CONNECT_TIMEOUT] = "10",
+        [VP_CONF_SECRET_FILE] = "/a/secret",
     };
     for (int k = 0; k < VP_CONF_NKEYS; k++) {
         char name[64];
@@ -246,13 +251,14 @@ static void assert_refused(enum vp_conf_key k, const char *v)
 static void endpoint_accepts_vsock_unix_and_tcp_forms_only(void **state)
 {
     (void)state;
-    static const char *const good[] = {"vsock:2:9999", "vsock:4294967295:1", "unix:/run/x.sock",
-                                       "tcp:host:80",  "tcp:10.0.0.1:65535", "tcp:[::1]:8080"};
-    static const char *const bad[] = {"vsock:2",       "vsock::80",   "vsock:x:1",
-                                      "vsock:2:0",     "vsock:2:65536", "vsock:2:80x",
-                                      "unix:relative", "unix:",       "tcp:host",
-                                      "tcp::80",       "tcp:host:",   "http://host:80",
-                                      "/run/x.sock",   "unix:@abstract", "vsock:4294967296:1"};
+    static const char *const good[] = {"vsock:2:9999", "vsock:4294967294:1", "unix:/run/x.sock",
+                                       "tcp:host:80",  "tcp:10.0.0.1:65535", "tcp:[::1]:8080",
+                                       "vsock:2:65536"}; /* vsock ports are 32-bit */
+    static const char *const bad[] = {
+        "vsock:2",      "vsock::80",         "vsock:x:1",   "vsock:2:0",      "tcp:a:b:80",
+        "vsock:2:80x",  "unix:relative",     "unix:",       "tcp:host",       "tcp::80",
+        "tcp:host:",    "http://host:80",    "/run/x.sock", "unix:@abstract", "vsock:4294967296:1",
+        "vsock:any:80", "vsock:4294967295:1"}; /* listeners' */
     for (size_t i = 0; i < VP_ARRAY_SIZE(good); i++)
         assert_accepted(VP_CONF_ENDPOINT, good[i]);
     for (size_t i = 0; i < VP_ARRAY_SIZE(bad); i++)
@@ -263,8 +269,8 @@ static void connect_timeout_takes_seconds_up_to_a_minute(void **state)
 {
     (void)state;
     static const char *const good[] = {"2", "0.5", "60", "60.000", "0.001", "0.0001", "10.25"};
-    static const char *const bad[] = {"0",   "0.0", "61", "60.001", "-1", "1e3", "inf",
-                                      "2s",  "",    " 2", "1.",     ".5", "0x10"};
+    static const char *const bad[] = {"0",  "0.0", "61", "60.001", "-1", "1e3", "inf",
+                                      "2s", "",    " 2", "1.",     ".5", "0x10"};
     for (size_t i = 0; i < VP_ARRAY_SIZE(good); i++)
         assert_accepted(VP_CONF_CONNECT_TIMEOUT, good[i]);
     for (size_t i = 0; i < VP_ARRAY_SIZE(bad); i++)
@@ -279,10 +285,10 @@ static void connect_timeout_takes_seconds_up_to_a_minute(void **state)
 static void memory_limit_accepts_sizes_with_units(void **state)
 {
     (void)state;
-    static const char *const good[] = {"8G", "8GiB", "512M", "512MiB", "1024", "4K", "1T",
-                                       "2TiB", "none"};
-    static const char *const bad[] = {"0", "8X", "G", "8 G", "8g", "8GB", "", "1.5G",
-                                      "99999999999999999999999"};
+    static const char *const good[] = {"8G", "8GiB", "512M", "512MiB", "1024",
+                                       "4K", "1T",   "2TiB", "none"};
+    static const char *const bad[] = {
+        "0", "8X", "G", "8 G", "8g", "8GB", "", "1.5G", "99999999999999999999999"};
     for (size_t i = 0; i < VP_ARRAY_SIZE(good); i++)
         assert_accepted(VP_CONF_MEMORY_LIMIT, good[i]);
     for (size_t i = 0; i < VP_ARRAY_SIZE(bad); i++)
@@ -318,16 +324,15 @@ int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test_setup(every_key_is_read_from_the_file, clear_env),
-        cmocka_unit_test_setup_teardown(every_key_is_read_from_its_environment_variable,
-                                        clear_env, clear_env),
-        cmocka_unit_test_setup_teardown(environment_beats_file_beats_default, clear_env,
+        cmocka_unit_test_setup_teardown(every_key_is_read_from_its_environment_variable, clear_env,
                                         clear_env),
+        cmocka_unit_test_setup_teardown(environment_beats_file_beats_default, clear_env, clear_env),
         cmocka_unit_test_setup(missing_file_is_fine_and_unreadable_file_is_an_error, clear_env),
         cmocka_unit_test_setup(comments_blanks_and_quotes_are_understood, clear_env),
         cmocka_unit_test_setup(unknown_keys_and_bad_values_are_reported_with_line_and_not_applied,
                                clear_env),
-        cmocka_unit_test_setup_teardown(
-            bad_environment_value_is_reported_and_the_file_value_kept, clear_env, clear_env),
+        cmocka_unit_test_setup_teardown(bad_environment_value_is_reported_and_the_file_value_kept,
+                                        clear_env, clear_env),
         cmocka_unit_test_setup(endpoint_accepts_vsock_unix_and_tcp_forms_only, clear_env),
         cmocka_unit_test_setup(memory_limit_accepts_sizes_with_units, clear_env),
         cmocka_unit_test_setup(connect_timeout_takes_seconds_up_to_a_minute, clear_env),

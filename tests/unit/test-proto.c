@@ -1,6 +1,7 @@
 /* test-proto: the remote protocol's endpoints, framing and its prose (docs/protocol.md). */
 #include "proto.h"
 #include "util.h"
+#include "vgpu-conf.h"
 
 #include <errno.h>
 #include <setjmp.h>
@@ -17,8 +18,11 @@
 static void endpoints_parse_and_format_back(void **state)
 {
     (void)state;
-    static const char *const good[] = {"unix:/run/vgpu/hostd.sock", "tcp:127.0.0.1:7735",
-                                       "tcp:gpu-host:1", "tcp:[::1]:7735", "vsock:2:7735",
+    static const char *const good[] = {"unix:/run/vgpu/hostd.sock",
+                                       "tcp:127.0.0.1:7735",
+                                       "tcp:gpu-host:1",
+                                       "tcp:[::1]:7735",
+                                       "vsock:2:7735",
                                        "vsock:any:7735"};
     for (size_t i = 0; i < sizeof(good) / sizeof(good[0]); i++) {
         struct vr_endpoint e;
@@ -63,6 +67,60 @@ static void bad_endpoints_say_why(void **state)
         assert_int_equal(vr_endpoint_parse(bad[i].s, &e, err, sizeof(err)), -1);
         if (!strstr(err, bad[i].why))
             fail_msg("'%s': '%s' does not say '%s'", bad[i].s, err, bad[i].why);
+    }
+}
+
+/* vgpu-patch checks endpoint values without linking proto.c (shims/common/vgpu-conf.c):
+ * whatever the configuration accepts, the parser takes; the parser's extra forms are a
+ * listener's (no host, CID "any", port 0). */
+static void the_configuration_accepts_what_the_parser_accepts(void **state)
+{
+    (void)state;
+    static const char *const cases[] = {
+        "unix:/run/vgpu/hostd.sock",
+        "unix:relative",
+        "unix:",
+        "tcp:127.0.0.1:7735",
+        "tcp:gpu-host:1",
+        "tcp:[::1]:7735",
+        "tcp:::1:80",
+        "tcp:a:b:7735",
+        "tcp:host:0",
+        "tcp:host:65536",
+        "tcp:host: 80",
+        "tcp::7735",
+        "tcp:[[x]:1",
+        "tcp:a]:1",
+        "tcp:[x]7",
+        "vsock:2:7735",
+        "vsock:any:7735",
+        "vsock::7735",
+        "vsock:x:1",
+        "vsock:2:",
+        "vsock:2",
+        "vsock: 2:1",
+        "vsock:2:4294967295",
+        "vsock:2:4294967294",
+        "vsock:4294967296:1",
+        "vsock:-1:1",
+        "vsock:2:0",
+        "vsock:2:65536",
+        "http://host",
+        "",
+        "tcp:",
+        "vsock:",
+    };
+    for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+        struct vr_endpoint e;
+        char err[256];
+        bool parsed = vr_endpoint_parse(cases[i], &e, err, sizeof(err)) == 0;
+        bool accepted = vgpu_conf_check(VGPU_CONF_ENDPOINT, cases[i]) == NULL;
+        bool listener_only =
+            parsed && ((e.transport == VR_TCP && !e.host[0]) ||
+                       (e.transport == VR_VSOCK && (e.cid == UINT32_MAX || !e.port)));
+        if (parsed != accepted && !(listener_only && !accepted))
+            fail_msg("'%s': the parser %s it, the configuration %s it", cases[i],
+                     parsed ? "accepts" : "refuses", accepted ? "accepts" : "refuses");
     }
 }
 
@@ -208,15 +266,69 @@ static void the_protocol_page_lists_every_op_with_its_value(void **state)
     free(text);
 }
 
+/* The daemon's image check: what the headers declare must lie in the bytes received. */
+static void images_fit_only_when_their_headers_stay_inside(void **state)
+{
+    (void)state;
+    static const char ptx[] = ".version 8.0\n.target sm_80\n";
+    assert_true(vr_image_fits(ptx, sizeof(ptx)));
+    assert_false(vr_image_fits(ptx, sizeof(ptx) - 1)); /* no NUL: the driver reads on */
+    assert_false(vr_image_fits(ptx, 0));
+
+    unsigned char fat[64] = {0x50, 0xed, 0x55, 0xba, 1, 0, 16, 0};
+    uint64_t fatsize = 48;
+    memcpy(fat + 8, &fatsize, 8);
+    assert_true(vr_image_fits(fat, 64));
+    assert_false(vr_image_fits(fat, 63));
+    assert_false(vr_image_fits(fat, 12)); /* the header itself is cut */
+    fatsize = UINT64_MAX - 8;             /* header size + fat size wraps around */
+    memcpy(fat + 8, &fatsize, 8);
+    assert_false(vr_image_fits(fat, 64));
+
+    /* An ELF: header, then one section at 0x40 of 16 bytes, section headers at 0x50. */
+    unsigned char elf[0x50 + 2 * 0x40] = {0x7f, 'E', 'L', 'F', 2, 1, 1};
+    uint64_t shoff = 0x50, off = 0x40, size = 16;
+    memcpy(elf + 0x28, &shoff, 8);
+    elf[0x34] = 0x40; /* ehsize */
+    elf[0x3a] = 0x40; /* shentsize */
+    elf[0x3c] = 2;    /* shnum: the null section and one */
+    memcpy(elf + 0x50 + 0x40 + 0x18, &off, 8);
+    memcpy(elf + 0x50 + 0x40 + 0x20, &size, 8);
+    assert_true(vr_image_fits(elf, sizeof(elf)));
+    assert_false(vr_image_fits(elf, sizeof(elf) - 1)); /* the last section header is cut */
+    assert_false(vr_image_fits(elf, 0x3f));
+    size = 4096; /* the section reaches past the end */
+    memcpy(elf + 0x50 + 0x40 + 0x20, &size, 8);
+    assert_false(vr_image_fits(elf, sizeof(elf)));
+
+    /* The client's size (no length) agrees where the image is whole. */
+    const void *start;
+    assert_int_equal(vr_image_size(ptx, &start), sizeof(ptx));
+    assert_ptr_equal(start, ptx);
+    fatsize = 48;
+    memcpy(fat + 8, &fatsize, 8);
+    assert_int_equal(vr_image_size(fat, &start), 64);
+    /* A wrapper points at its fatbin, on the client only. */
+    struct {
+        uint32_t magic, version;
+        const void *data;
+    } wrapper = {0x466243b1u, 1, fat};
+    assert_int_equal(vr_image_size(&wrapper, &start), 64);
+    assert_ptr_equal(start, fat);
+    assert_false(vr_image_fits(&wrapper, sizeof(wrapper)));
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(endpoints_parse_and_format_back),
         cmocka_unit_test(bad_endpoints_say_why),
+        cmocka_unit_test(the_configuration_accepts_what_the_parser_accepts),
         cmocka_unit_test(a_request_and_a_reply_cross_a_socket_with_their_bulk),
         cmocka_unit_test(malformed_headers_are_protocol_errors),
         cmocka_unit_test(every_op_has_its_limit_and_name),
         cmocka_unit_test(the_protocol_page_lists_every_op_with_its_value),
+        cmocka_unit_test(images_fit_only_when_their_headers_stay_inside),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
