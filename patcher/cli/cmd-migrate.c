@@ -22,8 +22,10 @@ static const char help[] =
     "  --shim-dir DIR   where the shims are at run time (links into it are followed there)\n"
     "  --dry-run        print the plan, write nothing\n"
     "  --json           one JSON document on stdout\n\n"
-    "Exit: 0 done or nothing to do, 1 error (nothing changed), 4 a file changed meanwhile\n"
-    "(nothing changed), 5 hooks remain that migrate may not remove (listed).\n";
+    "Exit: 0 done or nothing to do, 1 error (nothing changed; or, after the change,\n"
+    "ldconfig or a check of ls, cat, sh, lspci failed: `vgpu-patch rollback` undoes it),\n"
+    "4 a file changed meanwhile (nothing changed), 5 hooks remain that migrate may not\n"
+    "remove (listed).\n";
 
 enum vp_migrate_action cli_migration_action(const struct cli_migration *mg, size_t i)
 {
@@ -61,18 +63,63 @@ static int migrate_locked(const struct vp_common *c, struct vp_state *st, struct
         return failed(mg, VP_EXIT_DRIFT);
     if (r < 0)
         return failed(mg, VP_EXIT_ERROR);
+    mg->committed = true;
     mg->ldconfig_needed = vp_migrate_cache_names(c->root, &mg->removed);
     if (mg->ldconfig_needed) {
         r = vp_migrate_ldconfig(c->root, st, m, &mg->ldconfig_msg);
         mg->ldconfig_ran = r == 0;
         if (r < 0 && !mg->ldconfig_msg)
             mg->ldconfig_msg = vp_xstrdup(vp_last_error());
+        if (r < 0) {
+            vp_error(r,
+                     "the hooks are removed, but ldconfig did not rebuild the loader cache, "
+                     "which still names them (%s): fix ldconfig and run it, or "
+                     "`vgpu-patch rollback` restores the previous state",
+                     mg->ldconfig_msg);
+            return failed(mg, VP_EXIT_ERROR);
+        }
     }
     return VP_EXIT_OK;
 }
 
-int cli_migrate(const struct vp_common *c, const char *prefix, const char *shim_dir,
-                bool dry_run, int lock_timeout_ms, struct cli_migration *ret)
+/* After unit files changed: daemon-reload where systemd runs this root, and the restart
+ * the running Ollama needs in any case. */
+static void tell_systemd(const struct vp_common *c, struct cli_migration *mg)
+{
+    const char *restart = "restart Ollama (systemctl restart ollama) so that the running "
+                          "service drops the hooks";
+    if (!vp_migrate_changes_units(&mg->plan)) {
+        mg->systemd_msg = vp_xasprintf("%s", restart);
+    } else if (!cli_drive_systemd(c)) {
+        mg->systemd_msg = vp_xasprintf("unit files changed: where this root runs, "
+                                       "`systemctl daemon-reload`, then %s",
+                                       restart);
+    } else if (cli_systemctl("daemon-reload", NULL, NULL) < 0) {
+        mg->systemd_msg =
+            vp_xasprintf("%s: run `systemctl daemon-reload`, then %s", vp_last_error(), restart);
+        vp_clear_error();
+    } else {
+        mg->systemd_msg = vp_xasprintf("systemctl daemon-reload done; %s", restart);
+    }
+}
+
+/* Exit 1 when a program of this machine no longer runs cleanly after the migration. */
+static int check_programs(struct cli_migration *mg)
+{
+    vp_migrate_checks(&mg->checks, &mg->n_checks);
+    for (size_t i = 0; i < mg->n_checks; i++)
+        if (!mg->checks[i].ok) {
+            vp_error(-EIO,
+                     "%s does not run cleanly after the migration (%s): "
+                     "`vgpu-patch rollback` restores the previous state",
+                     mg->checks[i].program, mg->checks[i].message);
+            return failed(mg, VP_EXIT_ERROR);
+        }
+    return VP_EXIT_OK;
+}
+
+int cli_migrate(const struct vp_common *c, const char *prefix, const char *shim_dir, bool dry_run,
+                int lock_timeout_ms, struct cli_migration *ret)
 {
     struct cli_migration *mg = ret;
     *mg = (struct cli_migration){.dry_run = dry_run};
@@ -84,8 +131,8 @@ int cli_migrate(const struct vp_common *c, const char *prefix, const char *shim_
         if (cli_load_manifest(c, &m, NULL) < 0)
             return failed(mg, VP_EXIT_ERROR);
     } else {
-        if (vp_state_open(c->state_ondisk, VP_STATE_CREATE | VP_STATE_LOCK, lock_timeout_ms,
-                          &st) < 0)
+        if (vp_state_open(c->state_ondisk, VP_STATE_CREATE | VP_STATE_LOCK, lock_timeout_ms, &st) <
+            0)
             return failed(mg, VP_EXIT_ERROR);
         locked = true;
         for (size_t i = 0; i < st.recovered.n; i++)
@@ -113,11 +160,14 @@ int cli_migrate(const struct vp_common *c, const char *prefix, const char *shim_
     vp_manifest_release(&m);
     if (locked)
         vp_state_close(&st);
+    if (mg->committed && mg->changed.n)
+        tell_systemd(c, mg);
     if (code == VP_EXIT_OK && !dry_run && mg->changed.n && !strcmp(c->root, "/"))
-        vp_migrate_checks(&mg->checks, &mg->n_checks);
+        code = check_programs(mg);
     if (code == VP_EXIT_OK && vp_migrate_kept(&mg->plan)) {
-        vp_error(-EEXIST, "%zu file(s) with loader hooks may not be changed by vgpu-patch "
-                          "(see above): remove those hooks by hand",
+        vp_error(-EEXIST,
+                 "%zu file(s) with loader hooks may not be changed by vgpu-patch "
+                 "(see above): remove those hooks by hand",
                  vp_migrate_kept(&mg->plan));
         code = failed(mg, VP_EXIT_HOOKS);
     }
@@ -134,6 +184,7 @@ void cli_migration_release(struct cli_migration *mg)
     vp_strv_release(&mg->removed);
     vp_strv_release(&mg->notes);
     free(mg->ldconfig_msg);
+    free(mg->systemd_msg);
     vp_migrate_checks_release(mg->checks, mg->n_checks);
     free(mg->error);
     *mg = (struct cli_migration){0};
@@ -157,31 +208,31 @@ void cli_print_migration(const struct cli_migration *mg)
            mg->dry_run ? " (dry run: nothing is changed)" : "");
     for (size_t i = 0; i < mg->hooks.n; i++) {
         const struct vp_hook *k = &mg->hooks.v[i];
-        enum vp_migrate_action a = cli_migration_action(mg, i);
-        if (k->line)
-            printf("  %-20s %s:%u: %s\n", action_text(mg, a), k->file, k->line, k->what);
-        else
-            printf("  %-20s %s: %s\n", action_text(mg, a), k->file, k->what);
-        printf("      why it matters: %s\n", k->why);
-        const struct vp_migrate_file *f =
-            mg->planned ? &mg->plan.files[mg->plan.of_hook[i]] : NULL;
+        cli_print_hook(k, action_text(mg, cli_migration_action(mg, i)));
+        const struct vp_migrate_file *f = mg->planned ? &mg->plan.files[mg->plan.of_hook[i]] : NULL;
         if (f && f->package)
             printf("      owned by the package %s: remove the hook through it\n", f->package);
         if (f && f->to)
             printf("      nothing else is set in it: renamed to %s\n", f->to);
+        if (f && f->via)
+            printf("      %s is a link: the file it points to, %s, is edited\n", f->via, f->path);
+        if (f && f->reason)
+            printf("      left to you: %s\n", f->reason);
     }
     if (mg->ldconfig_needed)
-        printf("ldconfig: %s\n", mg->ldconfig_msg     ? mg->ldconfig_msg
-                                 : mg->dry_run        ? "the loader cache names a file that "
-                                                        "would be removed: ldconfig would run"
-                                                      : "needed");
+        printf("ldconfig: %s\n", mg->ldconfig_msg ? mg->ldconfig_msg
+                                 : mg->dry_run    ? "the loader cache names a file that "
+                                                    "would be removed: ldconfig would run"
+                                                  : "needed");
     for (size_t i = 0; i < mg->n_checks; i++)
         printf("check: %-4s %s (%s)\n", mg->checks[i].ok ? "ok" : "FAIL", mg->checks[i].program,
                mg->checks[i].message);
-    if (mg->changed.n && mg->code != VP_EXIT_ERROR && mg->code != VP_EXIT_DRIFT)
+    if (mg->changed.n && mg->committed)
         printf("migrated: %zu file(s) changed, kept in the state dir; `vgpu-patch rollback` "
                "restores them\n",
                mg->changed.n);
+    if (mg->systemd_msg)
+        printf("systemd: %s\n", mg->systemd_msg);
 }
 
 void cli_json_migration(struct vp_json *j, const struct cli_migration *mg)
@@ -190,25 +241,22 @@ void cli_json_migration(struct vp_json *j, const struct cli_migration *mg)
     vp_json_begin_array(j, "hooks");
     for (size_t i = 0; i < mg->hooks.n; i++) {
         const struct vp_hook *k = &mg->hooks.v[i];
-        const struct vp_migrate_file *f =
-            mg->planned ? &mg->plan.files[mg->plan.of_hook[i]] : NULL;
+        const struct vp_migrate_file *f = mg->planned ? &mg->plan.files[mg->plan.of_hook[i]] : NULL;
         vp_json_begin_object(j, NULL);
-        vp_json_string(j, "kind", vp_hook_kind_name(k->kind));
-        vp_json_string(j, "file", k->file);
-        if (k->line)
-            vp_json_int(j, "line", k->line);
-        vp_json_string(j, "what", k->what);
-        vp_json_string(j, "why", k->why);
+        cli_json_hook_fields(j, k);
         vp_json_string(j, "action", vp_migrate_action_name(cli_migration_action(mg, i)));
         if (f && f->package)
             vp_json_string(j, "package", f->package);
         if (f && f->to)
             vp_json_string(j, "renamed_to", f->to);
+        if (f && f->via)
+            vp_json_string(j, "via_link", f->via);
+        if (f && f->reason)
+            vp_json_string(j, "manual_reason", f->reason);
         vp_json_end_object(j);
     }
     vp_json_end_array(j);
-    vp_json_bool(j, "changed", mg->changed.n > 0 && !mg->dry_run &&
-                                   mg->code != VP_EXIT_ERROR && mg->code != VP_EXIT_DRIFT);
+    vp_json_bool(j, "changed", mg->changed.n > 0 && mg->committed);
     cli_json_strv(j, "files", &mg->changed);
     vp_json_begin_object(j, "ldconfig");
     vp_json_bool(j, "needed", mg->ldconfig_needed);
@@ -225,6 +273,8 @@ void cli_json_migration(struct vp_json *j, const struct cli_migration *mg)
         vp_json_end_object(j);
     }
     vp_json_end_array(j);
+    if (mg->systemd_msg)
+        vp_json_string(j, "systemd", mg->systemd_msg);
     cli_json_strv(j, "notes", &mg->notes);
     if (mg->error)
         vp_json_string(j, "error", mg->error);
@@ -235,10 +285,8 @@ int cmd_migrate(int argc, char **argv)
     struct vp_common c = {0};
     bool dry_run = false;
     const char *prefix = NULL, *shim_dir = NULL;
-    const struct cli_flag flags[] = {{"dry-run", &dry_run},
-                                     {"prefix", NULL, &prefix},
-                                     {"shim-dir", NULL, &shim_dir},
-                                     {0}};
+    const struct cli_flag flags[] = {
+        {"dry-run", &dry_run}, {"prefix", NULL, &prefix}, {"shim-dir", NULL, &shim_dir}, {0}};
     int code = cli_parse(argc, argv, "migrate", help, &c, flags);
     if (code >= 0)
         return code;

@@ -74,17 +74,22 @@ void cli_json_strv(struct vp_json *j, const char *key, const struct vp_strv *sv)
     vp_json_end_array(j);
 }
 
+void cli_json_hook_fields(struct vp_json *j, const struct vp_hook *k)
+{
+    vp_json_string(j, "kind", vp_hook_kind_name(k->kind));
+    vp_json_string(j, "file", k->file);
+    if (k->line)
+        vp_json_int(j, "line", k->line);
+    vp_json_string(j, "what", k->what);
+    vp_json_string(j, "why", k->why);
+}
+
 void cli_json_hooks(struct vp_json *j, const struct vp_hooks *h)
 {
     vp_json_begin_array(j, "hooks");
     for (size_t i = 0; i < h->n; i++) {
         vp_json_begin_object(j, NULL);
-        vp_json_string(j, "kind", vp_hook_kind_name(h->v[i].kind));
-        vp_json_string(j, "file", h->v[i].file);
-        if (h->v[i].line)
-            vp_json_int(j, "line", h->v[i].line);
-        vp_json_string(j, "what", h->v[i].what);
-        vp_json_string(j, "why", h->v[i].why);
+        cli_json_hook_fields(j, &h->v[i]);
         vp_json_end_object(j);
     }
     vp_json_end_array(j);
@@ -125,24 +130,28 @@ const struct vp_check *cli_answer_for(const struct vp_verify *v, const char *pat
     return NULL;
 }
 
+void cli_print_hook(const struct vp_hook *k, const char *action)
+{
+    if (action)
+        printf("  %-20s", action);
+    if (k->line)
+        printf("%s%s:%u: %s\n", action ? " " : "  ", k->file, k->line, k->what);
+    else
+        printf("%s%s: %s\n", action ? " " : "  ", k->file, k->what);
+    printf("      why it matters: %s\n", k->why);
+}
+
 void cli_print_hooks(const struct vp_hooks *h)
 {
-    for (size_t i = 0; i < h->n; i++) {
-        const struct vp_hook *k = &h->v[i];
-        if (k->line)
-            printf("  %s:%u: %s\n", k->file, k->line, k->what);
-        else
-            printf("  %s: %s\n", k->file, k->what);
-        printf("      why it matters: %s\n", k->why);
-    }
+    for (size_t i = 0; i < h->n; i++)
+        cli_print_hook(&h->v[i], NULL);
 }
 
 void cli_print_checks(const struct vp_verify *v)
 {
     for (size_t i = 0; i < v->n; i++) {
         const struct vp_check *c = &v->v[i];
-        printf("  %-4s %-13s %-11s %s\n", c->ok ? "ok" : "FAIL", c->process, c->kind,
-               c->subject);
+        printf("  %-4s %-13s %-11s %s\n", c->ok ? "ok" : "FAIL", c->process, c->kind, c->subject);
         if (c->cuda || c->nvml)
             printf("         libcuda.so.1 -> %s, libnvidia-ml.so.1 -> %s\n",
                    c->cuda ? c->cuda : "(not loaded)", c->nvml ? c->nvml : "(not loaded)");
@@ -173,8 +182,8 @@ int cli_parse(int argc, char **argv, const char *cmd, const char *help, struct v
     size_t n = 4, nflags = 0;
     for (; flags && flags[nflags].name && n < VP_ARRAY_SIZE(longopts) - 1; nflags++)
         longopts[n++] = (struct option){flags[nflags].name,
-                                        flags[nflags].value ? required_argument : no_argument,
-                                        NULL, CLI_OPT_FLAG + (int)nflags};
+                                        flags[nflags].value ? required_argument : no_argument, NULL,
+                                        CLI_OPT_FLAG + (int)nflags};
     int opt;
     while ((opt = getopt_long(argc, argv, "h", longopts, NULL)) != -1) {
         if (cli_common_opt(c, opt, optarg))
@@ -234,8 +243,8 @@ static void merge_hooks(struct vp_hooks *into, struct vp_hooks *h)
     vp_hooks_release(h);
 }
 
-void cli_scan_hooks_with(const struct vp_common *c, const struct vp_manifest *m,
-                         const char *prefix, const char *shim_dir, struct vp_hooks *ret)
+void cli_scan_hooks_with(const struct vp_common *c, const struct vp_manifest *m, const char *prefix,
+                         const char *shim_dir, struct vp_hooks *ret)
 {
     struct vp_strv owned = {0};
     *ret = (struct vp_hooks){0};

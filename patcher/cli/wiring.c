@@ -11,8 +11,7 @@
 #include <errno.h>
 #include <string.h>
 
-/* systemctl with the given arguments (nothing inherited); a message when it fails. */
-static int systemctl(const char *a, const char *b, const char *c)
+int cli_systemctl(const char *a, const char *b, const char *c)
 {
     char *const argv[] = {"/usr/bin/systemctl", (char *)a, (char *)b, (char *)c, NULL};
     char *const env[] = {"PATH=/usr/sbin:/usr/bin:/sbin:/bin", "LC_ALL=C", NULL};
@@ -28,8 +27,7 @@ static int systemctl(const char *a, const char *b, const char *c)
     return ok ? 0 : -EIO;
 }
 
-/* Whether this run may drive systemd: the real root, and systemd as PID 1. */
-static bool drive_systemd(const struct vp_common *c)
+bool cli_drive_systemd(const struct vp_common *c)
 {
     return !strcmp(c->root, "/") && vp_systemd_booted();
 }
@@ -52,24 +50,24 @@ static void activate(const struct vp_common *c, const struct vp_wire_result *res
         ret->reason = "nothing of systemd changed";
         /* Files written under --root or in an image are enabled on the first run where
          * systemd runs the machine. */
-        if (!drive_systemd(c) || systemctl("is-enabled", "--quiet", VP_PATH_UNIT) == 0) {
-            ret->activated = drive_systemd(c);
+        if (!cli_drive_systemd(c) || cli_systemctl("is-enabled", "--quiet", VP_PATH_UNIT) == 0) {
+            ret->activated = cli_drive_systemd(c);
             return;
         }
     }
-    if (!drive_systemd(c)) {
+    if (!cli_drive_systemd(c)) {
         ret->reason = "systemd does not run this machine (or --root is given): the files are "
                       "written; activate them with the command shown";
         return;
     }
-    if (systemctl("daemon-reload", NULL, NULL) < 0 ||
-        systemctl("enable", "--now", VP_PATH_UNIT) < 0) {
+    if (cli_systemctl("daemon-reload", NULL, NULL) < 0 ||
+        cli_systemctl("enable", "--now", VP_PATH_UNIT) < 0) {
         ret->error = vp_xstrdup(vp_last_error());
         return;
     }
     ret->activated = true;
     if (restart) {
-        if (systemctl("restart", res->unit_name, NULL) < 0)
+        if (cli_systemctl("restart", res->unit_name, NULL) < 0)
             ret->error = vp_xstrdup(vp_last_error());
         else
             ret->restarted = true;
@@ -80,11 +78,11 @@ static void note_unwired(void *ctx, const struct vp_entry *e, enum vp_rollback_o
                          const char *msg)
 {
     struct cli_wiring *w = ctx;
-    vp_strv_push_take(&w->removed, out == VP_ROLLBACK_RESTORED || out == VP_ROLLBACK_ALREADY
-                                       ? vp_xstrdup(e->path)
-                                       : vp_xasprintf("%s: %s (%s)", e->path,
-                                                      vp_rollback_outcome_name(out),
-                                                      msg ? msg : "?"));
+    vp_strv_push_take(
+        &w->removed,
+        out == VP_ROLLBACK_RESTORED || out == VP_ROLLBACK_ALREADY
+            ? vp_xstrdup(e->path)
+            : vp_xasprintf("%s: %s (%s)", e->path, vp_rollback_outcome_name(out), msg ? msg : "?"));
 }
 
 /* --no-wire: an install wired by an earlier run loses our drop-in and units (they would
@@ -107,8 +105,7 @@ static int unwire(const struct vp_common *c, const char *state_dir_ondisk,
         cli_unwire_before(c);
     struct vp_strv backups = {0};
     enum vp_rollback_outcome worst;
-    vp_rollback_install(c->root, mi, VP_UNDO_UNITS, false, note_unwired, ret, &backups,
-                        &worst);
+    vp_rollback_install(c->root, mi, VP_UNDO_UNITS, false, note_unwired, ret, &backups, &worst);
     vp_strv_release(&backups); /* units have no backups */
     free(mi->systemd_dir);
     mi->systemd_dir = NULL;
@@ -226,12 +223,12 @@ void cli_print_wiring(const struct cli_wiring *w)
 
 void cli_unwire_before(const struct vp_common *c)
 {
-    if (drive_systemd(c))
-        systemctl("disable", "--now", VP_PATH_UNIT); /* best effort: the files go next */
+    if (cli_drive_systemd(c))
+        cli_systemctl("disable", "--now", VP_PATH_UNIT); /* best effort: the files go next */
 }
 
 void cli_unwire_after(const struct vp_common *c)
 {
-    if (drive_systemd(c))
-        systemctl("daemon-reload", NULL, NULL);
+    if (cli_drive_systemd(c))
+        cli_systemctl("daemon-reload", NULL, NULL);
 }

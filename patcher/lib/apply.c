@@ -12,18 +12,6 @@
 #include <signal.h>
 #include <time.h>
 
-static int64_t mtime_ns(const struct stat *st)
-{
-    return (int64_t)st->st_mtim.tv_sec * 1000000000 + st->st_mtim.tv_nsec;
-}
-
-static void fileid(struct vp_fileid *id, const struct stat *st, const char *b3)
-{
-    *id = (struct vp_fileid){.size = (uint64_t)st->st_size, .mtime_ns = mtime_ns(st),
-                             .ino = st->st_ino, .dev = st->st_dev};
-    memcpy(id->b3, b3, VP_B3_HEX);
-}
-
 static char *describe_edits(const struct vp_plan_file *f)
 {
     _cleanup_(freep) char *s = vp_xstrdup("");
@@ -66,13 +54,14 @@ static int stage_elf(struct vp_txn *t, const struct vp_plan *p, const struct vp_
         return vp_error_errno(-errno, "cannot stat %s", ondisk);
     /* The plan (its method, its program header slot) holds for the file it was made for. */
     if (st.st_dev != f->dev || st.st_ino != f->ino || (uint64_t)st.st_size != f->size ||
-        mtime_ns(&st) != f->mtime_ns)
-        return vp_error(-EAGAIN, "%s changed after it was planned (an upgrade?); nothing is "
-                                 "changed: run vgpu-patch again",
+        vp_mtime_ns(&st) != f->mtime_ns)
+        return vp_error(-EAGAIN,
+                        "%s changed after it was planned (an upgrade?); nothing is "
+                        "changed: run vgpu-patch again",
                         ondisk);
     const struct vp_entry *old = vp_manifest_find(mi, f->path);
     bool ours = old && old->patched.ino == st.st_ino && old->patched.size == (uint64_t)st.st_size &&
-                old->patched.mtime_ns == mtime_ns(&st);
+                old->patched.mtime_ns == vp_mtime_ns(&st);
 
     int fd;
     const char *tmp;
@@ -114,7 +103,8 @@ static int stage_elf(struct vp_txn *t, const struct vp_plan *p, const struct vp_
         return r;
 
     struct vp_entry *en = &out->entry;
-    *en = (struct vp_entry){.kind = VP_ENTRY_FILE, .path = vp_xstrdup(f->path),
+    *en = (struct vp_entry){.kind = VP_ENTRY_FILE,
+                            .path = vp_xstrdup(f->path),
                             .role = vp_xstrdup(vp_file_role_name(f->role)),
                             .method = vp_xstrdup(vp_write_method_name(f->choice.method)),
                             .edits = describe_edits(f)};
@@ -123,13 +113,13 @@ static int stage_elf(struct vp_txn *t, const struct vp_plan *p, const struct vp_
         en->mode = old->mode, en->uid = old->uid, en->gid = old->gid;
         en->backup = vp_xstrdup(old->backup);
     } else {
-        fileid(&en->orig, &st, cr.orig_b3);
+        vp_fileid_of(&en->orig, &st, cr.orig_b3);
         en->mode = st.st_mode & 07777, en->uid = st.st_uid, en->gid = st.st_gid;
         en->backup = vp_xstrdup(prev);
         if (old && old->backup && strcmp(old->backup, prev))
             out->obsolete_backup = vp_xstrdup(old->backup);
     }
-    fileid(&en->patched, &tst, patched_b3);
+    vp_fileid_of(&en->patched, &tst, patched_b3);
     out->dev = st.st_dev;
     out->ino = st.st_ino;
     uint64_t written = cr.bytes_written;
@@ -145,7 +135,8 @@ static int stage_link(struct vp_txn *t, const struct vp_plan *p, const struct vp
     int r = vp_txn_stage_link(t, ondisk, f->link_target, &prev_target);
     if (r < 0)
         return r;
-    out->entry = (struct vp_entry){.kind = VP_ENTRY_LINK, .path = vp_xstrdup(f->path),
+    out->entry = (struct vp_entry){.kind = VP_ENTRY_LINK,
+                                   .path = vp_xstrdup(f->path),
                                    .role = vp_xstrdup("link"),
                                    .target = vp_xstrdup(f->link_target),
                                    .prev_target = prev_target};
@@ -299,7 +290,8 @@ int vp_apply(const struct vp_plan *p, struct vp_state *st, const struct vp_apply
         if ((r = vp_txn_commit(&t, &m)) < 0)
             goto out;
         for (size_t i = 0; i < n; i++)
-            if (staged[i].obsolete_backup && !vp_manifest_uses_backup(&m, staged[i].obsolete_backup))
+            if (staged[i].obsolete_backup &&
+                !vp_manifest_uses_backup(&m, staged[i].obsolete_backup))
                 unlink(staged[i].obsolete_backup);
         uint64_t ids[2 * (n ? n : 1)];
         size_t k = 0;

@@ -64,8 +64,7 @@ static bool overlaps(uint64_t ref, const char *refstr, uint64_t off, uint64_t le
     return ref < off + len && off < ref + rlen;
 }
 
-bool vp_elf_dynstr_shared(const struct vp_elf *e, uint64_t off, uint64_t len,
-                          size_t skip_dynidx)
+bool vp_elf_dynstr_shared(const struct vp_elf *e, uint64_t off, uint64_t len, size_t skip_dynidx)
 {
     const Elf64_Dyn *d = (const Elf64_Dyn *)(e->img + e->dyn_off);
     for (size_t i = 0; i < e->dyn_used; i++) {
@@ -178,8 +177,7 @@ static int load_headers(struct vp_elf *e)
         return BAD("%s: no program headers", e->path);
     if (h->e_phentsize != sizeof(Elf64_Phdr) ||
         !fits(h->e_phoff, (uint64_t)e->phnum * sizeof(Elf64_Phdr), e->size))
-        return BAD("%s: truncated or corrupt: the program headers lie outside the file",
-                   e->path);
+        return BAD("%s: truncated or corrupt: the program headers lie outside the file", e->path);
     e->ph = vp_xcalloc(e->phnum, sizeof(Elf64_Phdr));
     memcpy(e->ph, e->img + h->e_phoff, e->phnum * sizeof(Elf64_Phdr));
     for (size_t i = 0; i < e->phnum; i++) {
@@ -221,8 +219,7 @@ static const char *dyn_string(struct vp_elf *e, uint64_t off, const char *what, 
 {
     const char *s = vp_elf_dynstr(e, off);
     if (!s)
-        *r = BAD("%s: corrupt dynamic section: %s points outside the string table", e->path,
-                 what);
+        *r = BAD("%s: corrupt dynamic section: %s points outside the string table", e->path, what);
     return s;
 }
 
@@ -279,8 +276,7 @@ static int count_dynsym(struct vp_elf *e, const uint64_t *tags)
     return 0;
 }
 
-static int load_symbols(struct vp_elf *e, uint64_t symtab, uint64_t gnu_hash,
-                        const uint64_t *tags)
+static int load_symbols(struct vp_elf *e, uint64_t symtab, uint64_t gnu_hash, const uint64_t *tags)
 {
     int r = count_dynsym(e, tags);
     if (r < 0)
@@ -290,16 +286,14 @@ static int load_symbols(struct vp_elf *e, uint64_t symtab, uint64_t gnu_hash,
     if (!e->n_dynsym || !symtab)
         return 0;
     uint64_t off;
-    if (!vp_elf_vaddr_to_off(e, symtab, (uint64_t)e->n_dynsym * sizeof(Elf64_Sym), &off) ||
-        off % 8)
-        return BAD("%s: corrupt dynamic section: the symbol table lies outside the file",
-                   e->path);
+    if (!vp_elf_vaddr_to_off(e, symtab, (uint64_t)e->n_dynsym * sizeof(Elf64_Sym), &off) || off % 8)
+        return BAD("%s: corrupt dynamic section: the symbol table lies outside the file", e->path);
     const Elf64_Sym *sym = (const Elf64_Sym *)(e->img + off);
     for (size_t i = 1; i < e->n_dynsym; i++) {
         const char *name = vp_elf_dynstr(e, sym[i].st_name);
         if (!name)
-            return BAD("%s: corrupt dynamic symbol %zu (name outside the string table)",
-                       e->path, i);
+            return BAD("%s: corrupt dynamic symbol %zu (name outside the string table)", e->path,
+                       i);
         bool defined = sym[i].st_shndx != SHN_UNDEF;
         if (!defined) {
             if (strcmp(name, "dlopen") == 0 || strcmp(name, "dlmopen") == 0)
@@ -310,9 +304,10 @@ static int load_symbols(struct vp_elf *e, uint64_t symtab, uint64_t gnu_hash,
             e->exports_marker = true;
         if (ELF64_ST_TYPE(sym[i].st_info) != STT_FUNC)
             continue;
-        if (vp_startswith(name, "cu"))
+        /* Driver API names only: cuInit, nvmlInit_v2 (not cudaMalloc, curl_easy_init). */
+        if (vp_startswith(name, "cu") && name[2] >= 'A' && name[2] <= 'Z')
             e->n_cu_exports++;
-        if (vp_startswith(name, "nvml"))
+        if (vp_startswith(name, "nvml") && name[4] >= 'A' && name[4] <= 'Z')
             e->n_nvml_exports++;
         if (strcmp(name, "cuGetExportTable") == 0)
             e->exports_cu_export_table = true;
@@ -360,8 +355,7 @@ static int load_dynamic(struct vp_elf *e)
     }
     e->has_dynamic = true;
     if (!fits(dp->p_offset, dp->p_filesz, e->size) || dp->p_filesz < sizeof(Elf64_Dyn))
-        return BAD("%s: truncated or corrupt: the dynamic section lies outside the file",
-                   e->path);
+        return BAD("%s: truncated or corrupt: the dynamic section lies outside the file", e->path);
     if (dp->p_offset % 8)
         return BAD("%s: corrupt dynamic section (misaligned)", e->path);
     e->dyn_off = dp->p_offset;
@@ -564,7 +558,8 @@ int vp_elf_open(const char *path, struct vp_elf **ret)
         goto fail;
     e->elf = elf_begin(e->fd, ELF_C_READ_MMAP, NULL);
     size_t sz = 0;
-    if (!e->elf || elf_kind(e->elf) != ELF_K_ELF || !(e->img = (uint8_t *)elf_rawfile(e->elf, &sz))) {
+    if (!e->elf || elf_kind(e->elf) != ELF_K_ELF ||
+        !(e->img = (uint8_t *)elf_rawfile(e->elf, &sz))) {
         r = BAD("%s: libelf cannot read it: %s", path, elf_errmsg(-1));
         goto fail;
     }

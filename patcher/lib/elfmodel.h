@@ -77,10 +77,10 @@ struct vp_elf {
 
     /* Dynamic symbols. */
     size_t n_dynsym;
-    bool imports_dlopen;  /* undefined dlopen or dlmopen */
-    bool exports_marker;  /* defines VP_SHIM_MARKER */
-    size_t n_cu_exports;  /* defined functions named cu* */
-    size_t n_nvml_exports;
+    bool imports_dlopen;          /* undefined dlopen or dlmopen */
+    bool exports_marker;          /* defines VP_SHIM_MARKER */
+    size_t n_cu_exports;          /* defined functions named cu[A-Z]* (driver API) */
+    size_t n_nvml_exports;        /* defined functions named nvml[A-Z]* */
     bool exports_cu_export_table; /* defines cuGetExportTable */
 
     /* Go. */
@@ -120,8 +120,7 @@ const char *vp_elf_dynstr(const struct vp_elf *e, uint64_t off);
 uint64_t vp_elf_dynstr_find(const struct vp_elf *e, const char *s);
 /* Whether any reference other than DT_NEEDED entry `skip_dynidx` points into the
  * bytes [off, off+len) of .dynstr (tail merging makes strings shared). */
-bool vp_elf_dynstr_shared(const struct vp_elf *e, uint64_t off, uint64_t len,
-                          size_t skip_dynidx);
+bool vp_elf_dynstr_shared(const struct vp_elf *e, uint64_t off, uint64_t len, size_t skip_dynidx);
 /* Index of the DT_NEEDED entry named name, or -1. */
 int vp_elf_needed_index(const struct vp_elf *e, const char *name);
 

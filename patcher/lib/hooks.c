@@ -5,18 +5,42 @@
 
 #include <dirent.h>
 #include <errno.h>
+#include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
 
 #define CUDA_EXPORTS_OF_A_DRIVER 300
 #define NVML_EXPORTS_OF_A_DRIVER 150
 
+bool vp_hooks_driver_file_name(const char *name, bool nvml)
+{
+    const char *prefix = nvml ? "libnvidia-ml.so." : "libcuda.so.";
+    if (!vp_startswith(name, prefix))
+        return false;
+    const char *p = name + strlen(prefix);
+    int parts = 0;
+    for (;;) {
+        size_t digits = strspn(p, "0123456789");
+        if (!digits)
+            return false;
+        p += digits;
+        parts++;
+        if (*p != '.')
+            break;
+        p++;
+    }
+    return *p == '\0' && (parts == 2 || parts == 3);
+}
+
 enum vp_driver_identity vp_driver_identify(const struct vp_elf *e, bool nvml)
 {
     if (e->exports_marker)
         return VP_DRIVER_OURS;
-    if (nvml ? e->n_nvml_exports >= NVML_EXPORTS_OF_A_DRIVER
-             : e->exports_cu_export_table && e->n_cu_exports >= CUDA_EXPORTS_OF_A_DRIVER)
+    /* A full interposer has as many entry points; NVIDIA names the file by version. */
+    _cleanup_(freep) char *real = realpath(e->path, NULL);
+    if (vp_hooks_driver_file_name(vp_basename(real ? real : e->path), nvml) &&
+        (nvml ? e->n_nvml_exports >= NVML_EXPORTS_OF_A_DRIVER
+              : e->exports_cu_export_table && e->n_cu_exports >= CUDA_EXPORTS_OF_A_DRIVER))
         return VP_DRIVER_NVIDIA;
     return VP_DRIVER_HANDMADE;
 }
@@ -29,10 +53,9 @@ const char *vp_driver_identity_name(enum vp_driver_identity id)
 
 const char *vp_hook_kind_name(enum vp_hook_kind k)
 {
-    static const char *const names[] = {"ld.so.preload",   "unit-environment",
-                                        "environment-file", "global-environment",
-                                        "system-library",  "ollama-tree-library",
-                                        "exec-wrapper"};
+    static const char *const names[] = {
+        "ld.so.preload",  "unit-environment",    "environment-file", "global-environment",
+        "system-library", "ollama-tree-library", "exec-wrapper"};
     return names[k];
 }
 
@@ -42,18 +65,22 @@ bool vp_hooks_driver_name(const char *name, bool *nvml)
     return *nvml || vp_startswith(name, "libcuda.so");
 }
 
+#define OTHER_ARCH (-2)
+
 /* What the scan of the files needs. */
 struct scan {
     const char *root;
     struct vp_hooks *h;
     enum vp_hook_kind kind; /* of the assignments found in the file */
     bool in_unit;           /* the file is ollama.service itself */
+    bool shell;             /* the file is a shell script (profile.d) */
     unsigned reset_line;    /* the last `ExecStart=` reset seen in the file */
+    unsigned last_line;     /* a unit's logical line: its last physical line */
     struct vp_strv env_files;
 };
 
-static struct vp_hook *add(struct scan *s, enum vp_hook_kind kind, const char *file,
-                           unsigned line, char *what, const char *why)
+static struct vp_hook *add(struct scan *s, enum vp_hook_kind kind, const char *file, unsigned line,
+                           char *what, const char *why)
 {
     struct vp_hooks *h = s->h;
     h->v = vp_xrealloc(h->v, (h->n + 1) * sizeof(*h->v));
@@ -62,38 +89,77 @@ static struct vp_hook *add(struct scan *s, enum vp_hook_kind kind, const char *f
     return &h->v[h->n++];
 }
 
-/* Calls fn for every line of a file under root (nothing when it cannot be read). */
-static void each_line(struct scan *s, const char *path,
+static void rstrip(char *l)
+{
+    size_t len = strlen(l);
+    while (len && (l[len - 1] == ' ' || l[len - 1] == '\t' || l[len - 1] == '\r'))
+        l[--len] = '\0';
+}
+
+/* Files and directories are read where their runtime path leads inside the root
+ * (vp_root_resolved): a link to a host path never leads the scan out of --root. */
+
+/* Calls fn for every line of a file under root (nothing when it cannot be read). With
+ * join (unit files), lines continued with a trailing backslash are joined as systemd
+ * does, fn gets the first line's number and s->last_line the last one's. */
+static void each_line(struct scan *s, const char *path, bool join,
                       void (*fn)(struct scan *, const char *, unsigned, char *))
 {
-    _cleanup_(freep) char *f = vp_rooted(s->root, path);
+    _cleanup_(freep) char *f = vp_root_resolved(s->root, path);
     _cleanup_(freep) char *text = NULL;
-    if (vp_read_file(f, 1 << 20, &text, NULL) < 0)
+    if (!f || vp_read_file(f, 1 << 20, &text, NULL) < 0)
         return;
-    unsigned n = 0;
+    unsigned n = 0, first = 0;
+    _cleanup_(freep) char *acc = NULL;
     s->reset_line = 0;
     for (char *line = text, *next; line; line = next) {
         next = strchr(line, '\n');
         if (next)
             *next++ = '\0';
         n++;
-        fn(s, path, n, line + strspn(line, " \t"));
+        char *l = line + strspn(line, " \t");
+        if (!join) {
+            s->last_line = n;
+            fn(s, path, n, l);
+            continue;
+        }
+        if (acc && (*l == '#' || *l == ';'))
+            continue; /* systemd skips comments inside a continuation */
+        rstrip(l);
+        size_t len = strlen(l);
+        bool cont = len && l[len - 1] == '\\';
+        if (cont)
+            l[len - 1] = ' ';
+        char *joined = vp_xasprintf("%s%s", acc ? acc : "", l);
+        free(acc);
+        acc = joined;
+        if (!first)
+            first = n;
+        if (cont && next)
+            continue;
+        s->last_line = n;
+        fn(s, path, first, acc);
+        free(acc);
+        acc = NULL;
+        first = 0;
     }
 }
 
 /* The identity of the library a runtime path under root leads to: -1 when it is no
- * readable ELF file, else an enum vp_driver_identity. *ret_driverish: it answers to a
+ * readable ELF file, OTHER_ARCH for one of another architecture (out of scope), else an
+ * enum vp_driver_identity. *ret_driverish: it answers to a
  * driver soname, exports driver entry points or carries our marker. */
 static int identify_file(const char *root, const char *rt, bool nvml_name, bool *ret_driverish)
 {
-    _cleanup_(freep) char *real = NULL;
     *ret_driverish = false;
-    if (vp_root_realpath(root, rt, &real) < 0)
+    if (*rt != '/')
         return -1;
-    _cleanup_(freep) char *ondisk = vp_rooted(root, real);
+    _cleanup_(freep) char *ondisk = vp_root_resolved(root, rt);
     _cleanup_(vp_elf_freep) struct vp_elf *e = NULL;
-    if (vp_elf_open(ondisk, &e) < 0)
-        return -1;
+    int r = ondisk ? vp_elf_open(ondisk, &e) : -ENOENT;
+    vp_clear_error();
+    if (r < 0)
+        return r == -EPROTONOSUPPORT ? OTHER_ARCH : -1;
     bool nvml_soname = false;
     bool soname = e->soname && vp_hooks_driver_name(e->soname, &nvml_soname);
     *ret_driverish = soname || e->exports_marker || e->n_cu_exports || e->n_nvml_exports;
@@ -101,17 +167,17 @@ static int identify_file(const char *root, const char *rt, bool nvml_name, bool 
     return (int)vp_driver_identify(e, nvml);
 }
 
-/* An entry of ld.so.preload is a hook when it names the driver or a vGPU shim, or the
- * file answers to a driver soname, exports its entry points or carries our marker —
- * unless it is NVIDIA's own driver. Other entries (an allocator, a profiler) are not
- * ours to judge, and stay. */
+/* An entry of ld.so.preload (or LD_PRELOAD, LD_AUDIT) is a hook when it names the driver
+ * or a vGPU shim, or the file answers to a driver soname, exports its entry points or
+ * carries our marker — unless it is NVIDIA's own driver. Other entries (an allocator, a
+ * profiler) are not ours to judge, and stay. */
 static bool preload_entry_is_hook(const char *root, const char *word)
 {
     const char *base = vp_basename(word);
     bool nvml, driverish;
     bool named = vp_hooks_driver_name(base, &nvml) || vp_startswith(base, "libvgpu");
     int id = identify_file(root, word, nvml, &driverish);
-    if (id == VP_DRIVER_NVIDIA && driverish)
+    if ((id == VP_DRIVER_NVIDIA && driverish) || id == OTHER_ARCH)
         return false;
     return named || driverish;
 }
@@ -143,8 +209,8 @@ static bool dir_shadows_driver(const char *root, const char *dir)
 {
     if (*dir != '/')
         return false;
-    _cleanup_(freep) char *d = vp_rooted(root, dir);
-    DIR *dh = opendir(d);
+    _cleanup_(freep) char *d = vp_root_resolved(root, dir);
+    DIR *dh = d ? opendir(d) : NULL;
     if (!dh)
         return false;
     bool found = false;
@@ -161,57 +227,185 @@ static bool dir_shadows_driver(const char *root, const char *dir)
 }
 
 static const char *const loader_vars[] = {"LD_PRELOAD", "LD_AUDIT", "LD_LIBRARY_PATH"};
+#define LIBRARY_PATH 2
 
-/* Whether a line assigns loader_vars[v] (a word starting with VAR=, after a space, a
- * quote or '='); *ret_value: where its value starts. */
-static bool assigns(const char *s, size_t v, const char **ret_value)
+/* Judges the entries of a loader variable's value (LD_PRELOAD and LD_AUDIT: libraries,
+ * as in ld.so.preload; LD_LIBRARY_PATH: directories that shadow the driver). Empty
+ * entries and $references are neither. Returns the hook entries (space-separated, NULL
+ * when none); *ret_others: whether other entries are there too. */
+static char *judge_value(const char *root, size_t v, const char *value, bool *ret_others)
 {
-    size_t len = strlen(loader_vars[v]);
-    for (const char *hit = s; (hit = strstr(hit, loader_vars[v])); hit += len)
-        if (hit[len] == '=' && (hit == s || strchr(" \t\"'=", hit[-1]))) {
-            *ret_value = hit + len + 1;
-            return true;
+    struct vp_strv entries = {0};
+    vp_strv_split(&entries, value, v == LIBRARY_PATH ? ":;" : " \t:");
+    char *hooks = NULL;
+    *ret_others = false;
+    for (size_t i = 0; i < entries.n; i++) {
+        const char *x = entries.v[i];
+        if (*x == '$')
+            continue;
+        bool hook =
+            v == LIBRARY_PATH ? dir_shadows_driver(root, x) : preload_entry_is_hook(root, x);
+        if (!hook) {
+            *ret_others = true;
+            continue;
         }
-    return false;
+        char *next = vp_xasprintf("%s%s%s", hooks ? hooks : "", hooks ? " " : "", x);
+        free(hooks);
+        hooks = next;
+    }
+    vp_strv_release(&entries);
+    return hooks;
 }
 
-/* Whether an LD_LIBRARY_PATH value (up to a space or quote) names a directory that
- * holds a library posing as the driver. */
-static bool library_path_is_hook(const char *root, const char *value)
+/* Reports the assignment of loader_vars[v] = value on line n when an entry of the value
+ * is a hook; manual (may be NULL): why migrate cannot take it away by itself. */
+static void assignment(struct scan *s, const char *file, unsigned n, size_t v, const char *value,
+                       const char *line, const char *manual)
 {
-    _cleanup_(freep) char *v = vp_xstrndup(value, strcspn(value, " \t\"'"));
-    struct vp_strv dirs = {0};
-    vp_strv_split(&dirs, v, ":");
-    bool hook = false;
-    for (size_t i = 0; i < dirs.n && !hook; i++)
-        hook = dir_shadows_driver(root, dirs.v[i]);
-    vp_strv_release(&dirs);
-    return hook;
+    bool others;
+    _cleanup_(freep) char *hooks = judge_value(s->root, v, value, &others);
+    if (!hooks)
+        return;
+    bool libpath = v == LIBRARY_PATH;
+    const char *why =
+        libpath ? "it puts a directory holding a library posing as the driver first in "
+                  "the search of every process that inherits it; it overrides what "
+                  "vgpu-patch verifies"
+        : s->kind == VP_HOOK_GLOBAL_ENV
+            ? "a global loader variable reaches every login session and program started "
+              "from it"
+            : "every Ollama process and runner inherits it (LD_PRELOAD of shims broke "
+              "libggml-cuda.so loading); it overrides what vgpu-patch verifies";
+    struct vp_hook *k =
+        add(s, s->kind, file, n, vp_xasprintf("sets %s: %s", loader_vars[v], line), why);
+    k->arg = vp_xstrdup(loader_vars[v]);
+    if (manual)
+        k->manual = vp_xstrdup(manual);
+    else if (others)
+        k->manual = vp_xasprintf("only some entries of %s are hooks (%s), the others are "
+                                 "not vgpu-patch's to remove: take out the hooks by hand",
+                                 loader_vars[v], hooks);
 }
 
+/* The word [b, e) of a systemd line without its quotes and escapes. */
+static char *unquote(const char *b, const char *e)
+{
+    char *out = vp_xmalloc((size_t)(e - b) + 1), *o = out;
+    char quote = 0;
+    for (const char *p = b; p < e; p++) {
+        if (quote && *p == '\\' && p + 1 < e)
+            *o++ = *++p;
+        else if (quote && *p == quote)
+            quote = 0;
+        else if (!quote && (*p == '"' || *p == '\''))
+            quote = *p;
+        else
+            *o++ = *p;
+    }
+    *o = '\0';
+    return out;
+}
+
+size_t vp_systemd_word_end(const char *line, size_t i)
+{
+    char quote = 0;
+    for (; line[i]; i++) {
+        if (quote) {
+            if (line[i] == '\\' && line[i + 1])
+                i++;
+            else if (line[i] == quote)
+                quote = 0;
+        } else if (line[i] == '"' || line[i] == '\'') {
+            quote = line[i];
+        } else if (line[i] == ' ' || line[i] == '\t') {
+            break;
+        }
+    }
+    return i;
+}
+
+/* Environment= of a unit: each word that itself assigns a loader variable. */
+static void unit_environment(struct scan *s, const char *file, unsigned n, const char *value,
+                             const char *line)
+{
+    _cleanup_(freep) char *manual =
+        s->last_line != n ? vp_xasprintf("the assignment is part of a line continued with "
+                                         "'\\' (lines %u-%u): edit it by hand",
+                                         n, s->last_line)
+                          : NULL;
+    for (size_t i = strspn(value, " \t"); value[i]; i += strspn(value + i, " \t")) {
+        size_t e = vp_systemd_word_end(value, i);
+        _cleanup_(freep) char *word = unquote(value + i, value + e);
+        for (size_t v = 0; v < VP_ARRAY_SIZE(loader_vars); v++) {
+            size_t len = strlen(loader_vars[v]);
+            if (!strncmp(word, loader_vars[v], len) && word[len] == '=')
+                assignment(s, file, n, v, word + len + 1, line, manual);
+        }
+        i = e;
+    }
+}
+
+/* A shell value: up to an unquoted blank or shell operator, without its quotes; *ret_end
+ * is where it ends in value. */
+static char *shell_value(const char *value, const char **ret_end)
+{
+    const char *p = value;
+    char quote = 0;
+    for (; *p; p++) {
+        if (quote) {
+            if (*p == quote)
+                quote = 0;
+        } else if (*p == '"' || *p == '\'') {
+            quote = *p;
+        } else if (strchr(" \t;&|<>()`", *p)) {
+            break;
+        }
+    }
+    *ret_end = p;
+    return unquote(value, p);
+}
+
+/* An environment file's KEY=VALUE line (EnvironmentFile=, /etc/environment) or a line of a
+ * profile.d script. In an environment file the key starts the line; in a script the
+ * assignment may follow other commands, and only a line that is nothing but the
+ * assignment (with `export`, a comment after it) may go. */
 static void env_line(struct scan *s, const char *file, unsigned n, char *line)
 {
-    if (*line == '#')
+    if (*line == '#' || (!s->shell && *line == ';'))
         return;
+    const char *start = line;
+    if (vp_startswith(start, "export") && (start[6] == ' ' || start[6] == '\t'))
+        start += 6 + strspn(start + 6, " \t");
     for (size_t v = 0; v < VP_ARRAY_SIZE(loader_vars); v++) {
-        const char *value;
-        if (!assigns(line, v, &value))
+        size_t len = strlen(loader_vars[v]);
+        const char *hit = NULL;
+        if (!strncmp(start, loader_vars[v], len) && start[len] == '=') {
+            hit = start;
+        } else if (s->shell) {
+            for (const char *h = line; !hit && (h = strstr(h, loader_vars[v])); h += len)
+                if (h[len] == '=' && h > line && strchr(" \t;&|({`", h[-1]))
+                    hit = h;
+        }
+        if (!hit)
             continue;
-        bool libpath = !strcmp(loader_vars[v], "LD_LIBRARY_PATH");
-        if (libpath && !library_path_is_hook(s->root, value))
-            continue;
-        const char *why =
-            libpath ? "it puts a directory holding a library posing as the driver first in "
-                      "the search of every process that inherits it; it overrides what "
-                      "vgpu-patch verifies"
-            : s->kind == VP_HOOK_GLOBAL_ENV
-                ? "a global loader variable reaches every login session and program started "
-                  "from it"
-                : "every Ollama process and runner inherits it (LD_PRELOAD of shims broke "
-                  "libggml-cuda.so loading); it overrides what vgpu-patch verifies";
-        struct vp_hook *k =
-            add(s, s->kind, file, n, vp_xasprintf("sets %s: %s", loader_vars[v], line), why);
-        k->arg = vp_xstrdup(loader_vars[v]);
+        const char *end;
+        _cleanup_(freep) char *value = NULL;
+        if (s->shell) {
+            value = shell_value(hit + len + 1, &end);
+        } else {
+            _cleanup_(freep) char *raw = vp_xstrdup(hit + len + 1);
+            rstrip(raw);
+            value = unquote(raw, raw + strlen(raw));
+            end = hit + strlen(hit);
+        }
+        const char *rest = end + strspn(end, " \t\r");
+        bool alone = hit == start && (!*rest || *rest == '#');
+        const char *manual = NULL;
+        if (!alone)
+            manual = "the line does more than assign the variable: edit it by hand";
+        else if (line[strlen(line) - (line[strlen(line) - 1] == '\r') - 1] == '\\')
+            manual = "the line is continued with '\\': edit it by hand";
+        assignment(s, file, n, v, value, line, manual);
     }
 }
 
@@ -219,14 +413,14 @@ static void env_line(struct scan *s, const char *file, unsigned n, char *line)
  * the driver: the force_load_shim style of wrapper. Our vgpu-launch is ELF. */
 static bool is_wrapper(const char *root, const char *prog)
 {
-    _cleanup_(freep) char *f = vp_rooted(root, prog);
+    if (*prog != '/')
+        return false;
+    _cleanup_(freep) char *f = vp_root_resolved(root, prog);
     _cleanup_(freep) char *text = NULL;
     size_t len;
-    if (*prog != '/' || vp_read_file(f, 1 << 16, &text, &len) < 0 || len < 4 ||
-        !memcmp(text, "\177ELF", 4))
+    if (!f || vp_read_file(f, 1 << 16, &text, &len) < 0 || len < 4 || !memcmp(text, "\177ELF", 4))
         return false;
-    static const char *const marks[] = {"LD_PRELOAD", "LD_AUDIT", "libcuda.so",
-                                        "libnvidia-ml.so"};
+    static const char *const marks[] = {"LD_PRELOAD", "LD_AUDIT", "libcuda.so", "libnvidia-ml.so"};
     for (size_t i = 0; i < VP_ARRAY_SIZE(marks); i++)
         if (memmem(text, len, marks[i], strlen(marks[i])))
             return true;
@@ -244,31 +438,41 @@ static void exec_start_line(struct scan *s, const char *file, unsigned n, const 
     _cleanup_(freep) char *prog = vp_xstrndup(value, strcspn(value, " \t"));
     if (!is_wrapper(s->root, prog))
         return;
-    struct vp_hook *k = add(
-        s, VP_HOOK_EXEC_WRAPPER, file, n,
-        vp_xasprintf("starts Ollama through the wrapper %s, which preloads the driver or a "
-                     "shim: ExecStart=%s",
-                     prog, value),
-        s->in_unit ? "every Ollama process inherits what the wrapper sets; it is in the unit "
-                     "itself, which vgpu-patch never edits: restore its ExecStart= by hand"
-                   : "every Ollama process inherits what the wrapper sets (LD_PRELOAD of "
-                     "shims broke libggml-cuda.so loading); it overrides what vgpu-patch "
-                     "verifies");
+    struct vp_hook *k =
+        add(s, VP_HOOK_EXEC_WRAPPER, file, n,
+            vp_xasprintf("starts Ollama through the wrapper %s, which preloads the driver or a "
+                         "shim: ExecStart=%s",
+                         prog, value),
+            s->in_unit ? "every Ollama process inherits what the wrapper sets; it is in the unit "
+                         "itself, which vgpu-patch never edits: restore its ExecStart= by hand"
+                       : "every Ollama process inherits what the wrapper sets (LD_PRELOAD of "
+                         "shims broke libggml-cuda.so loading); it overrides what vgpu-patch "
+                         "verifies");
     k->arg = vp_xstrdup(prog);
     k->reset_line = s->reset_line;
+    if (s->last_line != n)
+        k->manual = vp_xasprintf("ExecStart= is continued with '\\' (lines %u-%u): edit it "
+                                 "by hand",
+                                 n, s->last_line);
 }
 
+/* A unit file's logical line: `Key = value`, blanks around the key allowed. */
 static void unit_line(struct scan *s, const char *file, unsigned n, char *line)
 {
-    if (vp_startswith(line, "Environment=")) {
-        env_line(s, file, n, line);
-    } else if (vp_startswith(line, "ExecStart=")) {
-        exec_start_line(s, file, n, line + strlen("ExecStart="));
-    } else if (vp_startswith(line, "EnvironmentFile=")) {
-        const char *f = line + strlen("EnvironmentFile=");
-        f += *f == '-';
-        if (*f == '/' && strcmp(vp_basename(f), VP_ENV_FILE) != 0)
-            vp_strv_push(&s->env_files, f);
+    size_t klen = strcspn(line, "= \t");
+    const char *eq = line + klen + strspn(line + klen, " \t");
+    if (*line == '#' || *line == ';' || *eq != '=')
+        return;
+    const char *value = eq + 1 + strspn(eq + 1, " \t");
+    if (klen == strlen("Environment") && !strncmp(line, "Environment", klen)) {
+        unit_environment(s, file, n, value, line);
+    } else if (klen == strlen("ExecStart") && !strncmp(line, "ExecStart", klen)) {
+        exec_start_line(s, file, n, value);
+    } else if (klen == strlen("EnvironmentFile") && !strncmp(line, "EnvironmentFile", klen)) {
+        const char *f = value + (*value == '-');
+        _cleanup_(freep) char *path = vp_xstrndup(f, strcspn(f, " \t\r"));
+        if (*path == '/' && strcmp(vp_basename(path), VP_ENV_FILE) != 0)
+            vp_strv_push(&s->env_files, path);
     }
 }
 
@@ -282,24 +486,26 @@ static void scan_units(struct scan *s)
         if (strcmp(vp_basename(files.v[i]), VP_DROPIN_FILE) == 0) /* ours */
             continue;
         s->in_unit = has_unit && i == 0;
-        each_line(s, files.v[i], unit_line);
+        each_line(s, files.v[i], true, unit_line);
     }
     s->in_unit = false;
     vp_strv_release(&files);
     s->kind = VP_HOOK_ENV_FILE;
     for (size_t i = 0; i < s->env_files.n; i++)
-        each_line(s, s->env_files.v[i], env_line);
+        each_line(s, s->env_files.v[i], false, env_line);
     vp_strv_release(&s->env_files);
 }
 
 static void scan_global_env(struct scan *s)
 {
     s->kind = VP_HOOK_GLOBAL_ENV;
-    each_line(s, "/etc/environment", env_line);
+    each_line(s, "/etc/environment", false, env_line);
     struct vp_strv files = {0};
     vp_root_glob(s->root, "/etc/profile.d/*.sh", &files);
+    s->shell = true;
     for (size_t i = 0; i < files.n; i++)
-        each_line(s, files.v[i], env_line);
+        each_line(s, files.v[i], false, env_line);
+    s->shell = false;
     vp_strv_release(&files);
 }
 
@@ -308,8 +514,8 @@ static void scan_global_env(struct scan *s)
 static char *lead(const char *root, const char *rt, const char *shim_dir, char **ret_real)
 {
     char target[4096];
-    _cleanup_(freep) char *at = vp_rooted(root, rt);
-    ssize_t n = readlink(at, target, sizeof(target) - 1);
+    _cleanup_(freep) char *at = NULL;
+    ssize_t n = vp_root_ondisk(root, rt, &at) < 0 ? -1 : readlink(at, target, sizeof(target) - 1);
     if (n > 0 && shim_dir) {
         target[n] = '\0';
         size_t len = strlen(shim_dir);
@@ -324,13 +530,15 @@ static char *lead(const char *root, const char *rt, const char *shim_dir, char *
 }
 
 /* Checks one directory (runtime path) for driver names not answered by NVIDIA's
- * driver; recurse levels of subdirectories (for the Ollama tree). */
+ * driver; recurse levels of subdirectories (for the Ollama tree). A dangling link, or a
+ * file that is no ELF at all, is a leftover; a library of another architecture (NVIDIA's
+ * 32-bit driver) is out of scope and left alone. */
 static void scan_lib_dir(struct scan *s, const char *dir, enum vp_hook_kind kind,
                          const struct vp_strv *owned, const char *shim_dir, int recurse)
 {
     const char *root = s->root;
-    _cleanup_(freep) char *d = vp_rooted(root, dir);
-    DIR *dh = opendir(d);
+    _cleanup_(freep) char *d = vp_root_resolved(root, dir);
+    DIR *dh = d ? opendir(d) : NULL;
     if (!dh)
         return;
     for (struct dirent *de; (de = readdir(dh));) {
@@ -348,9 +556,11 @@ static void scan_lib_dir(struct scan *s, const char *dir, enum vp_hook_kind kind
         _cleanup_(freep) char *real = NULL;
         _cleanup_(freep) char *ondisk = lead(root, rt, shim_dir, &real);
         _cleanup_(vp_elf_freep) struct vp_elf *e = NULL;
-        if (ondisk && vp_elf_open(ondisk, &e) < 0)
-            e = NULL;
-        if (!e) {
+        int r = ondisk ? vp_elf_open(ondisk, &e) : -ENOENT;
+        vp_clear_error();
+        if (r == -EPROTONOSUPPORT)
+            continue; /* another architecture: not ours to judge */
+        if (r < 0) {
             add(s, kind, rt, 0, vp_xasprintf("%s does not lead to a readable library", rt),
                 "a leftover link named like the driver; remove it");
             continue;
@@ -358,32 +568,35 @@ static void scan_lib_dir(struct scan *s, const char *dir, enum vp_hook_kind kind
         enum vp_driver_identity id = vp_driver_identify(e, nvml);
         if (id == VP_DRIVER_NVIDIA || (id == VP_DRIVER_OURS && kind == VP_HOOK_TREE_LIB))
             continue;
-        add(s, kind, rt, 0,
-            vp_xasprintf("%s -> %s is a %s", rt, real, vp_driver_identity_name(id)),
+        add(s, kind, rt, 0, vp_xasprintf("%s -> %s is a %s", rt, real, vp_driver_identity_name(id)),
             kind == VP_HOOK_TREE_LIB
                 ? "it shadows the driver inside Ollama's tree, outside vgpu-patch's control"
-                : id == VP_DRIVER_OURS
-                      ? "the vGPU shim is installed system-wide: every program on the machine "
-                        "can load it"
-                      : "a non-NVIDIA library answers to the driver's name for every program "
-                        "on the machine");
+            : id == VP_DRIVER_OURS
+                ? "the vGPU shim is installed system-wide: every program on the machine "
+                  "can load it"
+                : "a non-NVIDIA library answers to the driver's name for every program "
+                  "on the machine");
     }
     closedir(dh);
 }
 
 static void system_lib_dirs(const char *root, struct vp_strv *dirs)
 {
-    static const char *const defaults[] = {"/lib/x86_64-linux-gnu", "/usr/lib/x86_64-linux-gnu",
-                                           "/lib64", "/usr/lib64", "/lib", "/usr/lib",
+    static const char *const defaults[] = {"/lib/x86_64-linux-gnu",
+                                           "/usr/lib/x86_64-linux-gnu",
+                                           "/lib64",
+                                           "/usr/lib64",
+                                           "/lib",
+                                           "/usr/lib",
                                            "/usr/local/lib"};
     for (size_t i = 0; i < VP_ARRAY_SIZE(defaults); i++)
         vp_strv_push(dirs, defaults[i]);
     struct vp_strv confs = {0};
     vp_strv_push(&confs, "/etc/ld.so.conf");
     for (size_t c = 0; c < confs.n && c < 64; c++) {
-        _cleanup_(freep) char *f = vp_rooted(root, confs.v[c]);
+        _cleanup_(freep) char *f = vp_root_resolved(root, confs.v[c]);
         _cleanup_(freep) char *text = NULL;
-        if (vp_read_file(f, 1 << 20, &text, NULL) < 0)
+        if (!f || vp_read_file(f, 1 << 20, &text, NULL) < 0)
             continue;
         for (char *line = text, *next; line; line = next) {
             next = strchr(line, '\n');
@@ -412,13 +625,20 @@ int vp_hooks_scan(const char *root, const char *prefix, const struct vp_strv *ow
 {
     struct vp_hooks h = {0};
     struct scan s = {.root = root, .h = &h};
-    each_line(&s, "/etc/ld.so.preload", preload_line);
+    each_line(&s, "/etc/ld.so.preload", false, preload_line);
     scan_units(&s);
     scan_global_env(&s);
-    struct vp_strv dirs = {0};
+    struct vp_strv dirs = {0}, seen = {0};
     system_lib_dirs(root, &dirs);
-    for (size_t i = 0; i < dirs.n; i++)
-        scan_lib_dir(&s, dirs.v[i], VP_HOOK_SYSTEM_LIB, owned, shim_dir, 0);
+    for (size_t i = 0; i < dirs.n; i++) {
+        /* On a merged /usr, /lib64 is /usr/lib64: one directory, one report per file. */
+        char *d = vp_root_resolved(root, dirs.v[i]);
+        if (d && !vp_strv_contains(&seen, d))
+            scan_lib_dir(&s, dirs.v[i], VP_HOOK_SYSTEM_LIB, owned, shim_dir, 0);
+        if (d)
+            vp_strv_push_take(&seen, d);
+    }
+    vp_strv_release(&seen);
     vp_strv_release(&dirs);
     if (prefix) {
         _cleanup_(freep) char *lib = vp_path_join(prefix, "lib/ollama");
@@ -435,6 +655,7 @@ void vp_hooks_release(struct vp_hooks *h)
         free(h->v[i].what);
         free(h->v[i].why);
         free(h->v[i].arg);
+        free(h->v[i].manual);
     }
     free(h->v);
     *h = (struct vp_hooks){0};

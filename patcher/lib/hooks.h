@@ -31,6 +31,7 @@ struct vp_hook {
     char *arg;
     unsigned reset_line; /* exec-wrapper: the `ExecStart=` reset before it (0: none) */
     bool in_unit;        /* in ollama.service itself, which vgpu-patch never edits */
+    char *manual;        /* why migrate must leave it to the operator (NULL: it may go) */
 };
 
 struct vp_hooks {
@@ -40,7 +41,8 @@ struct vp_hooks {
 
 /* What answers to a driver soname. */
 enum vp_driver_identity {
-    VP_DRIVER_NVIDIA,   /* looks like NVIDIA's driver (many exports, cuGetExportTable) */
+    VP_DRIVER_NVIDIA,   /* looks like NVIDIA's driver (many exports, cuGetExportTable) and
+                         * its real file is named by the driver version */
     VP_DRIVER_OURS,     /* carries VP_SHIM_MARKER */
     VP_DRIVER_HANDMADE, /* answers to the soname but is neither */
 };
@@ -58,5 +60,12 @@ const char *vp_hook_kind_name(enum vp_hook_kind k);
 
 /* Whether a file name is a driver's (libcuda.so*, libnvidia-ml.so*); *nvml says which. */
 bool vp_hooks_driver_name(const char *name, bool *nvml);
+/* Whether a file name is how NVIDIA names its driver's real file: libcuda.so.N.N[.N],
+ * libnvidia-ml.so.N.N[.N] (the driver version). */
+bool vp_hooks_driver_file_name(const char *name, bool nvml);
+
+/* The end of the systemd word of line starting at i (blanks separate words, quotes
+ * group, a backslash in quotes escapes): detection and migrate's edit split alike. */
+size_t vp_systemd_word_end(const char *line, size_t i);
 
 #endif

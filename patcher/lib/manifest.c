@@ -4,6 +4,22 @@
 #include <errno.h>
 #include <inttypes.h>
 #include <string.h>
+#include <sys/stat.h>
+
+int64_t vp_mtime_ns(const struct stat *st)
+{
+    return (int64_t)st->st_mtim.tv_sec * 1000000000 + st->st_mtim.tv_nsec;
+}
+
+void vp_fileid_of(struct vp_fileid *id, const struct stat *st, const char *b3)
+{
+    *id = (struct vp_fileid){.size = (uint64_t)st->st_size,
+                             .mtime_ns = vp_mtime_ns(st),
+                             .ino = st->st_ino,
+                             .dev = st->st_dev};
+    if (b3)
+        memcpy(id->b3, b3, VP_B3_HEX);
+}
 
 static void put_kv(FILE *f, const char *k, const char *v)
 {
@@ -13,10 +29,11 @@ static void put_kv(FILE *f, const char *k, const char *v)
 
 static void put_id(FILE *f, const char *pfx, const struct vp_fileid *id)
 {
-    fprintf(f, " %s_blake3=%s %s_size=%" PRIu64 " %s_mtime_ns=%" PRId64 " %s_ino=%" PRIu64
-               " %s_dev=%" PRIu64,
-            pfx, id->b3[0] ? id->b3 : "-", pfx, id->size, pfx, id->mtime_ns, pfx, id->ino,
-            pfx, id->dev);
+    fprintf(f,
+            " %s_blake3=%s %s_size=%" PRIu64 " %s_mtime_ns=%" PRId64 " %s_ino=%" PRIu64
+            " %s_dev=%" PRIu64,
+            pfx, id->b3[0] ? id->b3 : "-", pfx, id->size, pfx, id->mtime_ns, pfx, id->ino, pfx,
+            id->dev);
 }
 
 static void put_entry(FILE *f, const struct vp_entry *e)
@@ -188,18 +205,18 @@ static bool entry_field(struct vp_entry *e, const char *k, char *v)
 
 static bool install_field(struct vp_manifest_install *in, const char *k, char *v)
 {
-    char **s = !strcmp(k, "prefix")     ? &in->prefix
-               : !strcmp(k, "shim_dir") ? &in->shim_dir
-               : !strcmp(k, "version")  ? &in->version
-               : !strcmp(k, "eras")     ? &in->eras
-               : !strcmp(k, "mechanism") ? &in->mechanism
-               : !strcmp(k, "delivery")  ? &in->delivery
-               : !strcmp(k, "requested") ? &in->requested
-               : !strcmp(k, "restored")  ? &in->restored
+    char **s = !strcmp(k, "prefix")        ? &in->prefix
+               : !strcmp(k, "shim_dir")    ? &in->shim_dir
+               : !strcmp(k, "version")     ? &in->version
+               : !strcmp(k, "eras")        ? &in->eras
+               : !strcmp(k, "mechanism")   ? &in->mechanism
+               : !strcmp(k, "delivery")    ? &in->delivery
+               : !strcmp(k, "requested")   ? &in->requested
+               : !strcmp(k, "restored")    ? &in->restored
                : !strcmp(k, "systemd_dir") ? &in->systemd_dir
                : !strcmp(k, "keep_vulkan") ? &in->keep_vulkan
-               : !strcmp(k, "tree_stamp") ? &in->tree_stamp
-                                        : NULL;
+               : !strcmp(k, "tree_stamp")  ? &in->tree_stamp
+                                           : NULL;
     if (!s) {
         free(v);
         return false;

@@ -18,6 +18,12 @@ struct vp_fileid {
     uint64_t ino, dev;
 };
 
+struct stat;
+/* A file's modification time in nanoseconds. */
+int64_t vp_mtime_ns(const struct stat *st);
+/* Fills id from st and the file's BLAKE3 hex (b3 NULL: no hash). */
+void vp_fileid_of(struct vp_fileid *id, const struct stat *st, const char *b3);
+
 /* FILE: an installed file patched (with a backup); LINK: a link we added or replaced;
  * UNIT: a systemd file we wrote (patched.b3 is its content; no b3 for a directory);
  * MIGRATED: a legacy hook `migrate` took away (method: edited, removed, disabled, or
@@ -28,16 +34,16 @@ enum vp_entry_kind { VP_ENTRY_FILE, VP_ENTRY_LINK, VP_ENTRY_UNIT, VP_ENTRY_MIGRA
 
 struct vp_entry {
     enum vp_entry_kind kind;
-    char *path;  /* runtime path */
-    char *role;  /* executable, library, link */
+    char *path; /* runtime path */
+    char *role; /* executable, library, link */
     /* files */
     struct vp_fileid orig, patched;
     mode_t mode;
     uid_t uid;
     gid_t gid;
-    char *backup;  /* on-disk path of the backup (hard link or copy) */
-    char *method;  /* segment, in-place, patchelf */
-    char *edits;   /* human-readable, ';'-separated */
+    char *backup; /* on-disk path of the backup (hard link or copy) */
+    char *method; /* segment, in-place, patchelf */
+    char *edits;  /* human-readable, ';'-separated */
     /* links */
     char *target;
     char *prev_target; /* the link that was there before, NULL when there was none */

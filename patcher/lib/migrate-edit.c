@@ -45,37 +45,22 @@ static int drop_preload_word(char *line, const char *word)
     return -ESTALE;
 }
 
-/* The end of a systemd word starting at i: blanks separate words, quotes group. */
-static size_t word_end(const char *line, size_t i)
-{
-    char quote = 0;
-    for (; line[i]; i++) {
-        if (quote) {
-            if (line[i] == '\\' && line[i + 1])
-                i++;
-            else if (line[i] == quote)
-                quote = 0;
-        } else if (line[i] == '"' || line[i] == '\'') {
-            quote = line[i];
-        } else if (line[i] == ' ' || line[i] == '\t') {
-            break;
-        }
-    }
-    return i;
-}
-
-/* Environment=A=1 "VAR=x y" B=2: the word assigning VAR goes. *ret_empty: no assignment
- * is left on the line. */
+/* Environment=A=1 "VAR=x y" B=2 (blanks around '=' allowed): the word assigning VAR goes.
+ * Words are split as the scan splits them (vp_systemd_word_end). *ret_empty: no
+ * assignment is left on the line. */
 static int drop_assignment(char *line, const char *var, bool *ret_empty)
 {
-    static const char key[] = "Environment=";
+    static const char key[] = "Environment";
     size_t v = strspn(line, " \t");
     if (strncmp(line + v, key, strlen(key)) != 0)
         return -ESTALE;
     v += strlen(key);
+    v += strspn(line + v, " \t");
+    if (line[v++] != '=')
+        return -ESTALE;
     size_t vlen = strlen(var), end = strlen(line);
     for (size_t i = v + strspn(line + v, " \t"); i < end; i += strspn(line + i, " \t")) {
-        size_t e = word_end(line, i);
+        size_t e = vp_systemd_word_end(line, i);
         size_t u = i + (line[i] == '"' || line[i] == '\'');
         if (!strncmp(line + u, var, vlen) && line[u + vlen] == '=') {
             cut_word(line, i, e, end, " \t");
@@ -87,16 +72,29 @@ static int drop_assignment(char *line, const char *var, bool *ret_empty)
     return -ESTALE;
 }
 
+/* A script's line becomes a no-op with its indentation kept: `if ...; then` keeps a
+ * body, and the line numbers stay. */
+static char *shell_noop(const char *line)
+{
+    return vp_xasprintf("%.*s%s", (int)strspn(line, " \t"), line, VP_SHELL_NOOP);
+}
+
 static bool blank(const char *s)
 {
     return s[strspn(s, " \t\r")] == '\0';
 }
 
-/* Applies the drops of one line (a NUL-terminated copy); *ret_gone: the line goes. */
-static int drop_in_line(char *line, unsigned lineno, const struct vp_drop *drops, size_t n,
+static bool is_blank(char c)
+{
+    return c == ' ' || c == '\t' || c == '\r';
+}
+
+/* Applies the drops of one line (a NUL-terminated copy, which *line may replace);
+ * *ret_gone: the line goes. */
+static int drop_in_line(char **line, unsigned lineno, const struct vp_drop *drops, size_t n,
                         bool *ret_gone)
 {
-    bool gone = false;
+    bool gone = false, noop = false;
     for (size_t i = 0; i < n; i++) {
         if (drops[i].line != lineno)
             continue;
@@ -106,28 +104,39 @@ static int drop_in_line(char *line, unsigned lineno, const struct vp_drop *drops
         case VP_DROP_LINE:
             gone = true;
             break;
+        case VP_DROP_SHELL_LINE:
+            noop = true;
+            break;
         case VP_DROP_PRELOAD_WORD:
-            r = drop_preload_word(line, drops[i].word);
+            r = drop_preload_word(*line, drops[i].word);
             break;
         case VP_DROP_ASSIGNMENT:
-            r = drop_assignment(line, drops[i].word, &empty);
+            r = drop_assignment(*line, drops[i].word, &empty);
             gone |= empty;
             break;
         }
         if (r < 0)
             return r;
     }
-    *ret_gone = gone || blank(line);
+    if (noop) {
+        char *l = shell_noop(*line);
+        free(*line);
+        *line = l;
+        *ret_gone = false;
+        return 0;
+    }
+    *ret_gone = gone || blank(*line);
     return 0;
 }
 
-int vp_text_drop(const char *text, size_t len, const struct vp_drop *drops, size_t n,
-                 char **ret, size_t *ret_len)
+int vp_text_drop(const char *text, size_t len, const struct vp_drop *drops, size_t n, char **ret,
+                 size_t *ret_len)
 {
     for (size_t i = 0; i < n; i++)
-        if (drops[i].how != VP_DROP_LINE && !drops[i].word)
+        if (drops[i].how != VP_DROP_LINE && drops[i].how != VP_DROP_SHELL_LINE && !drops[i].word)
             return -EINVAL;
-    char *out = vp_xmalloc(len + 1);
+    size_t cap = len + 1;
+    char *out = vp_xmalloc(cap);
     size_t o = 0;
     unsigned lineno = 0;
     bool matched_all = true;
@@ -147,12 +156,15 @@ int vp_text_drop(const char *text, size_t len, const struct vp_drop *drops, size
         }
         _cleanup_(freep) char *line = vp_xstrndup(text + pos, llen);
         bool gone;
-        if (strlen(line) != llen || drop_in_line(line, lineno, drops, n, &gone) < 0) {
+        if (strlen(line) != llen || drop_in_line(&line, lineno, drops, n, &gone) < 0) {
             matched_all = false;
             break;
         }
         if (!gone) {
             size_t l = strlen(line);
+            size_t need = o + l + 1 + (len - pos - full) + 1; /* the rest, unchanged */
+            if (need > cap)
+                out = vp_xrealloc(out, cap = need);
             memcpy(out + o, line, l);
             o += l;
             if (nl)
@@ -172,17 +184,19 @@ int vp_text_drop(const char *text, size_t len, const struct vp_drop *drops, size
     return 0;
 }
 
-bool vp_text_sets_nothing(const char *text, size_t len)
+bool vp_text_sets_nothing(const char *text, size_t len, bool unit)
 {
     for (size_t pos = 0; pos < len;) {
         const char *nl = memchr(text + pos, '\n', len - pos);
         size_t llen = nl ? (size_t)(nl - (text + pos)) : len - pos;
         const char *s = text + pos;
         size_t i = 0;
-        while (i < llen && strchr(" \t\r", s[i]))
+        while (i < llen && is_blank(s[i]))
             i++;
-        bool nothing = i == llen || s[i] == '#' || s[i] == ';' ||
-                       (s[i] == '[' && memchr(s + i, ']', llen - i));
+        size_t noop = strlen(VP_SHELL_NOOP);
+        bool nothing = i == llen || s[i] == '#' ||
+                       (unit && (s[i] == ';' || (s[i] == '[' && memchr(s + i, ']', llen - i)))) ||
+                       (!unit && llen - i >= noop && !memcmp(s + i, VP_SHELL_NOOP, noop));
         if (!nothing)
             return false;
         pos += llen + (nl != NULL);

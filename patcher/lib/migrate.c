@@ -13,7 +13,7 @@
 #include <sys/wait.h>
 
 #define DISABLED_SUFFIX ".disabled-by-vgpu-patch"
-#define MAX_TEXT (1 << 20)
+#define MAX_TEXT        (1 << 20)
 
 const char *vp_migrate_action_name(enum vp_migrate_action a)
 {
@@ -49,6 +49,8 @@ static char *dpkg_query(const char *dpkg_query_bin, const char *root, const char
         if (next)
             *next++ = '\0';
         char *sep = strstr(line, ": ");
+        if (vp_startswith(line, "diversion by ") || vp_startswith(line, "local diversion "))
+            continue; /* "diversion by P from: path" names no owner */
         if (sep && !strcmp(sep + 2, path)) {
             owner = vp_xstrndup(line, (size_t)(sep - line));
             break;
@@ -64,21 +66,31 @@ char *vp_dpkg_owner(const char *root, const char *path)
     const char *bin = find_program(bins, VP_ARRAY_SIZE(bins));
     if (!bin)
         return NULL; /* no dpkg: no package owns anything */
-    /* Packages list /lib/... or /usr/lib/...; on a merged /usr both name one file. */
-    _cleanup_(freep) char *alt = vp_startswith(path, "/usr/lib/") ? vp_xstrdup(path + 4)
-                                 : vp_startswith(path, "/lib")    ? vp_xasprintf("/usr%s", path)
-                                                                  : NULL;
+    /* Packages list /lib/... or /usr/lib/... (lib64 likewise); on a merged /usr both
+     * name one file. */
+    _cleanup_(freep) char *alt = vp_startswith(path, "/usr/lib") ? vp_xstrdup(path + 4)
+                                 : vp_startswith(path, "/lib")   ? vp_xasprintf("/usr%s", path)
+                                                                 : NULL;
     char *owner = dpkg_query(bin, root, path);
     return owner || !alt ? owner : dpkg_query(bin, root, alt);
 }
 
 /* ---- the plan ---- */
 
+static bool is_script(const char *path)
+{
+    return vp_startswith(path, "/etc/profile.d/") && vp_endswith(path, ".sh");
+}
+
+static bool is_unit_file(const char *path)
+{
+    return strstr(path, ".service.d/") || vp_endswith(path, ".service");
+}
+
 /* A drop-in or profile.d script is read by name pattern: another name disables it. */
 static bool can_disable(const char *path)
 {
-    return (strstr(path, ".service.d/") && vp_endswith(path, ".conf")) ||
-           (vp_startswith(path, "/etc/profile.d/") && vp_endswith(path, ".sh"));
+    return (strstr(path, ".service.d/") && vp_endswith(path, ".conf")) || is_script(path);
 }
 
 static bool line_based(enum vp_hook_kind k)
@@ -100,7 +112,7 @@ static void bind_words(struct vp_migrate_file *f)
 {
     size_t w = 0;
     for (size_t i = 0; i < f->n_drops; i++)
-        if (f->drops[i].how != VP_DROP_LINE)
+        if (f->drops[i].how != VP_DROP_LINE && f->drops[i].how != VP_DROP_SHELL_LINE)
             f->drops[i].word = f->words.v[w++];
 }
 
@@ -120,35 +132,76 @@ static void hook_drops(struct vp_migrate_file *f, const struct vp_hook *k)
             add_drop(f, k->reset_line, VP_DROP_LINE, NULL);
         break;
     default:
-        add_drop(f, k->line, VP_DROP_LINE, NULL);
+        add_drop(f, k->line, is_script(f->path) ? VP_DROP_SHELL_LINE : VP_DROP_LINE, NULL);
         break;
     }
 }
 
-/* Reads the file and decides between editing and disabling it. */
+/* The first free name of path.disabled-by-vgpu-patch[.N] (a runtime path). */
+static char *disabled_name(const char *root, const char *path)
+{
+    for (unsigned i = 0;; i++) {
+        char *to = i ? vp_xasprintf("%s%s.%u", path, DISABLED_SUFFIX, i)
+                     : vp_xasprintf("%s%s", path, DISABLED_SUFFIX);
+        _cleanup_(freep) char *ondisk = NULL;
+        struct stat st;
+        if (vp_root_ondisk(root, to, &ondisk) < 0 || lstat(ondisk, &st) < 0 || i >= 999)
+            return to;
+        free(to);
+    }
+}
+
+static void keep_manual(struct vp_migrate_file *f, char *reason)
+{
+    f->action = VP_MIGRATE_KEEP_MANUAL;
+    free(f->reason);
+    f->reason = reason;
+}
+
+/* Reads the file and decides between editing and disabling it. A link is disabled by
+ * renaming the link; edited, it is the file it points to (inside the root) that is. */
 static int decide_edit(const char *root, struct vp_migrate_file *f)
 {
-    _cleanup_(freep) char *ondisk = vp_rooted(root, f->path);
+    _cleanup_(freep) char *ondisk = NULL;
     _cleanup_(freep) char *text = NULL, *out = NULL;
     size_t len, olen;
-    int r = vp_read_file(ondisk, MAX_TEXT, &text, &len);
-    if (r < 0)
-        return vp_error_errno(r, "cannot read %s", ondisk);
+    struct stat st;
+    int r = vp_root_ondisk(root, f->path, &ondisk);
+    if (r < 0) {
+        keep_manual(f, vp_xasprintf("%s: left alone", vp_last_error()));
+        return 0;
+    }
+    bool link = lstat(ondisk, &st) == 0 && S_ISLNK(st.st_mode);
+    _cleanup_(freep) char *real = NULL, *target = NULL;
+    if (link &&
+        (vp_root_realpath(root, f->path, &real) < 0 || vp_root_ondisk(root, real, &target) < 0)) {
+        keep_manual(f, vp_xasprintf("it is a link that cannot be followed inside the root (%s): "
+                                    "edit the file it points to by hand",
+                                    vp_last_error()));
+        return 0;
+    }
+    if ((r = vp_read_file(link ? target : ondisk, MAX_TEXT, &text, &len)) < 0)
+        return vp_error_errno(r, "cannot read %s", link ? target : ondisk);
     bind_words(f);
     if ((r = vp_text_drop(text, len, f->drops, f->n_drops, &out, &olen)) < 0)
-        return vp_error(-EAGAIN, "%s changed while it was read; run again", f->path);
+        return vp_error(-EPROTO,
+                        "%s: migrate reported a hook it cannot find there to edit: "
+                        "nothing was changed; remove it by hand",
+                        f->path);
     f->action = VP_MIGRATE_EDIT;
-    if (can_disable(f->path) && vp_text_sets_nothing(out, olen)) {
+    if (can_disable(f->path) && vp_text_sets_nothing(out, olen, !is_script(f->path))) {
         f->action = VP_MIGRATE_DISABLE;
-        f->to = vp_xasprintf("%s%s", f->path, DISABLED_SUFFIX);
+        f->to = disabled_name(root, f->path);
+    } else if (link) {
+        f->via = f->path;
+        f->path = vp_xstrdup(real);
     }
     return 0;
 }
 
 int vp_migrate_plan(const char *root, const struct vp_hooks *h, struct vp_migrate_plan *ret)
 {
-    struct vp_migrate_plan p = {.of_hook = vp_xcalloc(h->n + 1, sizeof(size_t)),
-                                .n_hooks = h->n};
+    struct vp_migrate_plan p = {.of_hook = vp_xcalloc(h->n + 1, sizeof(size_t)), .n_hooks = h->n};
     for (size_t i = 0; i < h->n; i++) {
         const struct vp_hook *k = &h->v[i];
         size_t f = 0;
@@ -156,22 +209,29 @@ int vp_migrate_plan(const char *root, const struct vp_hooks *h, struct vp_migrat
             f++;
         if (f == p.n) {
             p.files = vp_xrealloc(p.files, (p.n + 1) * sizeof(*p.files));
-            p.files[p.n++] = (struct vp_migrate_file){.path = vp_xstrdup(k->file),
-                                                      .kind = k->kind,
-                                                      .action = VP_MIGRATE_REMOVE};
+            p.files[p.n++] = (struct vp_migrate_file){
+                .path = vp_xstrdup(k->file), .kind = k->kind, .action = VP_MIGRATE_REMOVE};
         }
         p.of_hook[i] = f;
         struct vp_migrate_file *mf = &p.files[f];
         if (k->in_unit)
             mf->action = VP_MIGRATE_KEEP_MANUAL;
+        else if (k->manual && mf->action != VP_MIGRATE_KEEP_MANUAL)
+            keep_manual(mf, vp_xasprintf("line %u: %s", k->line, k->manual));
         if (line_based(k->kind) && k->line)
             hook_drops(mf, k);
     }
     int r = 0;
     for (size_t f = 0; f < p.n && r == 0; f++) {
         struct vp_migrate_file *mf = &p.files[f];
+        _cleanup_(freep) char *ondisk = NULL;
         if (mf->action == VP_MIGRATE_KEEP_MANUAL)
             continue;
+        if (vp_root_ondisk(root, mf->path, &ondisk) < 0) {
+            keep_manual(mf, vp_xasprintf("%s: left alone", vp_last_error()));
+            vp_clear_error();
+            continue;
+        }
         if ((mf->package = vp_dpkg_owner(root, mf->path))) {
             mf->action = VP_MIGRATE_KEEP_PACKAGE;
             continue;
@@ -193,12 +253,22 @@ void vp_migrate_plan_release(struct vp_migrate_plan *p)
         free(p->files[i].path);
         free(p->files[i].package);
         free(p->files[i].to);
+        free(p->files[i].reason);
+        free(p->files[i].via);
         free(p->files[i].drops);
         vp_strv_release(&p->files[i].words);
     }
     free(p->files);
     free(p->of_hook);
     *p = (struct vp_migrate_plan){0};
+}
+
+bool vp_migrate_changes_units(const struct vp_migrate_plan *p)
+{
+    for (size_t i = 0; i < p->n; i++)
+        if (p->files[i].action <= VP_MIGRATE_DISABLE && is_unit_file(p->files[i].path))
+            return true;
+    return false;
 }
 
 size_t vp_migrate_kept(const struct vp_migrate_plan *p)
@@ -217,17 +287,6 @@ struct apply_ctx {
     char *bdir;
     struct vp_manifest *m;
 };
-
-static void fileid(struct vp_fileid *id, const struct stat *st, const char *b3)
-{
-    *id = (struct vp_fileid){.size = (uint64_t)st->st_size,
-                             .mtime_ns = (int64_t)st->st_mtim.tv_sec * 1000000000 +
-                                         st->st_mtim.tv_nsec,
-                             .ino = st->st_ino,
-                             .dev = st->st_dev};
-    if (b3)
-        memcpy(id->b3, b3, VP_B3_HEX);
-}
 
 static int read_fd(int fd, const struct stat *st, char **ret)
 {
@@ -274,11 +333,14 @@ static char *describe_drops(const struct vp_migrate_file *f)
 static struct vp_entry entry_for(const struct vp_migrate_file *f, const char *method,
                                  const struct stat *st, const char *b3)
 {
-    struct vp_entry e = {.kind = VP_ENTRY_MIGRATED, .path = vp_xstrdup(f->path),
+    struct vp_entry e = {.kind = VP_ENTRY_MIGRATED,
+                         .path = vp_xstrdup(f->path),
                          .role = vp_xstrdup(vp_hook_kind_name(f->kind)),
-                         .method = vp_xstrdup(method), .mode = st->st_mode & 07777,
-                         .uid = st->st_uid, .gid = st->st_gid};
-    fileid(&e.orig, st, b3);
+                         .method = vp_xstrdup(method),
+                         .mode = st->st_mode & 07777,
+                         .uid = st->st_uid,
+                         .gid = st->st_gid};
+    vp_fileid_of(&e.orig, st, b3);
     return e;
 }
 
@@ -286,7 +348,10 @@ static struct vp_entry entry_for(const struct vp_migrate_file *f, const char *me
  * original inode as the backup; the rename comes with the others. */
 static int stage_edit(struct apply_ctx *c, const struct vp_migrate_file *f)
 {
-    _cleanup_(freep) char *ondisk = vp_rooted(c->root, f->path);
+    _cleanup_(freep) char *ondisk = NULL;
+    int r = vp_root_ondisk(c->root, f->path, &ondisk);
+    if (r < 0)
+        return r;
     _cleanup_(closep) int fd = open(ondisk, O_RDONLY | O_NOFOLLOW | O_CLOEXEC);
     struct stat st;
     if (fd < 0 || fstat(fd, &st) < 0)
@@ -295,12 +360,13 @@ static int stage_edit(struct apply_ctx *c, const struct vp_migrate_file *f)
         return vp_error(-EAGAIN, "%s is no regular file any more", f->path);
     _cleanup_(freep) char *text = NULL, *out = NULL;
     size_t olen;
-    int r = read_fd(fd, &st, &text);
+    r = read_fd(fd, &st, &text);
     if (r < 0)
         return r;
     if (vp_text_drop(text, (size_t)st.st_size, f->drops, f->n_drops, &out, &olen) < 0)
-        return vp_error(-EAGAIN, "%s changed since it was scanned; nothing was changed: run "
-                                 "again",
+        return vp_error(-EAGAIN,
+                        "%s changed since it was scanned; nothing was changed: run "
+                        "again",
                         f->path);
     char b3[VP_B3_HEX], nb3[VP_B3_HEX];
     b3_of(text, (size_t)st.st_size, b3);
@@ -323,7 +389,7 @@ static int stage_edit(struct apply_ctx *c, const struct vp_migrate_file *f)
     if ((r = vp_txn_keep_prev(c->t, ondisk, fd, &st, backup, true, b3)) < 0)
         return r;
     struct vp_entry e = entry_for(f, "edited", &st, b3);
-    fileid(&e.patched, &tst, nb3);
+    vp_fileid_of(&e.patched, &tst, nb3);
     e.backup = vp_xstrdup(backup);
     e.edits = describe_drops(f);
     vp_manifest_add_migrated(c->m, &e);
@@ -332,16 +398,20 @@ static int stage_edit(struct apply_ctx *c, const struct vp_migrate_file *f)
 
 static int stage_disable(struct apply_ctx *c, const struct vp_migrate_file *f)
 {
-    _cleanup_(freep) char *ondisk = vp_rooted(c->root, f->path);
-    _cleanup_(freep) char *to = vp_rooted(c->root, f->to);
+    _cleanup_(freep) char *ondisk = NULL, *to = NULL;
     struct stat st;
     char b3[VP_B3_HEX];
     int r;
-    if (lstat(ondisk, &st) < 0 || !S_ISREG(st.st_mode))
-        return vp_error(-EAGAIN, "%s changed since it was scanned; run again", f->path);
-    if ((r = vp_b3_file(ondisk, b3)) < 0 || (r = vp_txn_stage_move(c->t, ondisk, &st, to)) < 0)
+    if ((r = vp_root_ondisk(c->root, f->path, &ondisk)) < 0 ||
+        (r = vp_root_ondisk(c->root, f->to, &to)) < 0)
         return r;
-    struct vp_entry e = entry_for(f, "disabled", &st, b3);
+    if (lstat(ondisk, &st) < 0 || !(S_ISREG(st.st_mode) || S_ISLNK(st.st_mode)))
+        return vp_error(-EAGAIN, "%s changed since it was scanned; run again", f->path);
+    /* A link is renamed as it is: its inode identifies it (no content of its own). */
+    if ((!S_ISLNK(st.st_mode) && (r = vp_b3_file(ondisk, b3)) < 0) ||
+        (r = vp_txn_stage_move(c->t, ondisk, &st, to)) < 0)
+        return r;
+    struct vp_entry e = entry_for(f, "disabled", &st, S_ISLNK(st.st_mode) ? NULL : b3);
     e.patched = e.orig; /* the same inode, under its new name */
     e.target = vp_xstrdup(f->to);
     _cleanup_(freep) char *drops = describe_drops(f);
@@ -352,19 +422,20 @@ static int stage_disable(struct apply_ctx *c, const struct vp_migrate_file *f)
 
 static int stage_remove(struct apply_ctx *c, const struct vp_migrate_file *f)
 {
-    _cleanup_(freep) char *ondisk = vp_rooted(c->root, f->path);
+    _cleanup_(freep) char *ondisk = NULL;
     struct stat st;
+    int r = vp_root_ondisk(c->root, f->path, &ondisk);
+    if (r < 0)
+        return r;
     if (lstat(ondisk, &st) < 0)
         return vp_error(-EAGAIN, "%s is gone since it was scanned; run again", f->path);
     bool link = S_ISLNK(st.st_mode);
     if (!link && !S_ISREG(st.st_mode))
         return vp_error(-EINVAL, "%s is neither a file nor a link: not removing it", f->path);
-    _cleanup_(closep) int fd =
-        open(ondisk, (link ? O_PATH : O_RDONLY) | O_NOFOLLOW | O_CLOEXEC);
+    _cleanup_(closep) int fd = open(ondisk, (link ? O_PATH : O_RDONLY) | O_NOFOLLOW | O_CLOEXEC);
     if (fd < 0 || fstat(fd, &st) < 0)
         return vp_error_errno(-errno, "cannot open %s", ondisk);
     char b3[VP_B3_HEX] = "", target[4096] = "";
-    int r;
     if (link) {
         ssize_t n = readlinkat(fd, "", target, sizeof(target) - 1);
         if (n < 0)
@@ -375,9 +446,8 @@ static int stage_remove(struct apply_ctx *c, const struct vp_migrate_file *f)
         if ((r = vp_b3_file(self, b3)) < 0)
             return r;
     }
-    _cleanup_(freep) char *backup =
-        vp_xasprintf("%s/migrated.%s.%llu", c->bdir, link ? "link" : b3,
-                     (unsigned long long)st.st_ino);
+    _cleanup_(freep) char *backup = vp_xasprintf("%s/migrated.%s.%llu", c->bdir, link ? "link" : b3,
+                                                 (unsigned long long)st.st_ino);
     if ((r = vp_txn_stage_drop(c->t, ondisk, fd, &st, backup, link ? NULL : b3)) < 0)
         return r;
     struct vp_entry e = entry_for(f, "removed", &st, link ? NULL : b3);
@@ -443,9 +513,10 @@ static char *canonical(const char *root, const char *path)
 
 bool vp_migrate_cache_names(const char *root, const struct vp_strv *paths)
 {
-    _cleanup_(freep) char *f = vp_rooted(root, "/etc/ld.so.cache");
+    _cleanup_(freep) char *f = NULL;
     _cleanup_(vp_ldcache_freep) struct vp_ldcache *cache = NULL;
-    if (!paths->n || vp_ldcache_load(f, &cache) < 0)
+    if (!paths->n || vp_root_ondisk(root, "/etc/ld.so.cache", &f) < 0 ||
+        vp_ldcache_load(f, &cache) < 0)
         return false;
     struct vp_strv want = {0};
     for (size_t i = 0; i < paths->n; i++)
@@ -461,8 +532,8 @@ bool vp_migrate_cache_names(const char *root, const struct vp_strv *paths)
 
 static const char *find_ldconfig(void)
 {
-    static const char *const paths[] = {"/sbin/ldconfig", "/usr/sbin/ldconfig",
-                                        "/usr/bin/ldconfig", "/bin/ldconfig"};
+    static const char *const paths[] = {"/sbin/ldconfig", "/usr/sbin/ldconfig", "/usr/bin/ldconfig",
+                                        "/bin/ldconfig"};
     return find_program(paths, VP_ARRAY_SIZE(paths));
 }
 
@@ -504,19 +575,20 @@ int vp_ldconfig_run(const char *root, char **ret_msg)
 int vp_migrate_ldconfig(const char *root, struct vp_state *st, struct vp_manifest *m,
                         char **ret_msg)
 {
-    _cleanup_(freep) char *cache = vp_rooted(root, "/etc/ld.so.cache");
+    _cleanup_(freep) char *cache = NULL;
+    int r = vp_root_ondisk(root, "/etc/ld.so.cache", &cache);
+    if (r < 0)
+        return r;
     _cleanup_(freep) char *bdir = vp_state_backup_dir(st);
     _cleanup_(freep) char *backup = NULL;
     _cleanup_(closep) int fd = open(cache, O_RDONLY | O_NOFOLLOW | O_CLOEXEC);
     struct stat before = {0}, after;
     char b3[VP_B3_HEX] = "", nb3[VP_B3_HEX];
-    int r;
     if (fd >= 0 && fstat(fd, &before) == 0) {
         _cleanup_(freep) char *self = vp_xasprintf("/proc/self/fd/%d", fd);
         if ((r = vp_b3_file(self, b3)) < 0)
             return r;
-        backup = vp_xasprintf("%s/migrated.%s.%llu", bdir, b3,
-                              (unsigned long long)before.st_ino);
+        backup = vp_xasprintf("%s/migrated.%s.%llu", bdir, b3, (unsigned long long)before.st_ino);
         if ((r = vp_keep_inode(fd, backup)) < 0 && r != -EEXIST)
             return r;
     }
@@ -528,13 +600,13 @@ int vp_migrate_ldconfig(const char *root, struct vp_state *st, struct vp_manifes
     if (lstat(cache, &after) < 0 || (r = vp_b3_file(cache, nb3)) < 0)
         return 0; /* no cache written (nothing to record) */
     struct vp_migrate_file f = {.path = "/etc/ld.so.cache"};
-    struct vp_entry e = entry_for(&f, "regenerated", fd >= 0 ? &before : &after,
-                                  fd >= 0 ? b3 : NULL);
+    struct vp_entry e =
+        entry_for(&f, "regenerated", fd >= 0 ? &before : &after, fd >= 0 ? b3 : NULL);
     free(e.role);
     e.role = vp_xstrdup("ld.so.cache");
     if (fd < 0)
         e.orig = (struct vp_fileid){0}; /* there was none */
-    fileid(&e.patched, &after, nb3);
+    vp_fileid_of(&e.patched, &after, nb3);
     e.backup = backup ? vp_xstrdup(backup) : NULL;
     e.edits = vp_xstrdup("ldconfig rebuilt it without the removed files");
     vp_manifest_add_migrated(m, &e);
@@ -547,10 +619,7 @@ void vp_migrate_checks(struct vp_migrate_check **ret, size_t *ret_n)
 {
     static const char *const lspci[] = {"/usr/bin/lspci", "/usr/sbin/lspci", "/sbin/lspci",
                                         "/bin/lspci"};
-    const char *pci = NULL;
-    for (size_t i = 0; i < VP_ARRAY_SIZE(lspci) && !pci; i++)
-        if (access(lspci[i], X_OK) == 0)
-            pci = lspci[i];
+    const char *pci = find_program(lspci, VP_ARRAY_SIZE(lspci));
     char *const cmds[][4] = {{"/bin/ls", "/", NULL},
                              {"/bin/cat", "/dev/null", NULL},
                              {"/bin/sh", "-c", "true", NULL},

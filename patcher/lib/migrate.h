@@ -4,7 +4,10 @@
  * edited (or disabled when nothing else is left in it), libraries posing as the driver
  * are removed. Everything changed is kept in the state dir, recorded in the manifest
  * ("migrated" entries; rollback.h undoes them) and written in one journalled
- * transaction (txn.h). The unit itself and files a package owns are never changed. */
+ * transaction (txn.h). The unit itself and files a package owns are never changed, nor
+ * is a hook that cannot go alone (a value with other entries, a continued line, a script
+ * line that does more): those are kept for the operator. Paths are acted on where they
+ * lead inside the root (vp_root_ondisk), never through a link out of it. */
 #ifndef VP_MIGRATE_H
 #define VP_MIGRATE_H
 
@@ -19,7 +22,11 @@ enum vp_drop_how {
     VP_DROP_PRELOAD_WORD, /* one entry of an ld.so.preload line (blanks and ':' separate
                            * entries, '#' starts a comment) */
     VP_DROP_ASSIGNMENT,   /* one VAR=value word (word: VAR) of a systemd Environment= line */
+    VP_DROP_SHELL_LINE,   /* a script's line: becomes VP_SHELL_NOOP (indentation kept) */
 };
+
+/* What a script's hook line becomes: a no-op, so that `if ...; then` keeps a body. */
+#define VP_SHELL_NOOP ": # removed by vgpu-patch migrate"
 
 struct vp_drop {
     unsigned line; /* 1-based */
@@ -31,11 +38,12 @@ struct vp_drop {
  * byte is kept. A line left blank by a drop goes whole, its newline included, and so
  * does an Environment= line left with no assignment. -ESTALE when a drop does not match
  * (the file changed since it was scanned). */
-int vp_text_drop(const char *text, size_t len, const struct vp_drop *drops, size_t n,
-                 char **ret, size_t *ret_len);
+int vp_text_drop(const char *text, size_t len, const struct vp_drop *drops, size_t n, char **ret,
+                 size_t *ret_len);
 
-/* Whether text sets nothing: only blank lines, comments ('#', ';') and [section] headers. */
-bool vp_text_sets_nothing(const char *text, size_t len);
+/* Whether text sets nothing: only blank lines and '#' comments; in a unit file (unit)
+ * also ';' comments and [section] headers, in a script VP_SHELL_NOOP lines. */
+bool vp_text_sets_nothing(const char *text, size_t len, bool unit);
 
 /* ---- the plan ---- */
 
@@ -55,6 +63,8 @@ struct vp_migrate_file {
     enum vp_migrate_action action;
     char *package; /* KEEP_PACKAGE: the owner */
     char *to;      /* DISABLE: the new name (runtime path) */
+    char *reason;  /* KEEP_MANUAL: why (NULL: in ollama.service itself) */
+    char *via;     /* the link that named the file edited (NULL: none) */
     struct vp_drop *drops;
     size_t n_drops;
     struct vp_strv words; /* owns the drops' words */
@@ -70,6 +80,8 @@ struct vp_migrate_plan {
 /* Decides what to do with each hook (file by file) under root; reads the files. */
 int vp_migrate_plan(const char *root, const struct vp_hooks *h, struct vp_migrate_plan *ret);
 void vp_migrate_plan_release(struct vp_migrate_plan *p);
+/* Whether the plan edits or disables a unit file or drop-in (systemd must reload). */
+bool vp_migrate_changes_units(const struct vp_migrate_plan *p);
 /* How many files the plan leaves as they are (exit 5 for the caller). */
 size_t vp_migrate_kept(const struct vp_migrate_plan *p);
 

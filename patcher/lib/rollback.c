@@ -21,14 +21,9 @@ const char *vp_rollback_outcome_name(enum vp_rollback_outcome o)
     return names[o];
 }
 
-static int64_t mtime_ns(const struct stat *st)
-{
-    return (int64_t)st->st_mtim.tv_sec * 1000000000 + st->st_mtim.tv_nsec;
-}
-
 static bool is(const struct stat *st, const struct vp_fileid *id)
 {
-    return (uint64_t)st->st_size == id->size && mtime_ns(st) == id->mtime_ns &&
+    return (uint64_t)st->st_size == id->size && vp_mtime_ns(st) == id->mtime_ns &&
            st->st_ino == id->ino;
 }
 
@@ -68,23 +63,22 @@ enum vp_entry_state vp_entry_state(const char *root, const struct vp_entry *e, c
             *ret_detail = vp_xstrdup("the link that was there before is back");
             return VP_STATE_ORIGINAL;
         }
-        *ret_detail =
-            vp_xasprintf("points at %s, not %s", n > 0 ? cur : "(not a link)", e->target);
+        *ret_detail = vp_xasprintf("points at %s, not %s", n > 0 ? cur : "(not a link)", e->target);
         return VP_STATE_CHANGED;
     }
     if (is(&st, &e->patched))
         return VP_STATE_PATCHED;
     /* An original restored from a copy is another inode with the same size and mtime. */
-    if (is(&st, &e->orig) || ((uint64_t)st.st_size == e->orig.size &&
-                              mtime_ns(&st) == e->orig.mtime_ns)) {
+    if (is(&st, &e->orig) ||
+        ((uint64_t)st.st_size == e->orig.size && vp_mtime_ns(&st) == e->orig.mtime_ns)) {
         *ret_detail = vp_xstrdup("the original is back in place");
         return VP_STATE_ORIGINAL;
     }
-    *ret_detail = vp_xasprintf("replaced or modified since it was patched (inode %llu, %llu "
-                               "bytes; patched was inode %llu, %llu bytes)",
-                               (unsigned long long)st.st_ino, (unsigned long long)st.st_size,
-                               (unsigned long long)e->patched.ino,
-                               (unsigned long long)e->patched.size);
+    *ret_detail =
+        vp_xasprintf("replaced or modified since it was patched (inode %llu, %llu "
+                     "bytes; patched was inode %llu, %llu bytes)",
+                     (unsigned long long)st.st_ino, (unsigned long long)st.st_size,
+                     (unsigned long long)e->patched.ino, (unsigned long long)e->patched.size);
     return VP_STATE_CHANGED;
 }
 
@@ -118,15 +112,15 @@ static enum vp_rollback_outcome remove_unit(const char *ondisk, const struct vp_
     return VP_ROLLBACK_FAILED;
 }
 
-enum vp_rollback_outcome vp_rollback_entry(const char *root, const struct vp_entry *e,
-                                           bool dry_run, char **ret_msg)
+enum vp_rollback_outcome vp_rollback_entry(const char *root, const struct vp_entry *e, bool dry_run,
+                                           char **ret_msg)
 {
     _cleanup_(freep) char *ondisk = vp_rooted(root, e->path);
     _cleanup_(freep) char *detail = NULL;
     enum vp_entry_state s = vp_entry_state(root, e, &detail);
     *ret_msg = NULL;
-    if (e->kind == VP_ENTRY_LINK && (s == VP_STATE_ORIGINAL ||
-                                     (s == VP_STATE_MISSING && !e->prev_target)))
+    if (e->kind == VP_ENTRY_LINK &&
+        (s == VP_STATE_ORIGINAL || (s == VP_STATE_MISSING && !e->prev_target)))
         return VP_ROLLBACK_ALREADY;
     if (e->kind == VP_ENTRY_UNIT)
         return remove_unit(ondisk, e, s, dry_run, ret_msg);
@@ -139,8 +133,8 @@ enum vp_rollback_outcome vp_rollback_entry(const char *root, const struct vp_ent
         return VP_ROLLBACK_REFUSED;
     }
     if (e->kind == VP_ENTRY_FILE && !hashes_to(ondisk, e->patched.b3)) {
-        *ret_msg = vp_xasprintf("%s was modified in place since it was patched; left alone",
-                                e->path);
+        *ret_msg =
+            vp_xasprintf("%s was modified in place since it was patched; left alone", e->path);
         return VP_ROLLBACK_REFUSED;
     }
     if (e->kind == VP_ENTRY_FILE && !hashes_to(e->backup, e->orig.b3)) {
@@ -235,8 +229,7 @@ static enum vp_rollback_outcome restore_backup(const char *ondisk, const struct 
                                                bool dry_run, char **ret_msg)
 {
     if (!e->backup)
-        return vp_restore_link(ondisk, e->target) < 0 ? VP_ROLLBACK_FAILED
-               : VP_ROLLBACK_RESTORED;
+        return vp_restore_link(ondisk, e->target) < 0 ? VP_ROLLBACK_FAILED : VP_ROLLBACK_RESTORED;
     if (!holds(e->backup, &e->orig, e->target)) {
         *ret_msg = vp_xasprintf("the backup %s is not what was at %s any more; not restoring "
                                 "it",
@@ -253,18 +246,25 @@ static enum vp_rollback_outcome restore_backup(const char *ondisk, const struct 
 }
 
 static enum vp_rollback_outcome undo_disable(const char *root, const char *ondisk,
-                                             const struct vp_entry *e, bool dry_run,
-                                             char **ret_msg)
+                                             const struct vp_entry *e, bool dry_run, char **ret_msg)
 {
-    _cleanup_(freep) char *to = vp_rooted(root, e->target);
+    _cleanup_(freep) char *to = NULL;
+    if (vp_root_ondisk(root, e->target, &to) < 0)
+        return refuse(ret_msg, vp_xasprintf("%s; left alone", vp_last_error()));
     struct stat st;
     bool here = lstat(ondisk, &st) == 0, there = lstat(to, &st) == 0;
     if (here && !there && holds(ondisk, &e->orig, NULL))
         return VP_ROLLBACK_ALREADY;
     if (here)
-        return refuse(ret_msg, vp_xasprintf("%s exists again: the disabled file is left as it is", e->path));
-    if (!holds(to, &e->orig, NULL))
-        return refuse(ret_msg, vp_xasprintf("%s is gone or was edited since it was disabled; left alone", e->target));
+        return refuse(ret_msg,
+                      vp_xasprintf("%s exists again: the disabled file is left as it is", e->path));
+    struct stat lst;
+    bool same_link = lstat(to, &lst) == 0 && S_ISLNK(lst.st_mode) && lst.st_ino == e->orig.ino &&
+                     lst.st_dev == e->orig.dev;
+    if (!same_link && !holds(to, &e->orig, NULL))
+        return refuse(
+            ret_msg,
+            vp_xasprintf("%s is gone or was edited since it was disabled; left alone", e->target));
     if (dry_run)
         return VP_ROLLBACK_RESTORED;
     if (renameat2(AT_FDCWD, to, AT_FDCWD, ondisk, RENAME_NOREPLACE) < 0 ||
@@ -276,13 +276,15 @@ static enum vp_rollback_outcome undo_disable(const char *root, const char *ondis
 }
 
 enum vp_rollback_outcome vp_rollback_migrated(const char *root, const struct vp_entry *e,
-                                              bool dry_run, bool *ret_ldconfig,
-                                              char **ret_msg)
+                                              bool dry_run, bool *ret_ldconfig, char **ret_msg)
 {
-    _cleanup_(freep) char *ondisk = vp_rooted(root, e->path);
+    _cleanup_(freep) char *ondisk = NULL;
+    *ret_msg = NULL;
+    /* As migrate did: the directory resolved inside the root, never out of it. */
+    if (vp_root_ondisk(root, e->path, &ondisk) < 0)
+        return refuse(ret_msg, vp_xasprintf("%s; left alone", vp_last_error()));
     struct stat st;
     bool present = lstat(ondisk, &st) == 0;
-    *ret_msg = NULL;
     const char *how = e->method;
     if (!strcmp(how, "disabled"))
         return undo_disable(root, ondisk, e, dry_run, ret_msg);
@@ -290,7 +292,8 @@ enum vp_rollback_outcome vp_rollback_migrated(const char *root, const struct vp_
         if (present && holds(ondisk, &e->orig, e->target))
             return VP_ROLLBACK_ALREADY;
         if (present)
-            return refuse(ret_msg, vp_xasprintf("something else is at %s now; left alone", e->path));
+            return refuse(ret_msg,
+                          vp_xasprintf("something else is at %s now; left alone", e->path));
         return restore_backup(ondisk, e, dry_run, ret_msg);
     }
     if (!strcmp(how, "regenerated")) {
@@ -309,7 +312,9 @@ enum vp_rollback_outcome vp_rollback_migrated(const char *root, const struct vp_
     if (present && holds(ondisk, &e->orig, NULL))
         return VP_ROLLBACK_ALREADY;
     if (!present || !holds(ondisk, &e->patched, NULL))
-        return refuse(ret_msg, vp_xasprintf("%s changed since vgpu-patch migrate edited it; left alone", e->path));
+        return refuse(
+            ret_msg,
+            vp_xasprintf("%s changed since vgpu-patch migrate edited it; left alone", e->path));
     return restore_backup(ondisk, e, dry_run, ret_msg);
 }
 
@@ -322,8 +327,7 @@ size_t vp_rollback_migrations(const char *root, struct vp_manifest *m, bool dry_
     for (size_t k = m->n_migrated; k-- > 0;) {
         struct vp_entry *e = &m->migrated[k];
         _cleanup_(freep) char *msg = NULL;
-        enum vp_rollback_outcome out = vp_rollback_migrated(root, e, dry_run, ret_ldconfig,
-                                                            &msg);
+        enum vp_rollback_outcome out = vp_rollback_migrated(root, e, dry_run, ret_ldconfig, &msg);
         if ((out == VP_ROLLBACK_REFUSED && worst != VP_ROLLBACK_FAILED) ||
             out == VP_ROLLBACK_FAILED)
             worst = out;

@@ -291,6 +291,39 @@ int vp_root_realpath(const char *root, const char *path, char **ret)
     return 0;
 }
 
+/* Whether the directory dir (on disk) is root or below it, as the kernel resolves both. */
+static bool dir_in_root(const char *root, const char *dir)
+{
+    _cleanup_(freep) char *rr = realpath(root, NULL);
+    _cleanup_(freep) char *rd = realpath(dir, NULL);
+    if (!rr || !rd)
+        return !rd; /* a missing directory holds nothing to act on */
+    size_t n = strlen(rr);
+    return !strcmp(rr, "/") || (!strncmp(rd, rr, n) && (rd[n] == '/' || rd[n] == '\0'));
+}
+
+int vp_root_ondisk(const char *root, const char *path, char **ret)
+{
+    _cleanup_(freep) char *dir = vp_dirname(path);
+    _cleanup_(freep) char *real = NULL;
+    int r = vp_root_realpath(root, dir, &real);
+    if (r < 0)
+        return r;
+    _cleanup_(freep) char *ondir = vp_rooted(root, real);
+    if (!dir_in_root(root ? root : "/", ondir))
+        return vp_error(-EXDEV, "%s leads out of the root %s", dir, root);
+    *ret = vp_path_join(ondir, vp_basename(path));
+    return 0;
+}
+
+char *vp_root_resolved(const char *root, const char *path)
+{
+    _cleanup_(freep) char *real = NULL;
+    if (vp_root_realpath(root, path, &real) < 0)
+        return NULL;
+    return vp_rooted(root, real);
+}
+
 int vp_read_file(const char *path, size_t max, char **ret, size_t *ret_len)
 {
     _cleanup_(closep) int fd = open(path, O_RDONLY | O_CLOEXEC);

@@ -12,8 +12,8 @@
 #include <sys/types.h>
 #include <unistd.h>
 
-#define _cleanup_(f) __attribute__((cleanup(f)))
-#define VP_PRINTF(a, b) __attribute__((format(printf, a, b)))
+#define _cleanup_(f)     __attribute__((cleanup(f)))
+#define VP_PRINTF(a, b)  __attribute__((format(printf, a, b)))
 #define VP_ARRAY_SIZE(a) (sizeof(a) / sizeof((a)[0]))
 
 static inline void freep(void *p)
@@ -78,6 +78,13 @@ char *vp_path_normalize(const char *path);
  * the result is a path inside the root (not prefixed with root). Missing final
  * components are kept as they are. Returns 0 or a negative errno. */
 int vp_root_realpath(const char *root, const char *path, char **ret);
+/* Where a runtime path lies on disk: root + the path with its directory resolved inside
+ * the root (vp_root_realpath), so that no link among its directories leads out of it;
+ * the last component is not followed. -EXDEV when that directory, as the kernel
+ * resolves it, is still outside the root. Caller frees *ret. */
+int vp_root_ondisk(const char *root, const char *path, char **ret);
+/* root + path with every link resolved inside the root; NULL when it cannot be. */
+char *vp_root_resolved(const char *root, const char *path);
 
 /* <directory of this program>/rel, normalised (how an installation finds its own
  * parts); NULL when /proc/self/exe cannot be read. */

@@ -54,7 +54,7 @@ rm "$ROOT/etc/systemd/system/ollama.service.d/vgpu.conf"
 note "LD_AUDIT in an EnvironmentFile"
 printf '[Service]\nEnvironmentFile=-/etc/default/ollama\n' >"$ROOT/etc/systemd/system/ollama.service.d/env.conf"
 mkdir -p "$ROOT/etc/default"
-printf 'LD_AUDIT=/opt/vgpu/audit.so\n' >"$ROOT/etc/default/ollama"
+printf 'LD_AUDIT=/opt/vgpu/libvgpu-audit.so\n' >"$ROOT/etc/default/ollama"
 check_hook "LD_AUDIT environment file" "environment-file"
 rm "$ROOT/etc/systemd/system/ollama.service.d/env.conf"
 

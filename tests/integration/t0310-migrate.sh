@@ -37,7 +37,7 @@ printf '# allocator\n/usr/lib/x86_64-linux-gnu/libjemalloc.so.2\n/opt/old/libcud
     >"$ROOT/etc/ld.so.preload"
 printf '[Service]\nEnvironment="OLLAMA_HOST=0.0.0.0:11434"\nEnvironment="LD_PRELOAD=/opt/old/libcuda.so.1"\nLimitNOFILE=65536\n' \
     >"$DROPINS/vgpu.conf"
-printf '[Service]\n# audit hook\nEnvironment=LD_AUDIT=/opt/old/audit.so\n' >"$DROPINS/20-audit.conf"
+printf '[Service]\n# audit hook\nEnvironment=LD_AUDIT=/opt/old/libvgpu-audit.so\n' >"$DROPINS/20-audit.conf"
 mkdir -p "$ROOT/usr/local/bin"
 printf '#!/bin/sh\nLD_PRELOAD=/opt/old/libcuda.so.1 exec "$@"\n' >"$ROOT/usr/local/bin/force_load_shim"
 chmod 755 "$ROOT/usr/local/bin/force_load_shim"
@@ -92,12 +92,14 @@ note "ollama --migrate: migrate, then patch"
 vp_ollama --migrate --json
 expect_rc 0 "ollama --migrate"
 grep -q '"migrate": {' "$T/out" || fail "ollama's JSON has no migrate section"
+grep -q '"systemd": ".*daemon-reload.*restart Ollama' "$T/out" ||
+    fail "no daemon-reload and restart hint after unit files changed under --root"
 [ "$(json_field mechanism)" = patch ] || fail "not patched after the migration"
 expect "$ROOT/etc/ld.so.preload" \
     '# allocator\n/usr/lib/x86_64-linux-gnu/libjemalloc.so.2\n/usr/lib/x86_64-linux-gnu/libjemalloc.so.2 # old vgpu\n'
 expect "$DROPINS/vgpu.conf" '[Service]\nEnvironment="OLLAMA_HOST=0.0.0.0:11434"\nLimitNOFILE=65536\n'
 [ ! -e "$DROPINS/20-audit.conf" ] || fail "the hook-only drop-in is still active"
-expect "$DROPINS/20-audit.conf.disabled-by-vgpu-patch" '[Service]\n# audit hook\nEnvironment=LD_AUDIT=/opt/old/audit.so\n'
+expect "$DROPINS/20-audit.conf.disabled-by-vgpu-patch" '[Service]\n# audit hook\nEnvironment=LD_AUDIT=/opt/old/libvgpu-audit.so\n'
 expect "$DROPINS/30-wrapper.conf" '[Service]\nRestart=always\n'
 expect "$ROOT/etc/environment" 'LANG=C.UTF-8\n'
 for l in "$ROOT/usr/lib64/libcuda.so.1" "$ROOT/usr/lib64/libcuda.so" \
@@ -170,6 +172,45 @@ for point in prev:2 renamed:1 renamed:3 before-manifest committed; do
     expect_rc 0 "rollback after a crash at $point"
     snap | diff "$T/S0" - >&2 || fail "$point: not restored exactly"
 done
+
+note "a failed ldconfig after the change is exit 1, names it, and ollama --migrate stops"
+if [ "$CACHE" = yes ]; then
+    mkdir "$ROOT/etc/ld.so.cache~" # ldconfig cannot write its temporary cache
+    vp_ollama --migrate
+    expect_rc 1 "ollama --migrate with a failing ldconfig"
+    grep -q "ldconfig" "$T/out" || fail "the failing ldconfig is not named"
+    grep -q "vgpu-patch rollback" "$T/out" || fail "rollback is not offered"
+    grep -q "^patched\|mechanism: patch" "$T/out" && fail "ollama --migrate patched after the failure"
+    rmdir "$ROOT/etc/ld.so.cache~"
+    vp rollback
+    expect_rc 0 "rollback after the failed ldconfig"
+    snap | diff "$T/S0" - >&2 || fail "not restored exactly after the failed ldconfig"
+fi
+
+note "reruns: a taken .disabled name, a drop-in that is a link, a linked ld.so.preload"
+mv "$ROOT/etc/ld.so.preload" "$ROOT/etc/ld.so.preload.real"
+ln -s ld.so.preload.real "$ROOT/etc/ld.so.preload"
+printf 'kept from before\n' >"$DROPINS/20-audit.conf.disabled-by-vgpu-patch"
+mkdir -p "$ROOT/opt/conf"
+printf '[Service]\nEnvironment=LD_PRELOAD=/opt/old/libcuda.so.1\n' >"$ROOT/opt/conf/40-link.conf"
+ln -s /opt/conf/40-link.conf "$DROPINS/40-link.conf"
+snap >"$T/S2"
+for run in 1 2; do
+    vp migrate
+    expect_rc 0 "migrate over leftovers of earlier runs (run $run)"
+    [ -L "$ROOT/etc/ld.so.preload" ] || fail "the ld.so.preload link was replaced"
+    expect "$ROOT/etc/ld.so.preload.real" \
+        '# allocator\n/usr/lib/x86_64-linux-gnu/libjemalloc.so.2\n/usr/lib/x86_64-linux-gnu/libjemalloc.so.2 # old vgpu\n'
+    expect "$DROPINS/20-audit.conf.disabled-by-vgpu-patch" 'kept from before\n'
+    [ -f "$DROPINS/20-audit.conf.disabled-by-vgpu-patch.1" ] || fail "no numbered disabled name"
+    [ -L "$DROPINS/40-link.conf.disabled-by-vgpu-patch" ] || fail "the linked drop-in is not disabled as a link"
+done
+vp rollback
+expect_rc 0 "rollback of the reruns"
+snap | diff "$T/S2" - >&2 || fail "the reruns are not restored exactly"
+rm "$ROOT/etc/ld.so.preload" "$DROPINS/40-link.conf" "$DROPINS/20-audit.conf.disabled-by-vgpu-patch"
+rm -r "$ROOT/opt/conf"
+mv "$ROOT/etc/ld.so.preload.real" "$ROOT/etc/ld.so.preload"
 
 note "a file changed since the migration is not clobbered by rollback"
 vp migrate

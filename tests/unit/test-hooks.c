@@ -34,8 +34,8 @@ static size_t count(const struct vp_hooks *h, enum vp_hook_kind k)
 }
 
 /* The hook of kind k whose file is `file` and whose description contains `what`. */
-static const struct vp_hook *find(const struct vp_hooks *h, enum vp_hook_kind k,
-                                  const char *file, const char *what)
+static const struct vp_hook *find(const struct vp_hooks *h, enum vp_hook_kind k, const char *file,
+                                  const char *what)
 {
     for (size_t i = 0; i < h->n; i++)
         if (h->v[i].kind == k && strcmp(h->v[i].file, file) == 0 && strstr(h->v[i].what, what))
@@ -57,11 +57,11 @@ static void scan(const char *root, const char *prefix, const struct vp_strv *own
 }
 
 /* Asserts the number of hooks found, listing them when it differs. */
-#define ASSERT_HOOKS(h, want)                                                                \
-    do {                                                                                     \
-        if ((h)->n != (want))                                                                \
-            dump(h);                                                                         \
-        assert_int_equal((h)->n, (want));                                                    \
+#define ASSERT_HOOKS(h, want)                                                                      \
+    do {                                                                                           \
+        if ((h)->n != (want))                                                                      \
+            dump(h);                                                                               \
+        assert_int_equal((h)->n, (want));                                                          \
     } while (0)
 
 static void clean_root_has_no_hooks(void **state)
@@ -84,7 +84,8 @@ static void preload_file_entries_are_reported_and_comments_ignored(void **state)
     /* Driver and shim names, a hand-made shim under another name; an allocator, a file
      * that is not there and NVIDIA's driver under another name are not ours to judge. */
     put_fixture(root, "opt/hand.so", "legacy/libcuda.so.1");
-    put_fixture(root, "opt/nv.so", "decoy/libcuda.so.580.65.06");
+    put_fixture(root, "opt/nv/libcuda.so.580.65.06", "decoy/libcuda.so.580.65.06");
+    tu_lnk(root, "opt/nv.so", "nv/libcuda.so.580.65.06");
     tu_put(root, "etc/ld.so.preload",
            "# the old method\n/usr/lib/libvgpu-cuda.so.1\n\n   /opt/a.so:/opt/libcuda.so.1\t"
            "/usr/lib/x86_64-linux-gnu/libjemalloc.so.2\n/opt/nv.so /opt/hand.so\n");
@@ -92,8 +93,8 @@ static void preload_file_entries_are_reported_and_comments_ignored(void **state)
     scan(root, NULL, NULL, &h);
     ASSERT_HOOKS(&h, 3);
     assert_int_equal(count(&h, VP_HOOK_PRELOAD_FILE), 3);
-    const struct vp_hook *k = find(&h, VP_HOOK_PRELOAD_FILE, "/etc/ld.so.preload",
-                                   "preloads /usr/lib/libvgpu-cuda.so.1");
+    const struct vp_hook *k =
+        find(&h, VP_HOOK_PRELOAD_FILE, "/etc/ld.so.preload", "preloads /usr/lib/libvgpu-cuda.so.1");
     assert_non_null(k);
     assert_int_equal(k->line, 2);
     k = find(&h, VP_HOOK_PRELOAD_FILE, "/etc/ld.so.preload", "preloads /opt/libcuda.so.1");
@@ -112,7 +113,8 @@ static void library_path_is_a_hook_only_with_a_hand_made_driver(void **state)
 {
     const char *root = *state;
     put_fixture(root, "opt/old/libcuda.so.1", "legacy/libcuda.so.1");
-    put_fixture(root, "opt/nv/libcuda.so.1", "decoy/libcuda.so.580.65.06");
+    put_fixture(root, "opt/nv/libcuda.so.580.65.06", "decoy/libcuda.so.580.65.06");
+    tu_lnk(root, "opt/nv/libcuda.so.1", "libcuda.so.580.65.06");
     tu_put(root, "etc/systemd/system/ollama.service.d/10-path.conf",
            "[Service]\nEnvironment=\"LD_LIBRARY_PATH=/usr/lib:/opt/old\"\n"
            "Environment=LD_LIBRARY_PATH=/opt/nv:/usr/lib\n");
@@ -172,20 +174,23 @@ static void preload_file_trailing_comments_are_ignored(void **state)
 static void loader_variables_in_unit_drop_ins_and_environment_files(void **state)
 {
     const char *root = *state;
-    tu_put(root, "lib/systemd/system/ollama.service",
-           "[Unit]\nDescription=Ollama\n[Service]\nEnvironment=\"LD_PRELOAD=/usr/lib/x.so\"\n"
-           "EnvironmentFile=-/etc/default/ollama\nEnvironmentFile=/etc/vgpu/ollama.env\n"
-           "ExecStart=/usr/bin/ollama serve\n");
+    tu_put(
+        root, "lib/systemd/system/ollama.service",
+        "[Unit]\nDescription=Ollama\n[Service]\nEnvironment=\"LD_PRELOAD=/usr/lib/libvgpu-x.so\"\n"
+        "EnvironmentFile=-/etc/default/ollama\nEnvironmentFile=/etc/vgpu/ollama.env\n"
+        "ExecStart=/usr/bin/ollama serve\n");
     tu_put(root, "etc/systemd/system/ollama.service.d/10-audit.conf",
-           "[Service]\n  Environment=OLLAMA_DEBUG=1 LD_AUDIT=/usr/lib/audit.so\n");
+           "[Service]\n  Environment=OLLAMA_DEBUG=1 LD_AUDIT=/usr/lib/libvgpu-audit.so\n");
     tu_put(root, "etc/systemd/system/ollama.service.d/" VP_DROPIN_FILE,
            "[Service]\nEnvironment=\"LD_AUDIT=/usr/lib/vgpu/audit.so\"\n");
     tu_put(root, "etc/systemd/system/ollama.service.d/20-note.txt",
            "[Service]\nEnvironment=LD_PRELOAD=/not/a/drop-in.so\n");
-    tu_put(root, "etc/default/ollama", "OLLAMA_HOST=0.0.0.0\nLD_PRELOAD='/opt/shim.so'\n");
+    tu_put(root, "etc/default/ollama",
+           "OLLAMA_HOST=0.0.0.0\nLD_PRELOAD='/opt/shim/libcuda.so.1'\n");
     tu_put(root, "etc/vgpu/" VP_ENV_FILE, "LD_AUDIT=/usr/lib/vgpu/audit.so\n");
-    tu_put(root, "etc/environment", "LANG=C\nLD_PRELOAD=/usr/lib/global.so\n");
-    tu_put(root, "etc/profile.d/vgpu.sh", "# set by the old installer\nexport LD_AUDIT=/x.so\n");
+    tu_put(root, "etc/environment", "LANG=C\nLD_PRELOAD=/usr/lib/global/libcuda.so.1\n");
+    tu_put(root, "etc/profile.d/vgpu.sh",
+           "# set by the old installer\nexport LD_AUDIT=/x/libvgpu-audit.so\n");
     struct vp_hooks h;
     scan(root, NULL, NULL, &h);
     const struct vp_hook *k;
@@ -232,8 +237,9 @@ static void driver_names_in_system_dirs_unless_nvidia(void **state)
     put_fixture(root, "usr/lib/x86_64-linux-gnu/libcuda.so.1", "legacy/libcuda.so.1");
     put_fixture(root, "usr/lib/x86_64-linux-gnu/libcuda.so.580.65.06",
                 "decoy/libcuda.so.580.65.06");
-    put_fixture(root, "usr/lib/x86_64-linux-gnu/libnvidia-ml.so.1",
+    put_fixture(root, "usr/lib/x86_64-linux-gnu/libnvidia-ml.so.580.65.06",
                 "decoy/libnvidia-ml.so.580.65.06");
+    tu_lnk(root, "usr/lib/x86_64-linux-gnu/libnvidia-ml.so.1", "libnvidia-ml.so.580.65.06");
     put_fixture(root, "usr/local/lib/libnvidia-ml.so.1", "standin/libvgpu-nvml.so.1");
     tu_lnk(root, "lib64/libcuda.so", "/usr/lib/x86_64-linux-gnu/libcuda.so.580.65.06");
     tu_lnk(root, "usr/lib64/libcuda.so.1", "/nowhere/libcuda.so.1");
@@ -243,11 +249,12 @@ static void driver_names_in_system_dirs_unless_nvidia(void **state)
     tu_put(root, "etc/ld.so.conf.d/vgpu.conf", "/opt/vgpu/lib # old shim dir\n");
     tu_put(root, "etc/ld.so.conf.d/cuda.conf", "/usr/local/cuda/lib64\n");
     put_fixture(root, "opt/vgpu/lib/libnvidia-ml.so.1", "legacy/libnvidia-ml.so.1");
-    put_fixture(root, "usr/local/cuda/lib64/libcuda.so.1", "decoy/libcuda.so.580.65.06");
+    put_fixture(root, "usr/local/cuda/lib64/libcuda.so.580.65.06", "decoy/libcuda.so.580.65.06");
+    tu_lnk(root, "usr/local/cuda/lib64/libcuda.so.1", "libcuda.so.580.65.06");
     struct vp_hooks h;
     scan(root, NULL, NULL, &h);
-    assert_non_null(find(&h, VP_HOOK_SYSTEM_LIB, "/usr/lib/x86_64-linux-gnu/libcuda.so.1",
-                         "hand-made-shim"));
+    assert_non_null(
+        find(&h, VP_HOOK_SYSTEM_LIB, "/usr/lib/x86_64-linux-gnu/libcuda.so.1", "hand-made-shim"));
     assert_non_null(
         find(&h, VP_HOOK_SYSTEM_LIB, "/usr/local/lib/libnvidia-ml.so.1", "vgpu-patch-shim"));
     assert_non_null(
@@ -255,6 +262,78 @@ static void driver_names_in_system_dirs_unless_nvidia(void **state)
     assert_non_null(find(&h, VP_HOOK_SYSTEM_LIB, "/usr/lib64/libcuda.so.1",
                          "does not lead to a readable library"));
     ASSERT_HOOKS(&h, 4); /* the decoys, their link and libcudart are not hooks */
+    vp_hooks_release(&h);
+}
+
+/* NVIDIA's 32-bit (or other-architecture) driver is out of scope: not a hook; a file named
+ * like the driver that is no ELF at all is a leftover. */
+static void other_architectures_are_left_alone(void **state)
+{
+    const char *root = *state;
+    unsigned char elf32[64] = {0x7f, 'E', 'L', 'F', 1 /* ELFCLASS32 */, 1, 1};
+    unsigned char arm64[64] = {0x7f, 'E', 'L', 'F', 2, 1, 1};
+    arm64[16] = 3;   /* ET_DYN */
+    arm64[18] = 183; /* EM_AARCH64 */
+    arm64[20] = 1;
+    arm64[52] = 64; /* e_ehsize */
+    tu_put(root, "etc/ld.so.conf", "/usr/lib/i386-linux-gnu\n/usr/lib/aarch64-linux-gnu\n");
+    tu_write(root, "usr/lib/i386-linux-gnu/libcuda.so.525.1", elf32, sizeof(elf32), 0644);
+    tu_lnk(root, "usr/lib/i386-linux-gnu/libcuda.so.1", "libcuda.so.525.1");
+    tu_write(root, "usr/lib/aarch64-linux-gnu/libcuda.so.1", arm64, sizeof(arm64), 0644);
+    tu_put(root, "usr/local/lib/libcuda.so", "not a library\n");
+    tu_put(root, "etc/ld.so.preload", "/usr/lib/i386-linux-gnu/libcuda.so.1\n");
+    struct vp_hooks h;
+    scan(root, NULL, NULL, &h);
+    ASSERT_HOOKS(&h, 1);
+    assert_string_equal(h.v[0].file, "/usr/local/lib/libcuda.so");
+    vp_hooks_release(&h);
+}
+
+/* A merged /usr: /lib64 and /usr/lib64 are one directory, its shim one hook (two would
+ * make migrate remove one file twice and fail on every run). */
+static void a_merged_usr_reports_each_file_once(void **state)
+{
+    const char *root = *state;
+    put_fixture(root, "usr/lib64/libcuda.so.1", "legacy/libcuda.so.1");
+    tu_lnk(root, "lib64", "usr/lib64");
+    struct vp_hooks h;
+    scan(root, NULL, NULL, &h);
+    ASSERT_HOOKS(&h, 1);
+    vp_hooks_release(&h);
+}
+
+/* A copy of legacy/libcuda.so.1 renamed to soname (same length as libcuda.so.1) whose
+ * driver entry points cuXxx became cuxxx: what libcurl (curl_*) and libcudart (cuda*)
+ * export. */
+static void put_cu_library(const char *root, const char *rel, const char *soname)
+{
+    size_t len;
+    _cleanup_(freep) char *data = tu_read_fixture("legacy/libcuda.so.1", &len);
+    assert_int_equal(strlen(soname), strlen("libcuda.so.1"));
+    for (char *p = data; (p = memmem(p, len - (size_t)(p - data), "libcuda.so.1", 12)); p += 12)
+        memcpy(p, soname, 12);
+    for (size_t i = 1; i + 3 < len; i++)
+        if (data[i - 1] == '\0' && data[i] == 'c' && data[i + 1] == 'u' && data[i + 2] >= 'A' &&
+            data[i + 2] <= 'Z')
+            data[i + 2] = (char)(data[i + 2] - 'A' + 'a');
+    tu_write(root, rel, data, len, 0755);
+}
+
+static void preloaded_cuda_runtime_and_curl_are_not_hooks(void **state)
+{
+    const char *root = *state;
+    put_cu_library(root, "usr/lib/x86_64-linux-gnu/libcurl.so.4", "libcurl.so.4");
+    put_cu_library(root, "usr/local/cuda/lib64/libcudart.so.13", "libcudart.so");
+    _cleanup_(freep) char *curl = vp_path_join(root, "usr/lib/x86_64-linux-gnu/libcurl.so.4");
+    struct vp_elf *e = tu_open_ok(curl);
+    size_t n_cu = e->n_cu_exports;
+    vp_elf_free(e);
+    assert_int_equal(n_cu, 0);
+    tu_put(root, "etc/ld.so.preload",
+           "/usr/lib/x86_64-linux-gnu/libcurl.so.4 /usr/local/cuda/lib64/libcudart.so.13\n");
+    struct vp_hooks h;
+    scan(root, NULL, NULL, &h);
+    ASSERT_HOOKS(&h, 0);
     vp_hooks_release(&h);
 }
 
@@ -274,8 +353,8 @@ static void driver_names_inside_the_ollama_tree(void **state)
         find(&h, VP_HOOK_TREE_LIB, "/opt/ollama/lib/ollama/libcuda.so.1", "hand-made-shim");
     assert_non_null(k);
     assert_non_null(strstr(k->what, "-> /usr/lib/old/libcuda.so.1"));
-    assert_non_null(find(&h, VP_HOOK_TREE_LIB, "/opt/ollama/lib/ollama/cuda_v12/libcuda.so",
-                         "hand-made-shim"));
+    assert_non_null(
+        find(&h, VP_HOOK_TREE_LIB, "/opt/ollama/lib/ollama/cuda_v12/libcuda.so", "hand-made-shim"));
     /* Our shim inside the tree is what a patched tree has; three levels down is too deep. */
     ASSERT_HOOKS(&h, 2);
     assert_int_equal(count(&h, VP_HOOK_TREE_LIB), 2);
@@ -310,8 +389,8 @@ static void owned_paths_are_never_reported(void **state)
 static void root_with_a_trailing_slash_reports_the_same_runtime_paths(void **state)
 {
     const char *root = *state;
-    tu_put(root, "etc/profile.d/vgpu.sh", "export LD_PRELOAD=/x.so\n");
-    tu_put(root, "etc/environment", "LD_AUDIT=/y.so\n");
+    tu_put(root, "etc/profile.d/vgpu.sh", "export LD_PRELOAD=/x/libcuda.so.1\n");
+    tu_put(root, "etc/environment", "LD_AUDIT=/y/libvgpu-audit.so\n");
     char *slashed = vp_xasprintf("%s/", root);
     struct vp_hooks h;
     scan(slashed, NULL, NULL, &h);
@@ -367,6 +446,28 @@ static void driver_identity_follows_marker_and_exports(void **state)
     enum vp_driver_identity id = vp_driver_identify(e, false);
     vp_elf_free(e);
     assert_int_equal(id, VP_DRIVER_HANDMADE);
+
+    /* A full interposer (every entry point, cuGetExportTable) installed as libcuda.so.1:
+     * NVIDIA names its real file by the driver version, so it is hand-made. */
+    free(data);
+    data = tu_read_fixture("decoy/libcuda.so.580.65.06", &len);
+    dir = tu_tmpdir("id");
+    tu_write(dir, "libcuda.so.1", data, len, 0644);
+    tu_write(dir, "libcuda.so.580.65.06", data, len, 0644);
+    _cleanup_(freep) char *full = vp_path_join(dir, "libcuda.so.1");
+    _cleanup_(freep) char *versioned = vp_path_join(dir, "libcuda.so.580.65.06");
+    e = tu_open_ok(full);
+    id = vp_driver_identify(e, false);
+    vp_elf_free(e);
+    e = tu_open_ok(versioned);
+    enum vp_driver_identity vid = vp_driver_identify(e, false);
+    vp_elf_free(e);
+    tu_rmtree(dir);
+    assert_int_equal(id, VP_DRIVER_HANDMADE);
+    assert_int_equal(vid, VP_DRIVER_NVIDIA);
+    assert_true(vp_hooks_driver_file_name("libnvidia-ml.so.535.104", true));
+    assert_false(vp_hooks_driver_file_name("libcuda.so.1", false));
+    assert_false(vp_hooks_driver_file_name("libcuda.so.580.65.06.1", false));
 }
 
 #define T(f) cmocka_unit_test_setup_teardown(f, tu_setup_tmpdir, tu_teardown_tmpdir)
@@ -382,6 +483,9 @@ int main(void)
         T(loader_variables_in_unit_drop_ins_and_environment_files),
         T(unquoted_environment_assignment_in_a_unit_is_reported),
         T(driver_names_in_system_dirs_unless_nvidia),
+        T(other_architectures_are_left_alone),
+        T(a_merged_usr_reports_each_file_once),
+        T(preloaded_cuda_runtime_and_curl_are_not_hooks),
         T(driver_names_inside_the_ollama_tree),
         T(owned_paths_are_never_reported),
         T(root_with_a_trailing_slash_reports_the_same_runtime_paths),

@@ -10,7 +10,9 @@
 #include <cmocka.h>
 
 #include <errno.h>
+#include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <sys/wait.h>
 
 #include "migrate.h"
@@ -83,14 +85,17 @@ static void environment_assignments_go_word_by_word(void **state)
 {
     (void)state;
     struct vp_drop d = {2, VP_DROP_ASSIGNMENT, "LD_PRELOAD"};
-    expect_drop("[Service]\nEnvironment=\"LD_PRELOAD=/opt/vgpu/libcuda.so.1\"\nLimitNOFILE=1\n",
-                &d, 1, "[Service]\nLimitNOFILE=1\n");
+    expect_drop("[Service]\nEnvironment=\"LD_PRELOAD=/opt/vgpu/libcuda.so.1\"\nLimitNOFILE=1\n", &d,
+                1, "[Service]\nLimitNOFILE=1\n");
     expect_drop("[Service]\nEnvironment=OLLAMA_DEBUG=1 LD_PRELOAD=/x.so \"A=b c\"\n", &d, 1,
                 "[Service]\nEnvironment=OLLAMA_DEBUG=1 \"A=b c\"\n");
     expect_drop("[Service]\n  Environment=LD_PRELOAD=/x.so OLLAMA_DEBUG=1\n", &d, 1,
                 "[Service]\n  Environment=OLLAMA_DEBUG=1\n");
     expect_drop("[Service]\nEnvironment=\"A=1\" 'LD_PRELOAD=/x y.so'\n", &d, 1,
                 "[Service]\nEnvironment=\"A=1\"\n");
+    /* Blanks around the key's '=' are systemd's too. */
+    expect_drop("[Service]\nEnvironment = LD_PRELOAD=/x.so A=1\n", &d, 1,
+                "[Service]\nEnvironment = A=1\n");
     /* MY_LD_PRELOAD is another variable. */
     char *out = NULL;
     size_t len;
@@ -115,10 +120,26 @@ static void sets_nothing_means_comments_headers_and_blanks(void **state)
 {
     (void)state;
     const char *empty = "[Service]\n# the old vGPU hook\n; x\n\n   \n";
-    assert_true(vp_text_sets_nothing(empty, strlen(empty)));
-    assert_true(vp_text_sets_nothing("", 0));
+    assert_true(vp_text_sets_nothing(empty, strlen(empty), true));
+    assert_true(vp_text_sets_nothing("", 0, true));
     const char *full = "[Service]\nLimitNOFILE=65536\n";
-    assert_false(vp_text_sets_nothing(full, strlen(full)));
+    assert_false(vp_text_sets_nothing(full, strlen(full), true));
+    /* In a script, `[ -d x ] && ...` is a command, not a section header. */
+    const char *test = "# old\n[ -d /opt/old ] && export OLLAMA_MODELS=/data\n";
+    assert_false(vp_text_sets_nothing(test, strlen(test), false));
+    const char *noop = "# old\n  " VP_SHELL_NOOP "\n";
+    assert_true(vp_text_sets_nothing(noop, strlen(noop), false));
+    /* A NUL byte is content, not a blank. */
+    assert_false(vp_text_sets_nothing("  \0x\n", 5, true));
+}
+
+static void script_lines_become_a_no_op(void **state)
+{
+    (void)state;
+    const struct vp_drop d = {2, VP_DROP_SHELL_LINE, NULL};
+    expect_drop("if [ -d /opt/old ]; then\n  export LD_PRELOAD=/opt/old/libcuda.so.1\nfi\n", &d, 1,
+                "if [ -d /opt/old ]; then\n  " VP_SHELL_NOOP "\nfi\n");
+    expect_drop("a\nLD_AUDIT=/x.so", &d, 1, "a\n" VP_SHELL_NOOP);
 }
 
 /* A package installed in root's dpkg database, owning the paths of list. */
@@ -180,25 +201,26 @@ static void plan_edits_disables_keeps_and_removes(void **state)
         {VP_HOOK_PRELOAD_FILE, "/etc/ld.so.preload", 1, "/opt/old/libcuda.so.1", false},
         {VP_HOOK_UNIT_ENV, "/etc/systemd/system/ollama.service.d/vgpu.conf", 2, "LD_PRELOAD",
          false},
-        {VP_HOOK_UNIT_ENV, "/etc/systemd/system/ollama.service.d/host.conf", 2, "LD_AUDIT",
-         false},
+        {VP_HOOK_UNIT_ENV, "/etc/systemd/system/ollama.service.d/host.conf", 2, "LD_AUDIT", false},
         {VP_HOOK_SYSTEM_LIB, "/usr/lib64/libcuda.so.1", 0, NULL, false},
         {VP_HOOK_SYSTEM_LIB, "/usr/lib64/libnvidia-ml.so.1", 0, NULL, false},
         {VP_HOOK_EXEC_WRAPPER, "/etc/systemd/system/ollama.service", 3, "/w", true},
     };
     h.v = vp_xcalloc(VP_ARRAY_SIZE(hooks), sizeof(*h.v));
     for (size_t i = 0; i < VP_ARRAY_SIZE(hooks); i++) {
-        h.v[h.n++] = (struct vp_hook){.kind = hooks[i].kind, .file = vp_xstrdup(hooks[i].file),
-                                      .line = hooks[i].line, .what = vp_xstrdup("x"),
+        h.v[h.n++] = (struct vp_hook){.kind = hooks[i].kind,
+                                      .file = vp_xstrdup(hooks[i].file),
+                                      .line = hooks[i].line,
+                                      .what = vp_xstrdup("x"),
                                       .why = vp_xstrdup("y"),
                                       .arg = hooks[i].arg ? vp_xstrdup(hooks[i].arg) : NULL,
                                       .in_unit = hooks[i].in_unit};
     }
     struct vp_migrate_plan p;
     assert_int_equal(vp_migrate_plan(root, &h, &p), 0);
-    static const enum vp_migrate_action want[] = {
-        VP_MIGRATE_EDIT, VP_MIGRATE_DISABLE, VP_MIGRATE_EDIT, VP_MIGRATE_KEEP_PACKAGE,
-        VP_MIGRATE_REMOVE, VP_MIGRATE_KEEP_MANUAL};
+    static const enum vp_migrate_action want[] = {VP_MIGRATE_EDIT,   VP_MIGRATE_DISABLE,
+                                                  VP_MIGRATE_EDIT,   VP_MIGRATE_KEEP_PACKAGE,
+                                                  VP_MIGRATE_REMOVE, VP_MIGRATE_KEEP_MANUAL};
     assert_int_equal(p.n, VP_ARRAY_SIZE(want));
     for (size_t i = 0; i < p.n; i++)
         assert_int_equal(p.files[p.of_hook[i]].action, want[i]);
@@ -232,6 +254,269 @@ static void ldconfig_only_when_the_cache_names_a_removed_file(void **state)
     vp_strv_release(&paths);
 }
 
+/* ---- scan, plan and apply on a fake root ---- */
+
+static void scan_plan(const char *root, struct vp_hooks *h, struct vp_migrate_plan *p)
+{
+    assert_int_equal(vp_hooks_scan(root, NULL, NULL, NULL, h), 0);
+    for (size_t i = 0; i < h->n; i++)
+        print_message("  hook %s:%u %s%s%s\n", h->v[i].file, h->v[i].line, h->v[i].what,
+                      h->v[i].manual ? " manual: " : "", h->v[i].manual ? h->v[i].manual : "");
+    assert_int_equal(vp_migrate_plan(root, h, p), 0);
+}
+
+/* Scans, plans and applies under root with its own state dir; returns apply's result. */
+static int migrate_root(const char *root)
+{
+    struct vp_hooks h;
+    struct vp_migrate_plan p;
+    scan_plan(root, &h, &p);
+    _cleanup_(freep) char *sd = vp_path_join(root, "var/lib/vgpu-patch");
+    struct vp_state st;
+    assert_int_equal(vp_state_open(sd, VP_STATE_CREATE | VP_STATE_LOCK, 1000, &st), 0);
+    struct vp_manifest m;
+    assert_int_equal(vp_manifest_load(st.dir, &m), 0);
+    struct vp_strv changed = {0}, removed = {0};
+    int r = vp_migrate_apply(root, &st, &m, &p, &changed, &removed);
+    vp_strv_release(&changed);
+    vp_strv_release(&removed);
+    vp_manifest_release(&m);
+    vp_state_close(&st);
+    vp_migrate_plan_release(&p);
+    vp_hooks_release(&h);
+    return r;
+}
+
+static char *slurp(const char *root, const char *rel)
+{
+    _cleanup_(freep) char *f = vp_path_join(root, rel);
+    char *text = NULL;
+    assert_int_equal(vp_read_file(f, 1 << 20, &text, NULL), 0);
+    return text;
+}
+
+static void expect_file(const char *root, const char *rel, const char *want)
+{
+    _cleanup_(freep) char *text = slurp(root, rel);
+    assert_string_equal(text, want);
+}
+
+/* The action planned for the file of the hook whose description contains what. */
+static enum vp_migrate_action action_of(const struct vp_hooks *h, const struct vp_migrate_plan *p,
+                                        const char *what)
+{
+    for (size_t i = 0; i < h->n; i++)
+        if (strstr(h->v[i].what, what))
+            return p->files[p->of_hook[i]].action;
+    fail_msg("no hook '%s'", what);
+    return VP_MIGRATE_REMOVE;
+}
+
+/* ROOT/usr/lib64 -> a host directory: the dangling driver link there is the host's. */
+static void directory_links_never_lead_out_of_the_root(void **state)
+{
+    const char *root = *state;
+    char *host = tu_tmpdir("host");
+    tu_lnk(host, "libcuda.so.1", "/nowhere/libcuda.so.1");
+    tu_lnk(root, "usr/lib64", host);
+    tu_lnk(root, "etc/systemd/system/ollama.service.d", host);
+    tu_put(host, "vgpu.conf", "[Service]\nEnvironment=LD_PRELOAD=/opt/old/libcuda.so.1\n");
+    /* The scan does not look there. */
+    struct vp_hooks h;
+    assert_int_equal(vp_hooks_scan(root, NULL, NULL, NULL, &h), 0);
+    assert_int_equal(h.n, 0);
+    vp_hooks_release(&h);
+    /* Nor do the plan and its transaction act there on the hooks a scan through the links
+     * reported. */
+    h = (struct vp_hooks){.v = vp_xcalloc(2, sizeof(struct vp_hook)), .n = 2};
+    h.v[0] = (struct vp_hook){.kind = VP_HOOK_SYSTEM_LIB,
+                              .file = vp_xstrdup("/usr/lib64/libcuda.so.1"),
+                              .what = vp_xstrdup("x"),
+                              .why = vp_xstrdup("y")};
+    h.v[1] = (struct vp_hook){.kind = VP_HOOK_UNIT_ENV,
+                              .file = vp_xstrdup("/etc/systemd/system/ollama.service.d/vgpu.conf"),
+                              .line = 2,
+                              .what = vp_xstrdup("x"),
+                              .why = vp_xstrdup("y"),
+                              .arg = vp_xstrdup("LD_PRELOAD")};
+    struct vp_migrate_plan p;
+    if (vp_migrate_plan(root, &h, &p) == 0) {
+        _cleanup_(freep) char *sd = vp_path_join(root, "var/lib/vgpu-patch");
+        struct vp_state st;
+        assert_int_equal(vp_state_open(sd, VP_STATE_CREATE | VP_STATE_LOCK, 1000, &st), 0);
+        struct vp_manifest m;
+        assert_int_equal(vp_manifest_load(st.dir, &m), 0);
+        struct vp_strv changed = {0}, removed = {0};
+        vp_migrate_apply(root, &st, &m, &p, &changed, &removed);
+        vp_strv_release(&changed);
+        vp_strv_release(&removed);
+        vp_manifest_release(&m);
+        vp_state_close(&st);
+        vp_migrate_plan_release(&p);
+    }
+    vp_hooks_release(&h);
+    struct stat st;
+    _cleanup_(freep) char *lib = vp_path_join(host, "libcuda.so.1");
+    bool kept = lstat(lib, &st) == 0;
+    _cleanup_(freep) char *conf = slurp(host, "vgpu.conf");
+    tu_rmtree(host);
+    assert_true(kept);
+    assert_string_equal(conf, "[Service]\nEnvironment=LD_PRELOAD=/opt/old/libcuda.so.1\n");
+}
+
+static void scripts_keep_their_syntax_and_compound_lines_stay(void **state)
+{
+    const char *root = *state;
+    tu_put(root, "etc/profile.d/old.sh",
+           "if [ -d /opt/old ]; then\n    export LD_PRELOAD=/opt/old/libcuda.so.1\nfi\n"
+           "[ -d /data ] && export OLLAMA_MODELS=/data\n");
+    tu_put(root, "etc/profile.d/only.sh", "# old vgpu\nexport LD_PRELOAD=/opt/old/libcuda.so.1\n");
+    tu_put(root, "etc/profile.d/both.sh",
+           "export LD_PRELOAD=/opt/old/libcuda.so.1; export OLLAMA_MODELS=/data\n");
+    tu_put(root, "etc/environment", "LANG=C\nLD_PRELOAD=/opt/old/libcuda.so.1\n");
+    struct vp_hooks h;
+    struct vp_migrate_plan p;
+    scan_plan(root, &h, &p);
+    assert_int_equal(h.n, 4);
+    assert_int_equal(action_of(&h, &p, "OLLAMA_MODELS"), VP_MIGRATE_KEEP_MANUAL);
+    vp_migrate_plan_release(&p);
+    vp_hooks_release(&h);
+    assert_int_equal(migrate_root(root), 0);
+    expect_file(root, "etc/profile.d/old.sh",
+                "if [ -d /opt/old ]; then\n    " VP_SHELL_NOOP "\nfi\n"
+                "[ -d /data ] && export OLLAMA_MODELS=/data\n");
+    expect_file(root, "etc/profile.d/only.sh.disabled-by-vgpu-patch",
+                "# old vgpu\nexport LD_PRELOAD=/opt/old/libcuda.so.1\n");
+    expect_file(root, "etc/profile.d/both.sh",
+                "export LD_PRELOAD=/opt/old/libcuda.so.1; export OLLAMA_MODELS=/data\n");
+    expect_file(root, "etc/environment", "LANG=C\n");
+    _cleanup_(freep) char *sh = vp_path_join(root, "etc/profile.d/old.sh");
+    _cleanup_(freep) char *cmd = vp_xasprintf("sh -n '%s'", sh);
+    assert_int_equal(system(cmd), 0);
+}
+
+static void continued_unit_lines_are_read_whole_and_left_to_the_operator(void **state)
+{
+    const char *root = *state;
+    tu_put(root, "etc/systemd/system/ollama.service.d/a.conf",
+           "[Service]\nEnvironment=LD_PRELOAD=/opt/old/libcuda.so.1 \\\n  OLLAMA_HOST=0.0.0.0\n");
+    tu_put(root, "etc/systemd/system/ollama.service.d/b.conf",
+           "[Service]\nEnvironment=OLLAMA_HOST=0.0.0.0 \\\n  LD_PRELOAD=/opt/old/libcuda.so.1\n");
+    tu_put(root, "etc/systemd/system/ollama.service.d/c.conf",
+           "[Service]\nEnvironment = LD_PRELOAD=/opt/old/libcuda.so.1\n");
+    struct vp_hooks h;
+    struct vp_migrate_plan p;
+    scan_plan(root, &h, &p);
+    assert_int_equal(h.n, 3);
+    for (size_t i = 0; i < h.n; i++) {
+        assert_int_equal(h.v[i].line, 2);
+        enum vp_migrate_action a = p.files[p.of_hook[i]].action;
+        assert_int_equal(a, strstr(h.v[i].file, "c.conf") ? VP_MIGRATE_DISABLE
+                                                          : VP_MIGRATE_KEEP_MANUAL);
+    }
+    assert_non_null(strstr(p.files[p.of_hook[0]].reason, "lines 2-3"));
+    vp_migrate_plan_release(&p);
+    vp_hooks_release(&h);
+}
+
+static void assignments_are_whole_words_and_a_mismatch_is_an_error(void **state)
+{
+    const char *root = *state;
+    tu_put(root, "etc/systemd/system/ollama.service.d/flags.conf",
+           "[Service]\nEnvironment=\"OLLAMA_FLAGS=--x LD_PRELOAD=/opt/old/libcuda.so.1\"\n");
+    tu_put(root, "etc/default/ollama", "OLLAMA_FLAGS=\"--x LD_PRELOAD=/opt/old/libcuda.so.1\"\n");
+    tu_put(root, "etc/systemd/system/ollama.service",
+           "[Service]\nEnvironmentFile=/etc/default/ollama\nExecStart=/usr/bin/ollama serve\n");
+    struct vp_hooks h;
+    assert_int_equal(vp_hooks_scan(root, NULL, NULL, NULL, &h), 0);
+    assert_int_equal(h.n, 0);
+    vp_hooks_release(&h);
+    /* A hook the edit cannot find: an error that says so, not "changed meanwhile". */
+    h = (struct vp_hooks){.v = vp_xcalloc(1, sizeof(struct vp_hook)), .n = 1};
+    h.v[0] = (struct vp_hook){.kind = VP_HOOK_UNIT_ENV,
+                              .file = vp_xstrdup("/etc/systemd/system/ollama.service.d/flags.conf"),
+                              .line = 2,
+                              .what = vp_xstrdup("x"),
+                              .why = vp_xstrdup("y"),
+                              .arg = vp_xstrdup("LD_PRELOAD")};
+    struct vp_migrate_plan p;
+    int r = vp_migrate_plan(root, &h, &p);
+    vp_hooks_release(&h);
+    assert_int_not_equal(r, 0);
+    assert_int_not_equal(r, -EAGAIN);
+    assert_non_null(strstr(vp_last_error(), "by hand"));
+}
+
+static void loader_variables_are_judged_by_their_entries(void **state)
+{
+    const char *root = *state;
+    tu_put_fixture(root, "opt/shim/libcuda.so.1", "legacy/libcuda.so.1");
+    tu_put(root, "etc/systemd/system/ollama.service.d/jemalloc.conf",
+           "[Service]\nEnvironment=LD_PRELOAD=/usr/lib/x86_64-linux-gnu/libjemalloc.so.2\n");
+    tu_put(root, "etc/systemd/system/ollama.service.d/mixed.conf",
+           "[Service]\nEnvironment=LD_LIBRARY_PATH=/opt/other/lib:/opt/shim\n");
+    tu_put(root, "etc/systemd/system/ollama.service.d/shim.conf",
+           "[Service]\nEnvironment=LD_LIBRARY_PATH=/opt/shim OLLAMA_DEBUG=1\n");
+    tu_put(root, "etc/environment", "LD_PRELOAD=/opt/old/libcuda.so.1:/usr/lib/libjemalloc.so.2\n");
+    struct vp_hooks h;
+    struct vp_migrate_plan p;
+    scan_plan(root, &h, &p);
+    assert_int_equal(h.n, 3); /* jemalloc alone is no hook */
+    assert_int_equal(action_of(&h, &p, "/opt/other/lib:/opt/shim"), VP_MIGRATE_KEEP_MANUAL);
+    assert_int_equal(action_of(&h, &p, "OLLAMA_DEBUG"), VP_MIGRATE_EDIT);
+    assert_int_equal(action_of(&h, &p, ":/usr/lib/libjemalloc.so.2"), VP_MIGRATE_KEEP_MANUAL);
+    for (size_t i = 0; i < p.n; i++)
+        if (p.files[i].action == VP_MIGRATE_KEEP_MANUAL)
+            assert_non_null(strstr(p.files[i].reason, "/opt/"));
+    vp_migrate_plan_release(&p);
+    vp_hooks_release(&h);
+}
+
+static void reruns_find_a_free_name_and_follow_links(void **state)
+{
+    const char *root = *state;
+    tu_put(root, "etc/systemd/system/ollama.service.d/old.conf",
+           "[Service]\nEnvironment=LD_PRELOAD=/opt/old/libcuda.so.1\n");
+    tu_put(root, "etc/systemd/system/ollama.service.d/old.conf.disabled-by-vgpu-patch", "x\n");
+    tu_put(root, "opt/conf/link.conf",
+           "[Service]\nEnvironment=LD_AUDIT=/opt/old/libvgpu-audit.so\n");
+    tu_lnk(root, "etc/systemd/system/ollama.service.d/link.conf", "/opt/conf/link.conf");
+    tu_put(root, "etc/vgpu-preload", "/usr/lib/libjemalloc.so.2 /opt/old/libcuda.so.1\n");
+    tu_lnk(root, "etc/ld.so.preload", "vgpu-preload");
+    assert_int_equal(migrate_root(root), 0);
+    expect_file(root, "etc/systemd/system/ollama.service.d/old.conf.disabled-by-vgpu-patch.1",
+                "[Service]\nEnvironment=LD_PRELOAD=/opt/old/libcuda.so.1\n");
+    struct stat st;
+    _cleanup_(freep) char *link =
+        vp_path_join(root, "etc/systemd/system/ollama.service.d/link.conf.disabled-by-vgpu-patch");
+    assert_int_equal(lstat(link, &st), 0);
+    assert_true(S_ISLNK(st.st_mode));
+    expect_file(root, "etc/vgpu-preload", "/usr/lib/libjemalloc.so.2\n");
+    _cleanup_(freep) char *pre = vp_path_join(root, "etc/ld.so.preload");
+    assert_int_equal(lstat(pre, &st), 0);
+    assert_true(S_ISLNK(st.st_mode));
+}
+
+static void dpkg_diversions_and_the_lib64_spelling(void **state)
+{
+    const char *root = *state;
+    if (access("/usr/bin/dpkg-query", X_OK) != 0)
+        skip();
+    fake_package(root, "libfoo1",
+                 "/lib64/libcuda.so.1\n/usr/lib/x86_64-linux-gnu/libnvidia-ml.so.1\n");
+    tu_put(root, "var/lib/dpkg/diversions",
+           "/usr/lib/x86_64-linux-gnu/libnvidia-ml.so.1\n"
+           "/usr/lib/x86_64-linux-gnu/libnvidia-ml.so.1.distrib\n:\n");
+    char *o = vp_dpkg_owner(root, "/usr/lib64/libcuda.so.1");
+    assert_non_null(o);
+    assert_string_equal(o, "libfoo1");
+    free(o);
+    o = vp_dpkg_owner(root, "/usr/lib/x86_64-linux-gnu/libnvidia-ml.so.1");
+    assert_non_null(o);
+    assert_string_equal(o, "libfoo1");
+    free(o);
+}
+
 #define T(f) cmocka_unit_test_setup_teardown(f, tu_setup_tmpdir, tu_teardown_tmpdir)
 
 int main(void)
@@ -247,6 +532,14 @@ int main(void)
         T(dpkg_owner_from_the_package_database),
         T(plan_edits_disables_keeps_and_removes),
         T(ldconfig_only_when_the_cache_names_a_removed_file),
+        cmocka_unit_test(script_lines_become_a_no_op),
+        T(directory_links_never_lead_out_of_the_root),
+        T(scripts_keep_their_syntax_and_compound_lines_stay),
+        T(continued_unit_lines_are_read_whole_and_left_to_the_operator),
+        T(assignments_are_whole_words_and_a_mismatch_is_an_error),
+        T(loader_variables_are_judged_by_their_entries),
+        T(reruns_find_a_free_name_and_follow_links),
+        T(dpkg_diversions_and_the_lib64_spelling),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
