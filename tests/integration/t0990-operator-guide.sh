@@ -5,8 +5,8 @@
 # the built vgpu-patch with --root, the built vgpu-launch, Ollama-shaped fixture trees, the
 # guide's own vgpu.conf (`test: config`) with the dummy driver behind the native backend —
 # and fails on any command that fails. `<!-- not tested: REASON -->` blocks are counted and
-# listed; the reasons allowed are a real systemd, the network, and installing into this
-# machine. Every fixture process a block started must have loaded the shims.
+# listed; the reasons allowed are a real systemd, the network, installing into this
+# machine, and a GPU host. Every fixture process a block started must have loaded the shims.
 # Dockerfile blocks: the `RUN vgpu-patch …` lines, ENV and ENTRYPOINT+CMD are run (building
 # the image needs Docker). YAML blocks: every `cmd:` is run and must exit 0, and every field a
 # `from_json` expression reads must be in their output.
@@ -172,7 +172,8 @@ while IFS="$(printf '\t')" read -r n lang marker; do
         tested=$((tested + 1))
         ;;
     "<!-- not tested: needs a real systemd"*" -->" | "<!-- not tested: needs the network"*" -->" | \
-        "<!-- not tested: installs into this machine"*" -->")
+        "<!-- not tested: installs into this machine"*" -->" | \
+        "<!-- not tested: needs a GPU host"*" -->")
         note "$what: not run (${marker#<!-- not tested: }"
         untested=$((untested + 1))
         ;;
