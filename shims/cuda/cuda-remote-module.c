@@ -28,6 +28,13 @@ struct rmodule {
 /* Guards every module's function list. */
 static pthread_mutex_t mod_lock = PTHREAD_MUTEX_INITIALIZER;
 
+/* mod_lock, made fresh in a forked child (another thread may hold it at the fork). */
+static void lock_modules(void)
+{
+    vgpu_remote_fork_reinit(&mod_lock);
+    pthread_mutex_lock(&mod_lock);
+}
+
 /* ---- modules ---- */
 
 static CUresult load(CUmodule *m, const void *bytes, size_t size)
@@ -131,7 +138,7 @@ CUresult RCU(cuModuleUnload)(CUmodule m)
         vgpu_rcu_call(VR_CU_MODULE_UNLOAD, RARGS(ctx, mod->id), NULL, 0, NULL, NULL, 0, NULL);
     /* Gone on the daemon's side too when the connection was lost. */
     if (r == CUDA_SUCCESS || r == CUDA_ERROR_DEVICE_UNAVAILABLE) {
-        pthread_mutex_lock(&mod_lock);
+        lock_modules();
         free_funcs(mod);
         pthread_mutex_unlock(&mod_lock);
         free(mod);
@@ -183,7 +190,7 @@ CUresult RCU(cuModuleGetFunction)(CUfunction *out, CUmodule m, const char *name)
         free(f);
         return CUDA_ERROR_UNKNOWN;
     }
-    pthread_mutex_lock(&mod_lock);
+    lock_modules();
     struct rfunc *have = mod->funcs;
     while (have && have->id != f->id)
         have = have->next;
