@@ -15,7 +15,8 @@
 #include <sys/time.h>
 #include <unistd.h>
 
-#define SECRET_MAX 512 /* bytes of the secret file that count (hex doubles them) */
+#define SECRET_MAX  512  /* bytes of the secret, trimmed (hex doubles them) */
+#define SECRET_FILE 4096 /* bytes of the file read, as vgpu-hostd reads its own */
 
 /* One connection per shim (the core is linked into each shim separately). The lock
  * covers everything below: a request and its reply, and reconnecting. */
@@ -82,15 +83,16 @@ static void put_hex(char *out, const unsigned char *in, size_t n)
     out[2 * n] = '\0';
 }
 
+/* isspace() in the C locale, as vgpu-hostd trims its copy. */
 static bool is_space(unsigned char c)
 {
-    return c == ' ' || c == '\t' || c == '\n' || c == '\r';
+    return c == ' ' || (c >= '\t' && c <= '\r');
 }
 
 /* The secret file's content, trimmed, hex-encoded into hex (2 * SECRET_MAX + 1). */
 static int read_secret(const char *path, char *hex, char *msg, size_t n)
 {
-    unsigned char buf[SECRET_MAX + 1];
+    unsigned char buf[SECRET_FILE];
     int fd = open(path, O_RDONLY | O_CLOEXEC | O_NOCTTY | O_NONBLOCK);
     if (fd < 0) {
         snprintf(msg, n, "cannot read the secret file %s: %s", path, strerror(errno));
@@ -109,7 +111,7 @@ static int read_secret(const char *path, char *hex, char *msg, size_t n)
         len--;
     if (len - start > SECRET_MAX || len == start) {
         snprintf(msg, n, "the secret file %s is %s", path,
-                 len == start ? "empty" : "longer than 512 bytes");
+                 len == start ? "empty" : "longer than 512 bytes (trimmed)");
         return -1;
     }
     put_hex(hex, buf + start, len - start);
@@ -205,9 +207,11 @@ static int connect_locked(struct vgpu_remote_info *info, char *msg, size_t n)
         snprintf(msg, n, "%s at %s: HELLO failed: %s",
                  r == -EPROTO ? "no vgpu-hostd" : "vgpu-hostd", c->endpoint,
                  r == -EPROTO ? "the peer does not speak the vgpu protocol"
-                 : r == -EAGAIN || r == -EPIPE || r == -ETIMEDOUT
-                     ? "no answer within connect_timeout"
-                     : strerror(-r));
+                 : r == -EPIPE || r == -ECONNRESET
+                     ? "it closed the connection before answering (is this peer on its "
+                       "--allow list? its log says why)"
+                 : r == -EAGAIN || r == -ETIMEDOUT ? "no answer within connect_timeout"
+                                                   : strerror(-r));
         drop_locked();
         return -1;
     }

@@ -81,12 +81,15 @@ struct hd_daemon {
     const char *secret_hex; /* NULL: no secret file */
     atomic_uint admitted;   /* clients past HELLO */
     atomic_uint pending;    /* connections accepted, their HELLO not yet answered */
+    int wake_fd;            /* written to when pending drops: the accept loop goes on */
 };
 
 /* A connection's whole HELLO must arrive within this of the accept (vgpu-hostd(8)). */
 #define HD_HELLO_DEADLINE_MS 5000
-/* Connections waiting for their HELLO at once; more are closed at accept, so that
- * silent or trickling peers cannot crowd out clients (vgpu-hostd(8)). */
+/* Connections waiting for their HELLO at once; while there are this many, the daemon
+ * accepts no more and new ones wait in the listen backlog (bounded by the client's
+ * connect_timeout), so that silent or trickling peers cannot take every thread and
+ * a burst of honest connects is only delayed (vgpu-hostd(8)). */
 #define HD_MAX_PENDING 16u
 
 /* ---- sessions (session.c) ---- */

@@ -293,14 +293,6 @@ static void start_client(struct hd_daemon *d, struct client **clients, unsigned 
         close(fd);
         return;
     }
-    /* Threads: the admitted clients (max_clients) and the connections still in their
-     * HELLO (HD_MAX_PENDING), whose deadline bounds how long each holds its place. */
-    if (atomic_load(&d->pending) >= HD_MAX_PENDING) {
-        hd_log(HD_WARN, "connection from %s on %s dropped: %u connections await their HELLO",
-               peer.text, l->text, HD_MAX_PENDING);
-        close(fd);
-        return;
-    }
     if (l->ep.transport == VR_TCP) { /* notice a peer that vanished without a FIN */
         setsockopt(fd, SOL_SOCKET, SO_KEEPALIVE, &one, sizeof(one));
         setsockopt(fd, IPPROTO_TCP, TCP_KEEPIDLE, &idle, sizeof(idle));
@@ -377,10 +369,17 @@ static void stop_clients(struct client **clients, unsigned *nthreads)
     _exit(0);
 }
 
+/* Threads: the admitted clients (max_clients) and the connections still in their HELLO
+ * (at most HD_MAX_PENDING, whose deadline bounds how long each holds its place). */
+static bool may_accept(struct hd_daemon *d)
+{
+    return atomic_load(&d->pending) < HD_MAX_PENDING;
+}
+
 static void accept_all(struct hd_daemon *d, struct client **clients, unsigned *nthreads,
                        const struct hd_listener *l, unsigned *next_id)
 {
-    for (;;) {
+    while (may_accept(d)) {
         int fd = accept4(l->fd, NULL, NULL, SOCK_CLOEXEC);
         if (fd < 0) {
             if (errno != EAGAIN && errno != EWOULDBLOCK && errno != EINTR)
@@ -403,7 +402,17 @@ static void serve(struct hd_daemon *d, struct hd_listener *ls, size_t nls)
     pfd[0] = (struct pollfd){.fd = wake[0], .events = POLLIN};
     for (size_t i = 0; i < nls; i++)
         pfd[i + 1] = (struct pollfd){.fd = ls[i].fd, .events = POLLIN};
+    bool said = false;
     while (!stopping) {
+        /* At the pending limit, the listeners are left out: new connections wait in
+         * the backlog until a HELLO is answered (a wakeup on wake[0]). */
+        bool open = may_accept(d);
+        for (size_t i = 0; i < nls; i++)
+            pfd[i + 1].fd = open ? ls[i].fd : -1;
+        if (!open && !said)
+            hd_log(HD_WARN, "%u connections await their HELLO: new ones wait in the backlog",
+                   HD_MAX_PENDING);
+        said = !open;
         if (poll(pfd, nls + 1, -1) < 0) {
             if (errno != EINTR)
                 hd_log(HD_ERROR, "poll: %s", strerror(errno));
@@ -456,10 +465,12 @@ int main(int argc, char **argv)
         return 2;
     }
     d.secret_hex = secret;
+    d.wake_fd = -1;
     if (setup_signals() < 0) {
         hd_log(HD_ERROR, "cannot set up signals: %s", strerror(errno));
         rc = 1;
     }
+    d.wake_fd = wake[1];
     if (!rc)
         rc = open_device(&o, &d);
     if (!rc)

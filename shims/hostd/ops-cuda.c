@@ -143,7 +143,7 @@ static int ctx_new(struct hd_session *s, uint64_t dev, unsigned flags, int prima
         return CU_INVALID_DEVICE;
     for (size_t k = 0; k < s->o.nobjs; k++)
         nctx += hd_obj_kind(s->o.objs[k].id) == HD_CTX;
-    if (nctx >= HD_MAX_CONTEXTS)
+    if (nctx >= (unsigned)s->ndev + HD_MAX_CONTEXTS) /* a primary one per device, and 8 */
         return CU_OUT_OF_MEMORY;
     int st = s->dev->ctx_create(i, flags, &h);
     if (st)

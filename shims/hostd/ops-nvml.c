@@ -117,11 +117,13 @@ static int nvml_memory(struct hd_session *s, const struct vr_hdr *h, const struc
     uint64_t total = 0, free_b = 0, used = 0;
     ret->status = s->dev->nvml_memory((int)a->a[0], &total, &free_b, &used);
     if (ret->status == NVML_OK && s->d->memory_limit) {
-        /* The device as the client's quota frames it: what is used (by anyone) within it,
-         * the rest free. */
+        /* As CUDA frames it for a client under the quota: what it may still get (the
+         * quota, or less when the device has less free), the rest used. An NVML session
+         * holds no allocations of its own, and other clients' memory is not this one's
+         * to count against its quota. */
         total = quota_clamp(s, total);
-        used = used < total ? used : total;
-        free_b = total - used;
+        free_b = free_b < total ? free_b : total;
+        used = total - free_b;
     }
     ret->r[0] = total;
     ret->r[1] = free_b;

@@ -10,6 +10,7 @@
 #include <string.h>
 #include <strings.h>
 #include <sys/socket.h>
+#include <unistd.h>
 
 struct hd_session *hd_session_new(struct hd_daemon *d, int fd, unsigned id,
                                   const struct hd_listener *l, const struct hd_peer *peer)
@@ -343,6 +344,9 @@ void *hd_session_run(void *arg)
 
     int admitted = hello(s) == 0;
     atomic_fetch_sub(&s->d->pending, 1); /* counted by main.c at accept */
+    char b = 'p';
+    if (s->d->wake_fd >= 0 && write(s->d->wake_fd, &b, 1) < 0) { /* full: awake already */
+    }
     if (admitted)
         request_loop(s);
     while ((c = hd_obj_any(&s->o, HD_CTX, 0)))

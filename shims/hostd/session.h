@@ -10,8 +10,9 @@
  * handlers flagged OP_BULK_SELF read theirs (copies, images). */
 #define HD_AUTO_BULK_MAX VR_MAX_KERNEL_ARG
 
-/* Per-client limits besides the memory quota (vgpu-hostd(8), LIMITS): contexts (each
- * costs hundreds of MiB of device memory on a real GPU) and bytes of module images. */
+/* Per-client limits besides the memory quota (vgpu-hostd(8), LIMITS): contexts beyond
+ * one per visible device (each costs hundreds of MiB of device memory on a real GPU)
+ * and bytes of module images. */
 #define HD_MAX_CONTEXTS    8u
 #define HD_MAX_IMAGE_BYTES ((size_t)512 << 20)
 

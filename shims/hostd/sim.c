@@ -351,8 +351,8 @@ static int sim_event_elapsed(void *ctx, void *start, void *end, float *ret_ms)
     const struct sim_event *a = start, *b = end;
     if ((a->flags & 2) || (b->flags & 2)) /* DISABLE_TIMING */
         return CU_INVALID_HANDLE;
-    if (!a->recorded || !b->recorded) /* as the driver: not yet (never) recorded */
-        return CU_NOT_READY;
+    if (!a->recorded || !b->recorded) /* cuda.h: an event never recorded is invalid */
+        return CU_INVALID_HANDLE;
     double ms =
         (double)(b->t.tv_sec - a->t.tv_sec) * 1e3 + (double)(b->t.tv_nsec - a->t.tv_nsec) / 1e6;
     *ret_ms = (float)ms;

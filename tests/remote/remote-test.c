@@ -42,6 +42,7 @@ NOARG(vsock)
 NOARG(sigterm)
 NOARG(images)
 NOARG(slow_hello)
+NOARG(burst)
 NOARG(handles)
 NOARG(limits)
 
@@ -67,6 +68,7 @@ static const struct {
     {"sigterm", run_sigterm, NULL},
     {"images", run_images, NULL},
     {"slow-hello", run_slow_hello, NULL},
+    {"burst", run_burst, NULL},
     {"handles", run_handles, NULL},
     {"launch-extra", run_launch_extra, "PTX-FILE"},
     {"limits", run_limits, NULL},

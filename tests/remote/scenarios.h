@@ -21,6 +21,7 @@ int scenario_sigterm(void);
 /* remote-hostd.c */
 int scenario_images(void);
 int scenario_slow_hello(void);
+int scenario_burst(void);
 int scenario_handles(void);
 int scenario_launch_extra(const char *ptx_path);
 int scenario_limits(void);

@@ -52,15 +52,23 @@ static void write_conf(const char *text, size_t len)
 /* Loads with only the given VGPU_* variables set and VGPU_CONFIG at our file. */
 static void load(struct vgpu_config *c, const char *const *env)
 {
-    static const char *const keys[] = {"VGPU_BACKEND",      "VGPU_NATIVE_CUDA", "VGPU_NATIVE_NVML",
-                                       "VGPU_MEMORY_LIMIT", "VGPU_LOG",         "VGPU_LOG_FILE",
-                                       "VGPU_SHIM_DIR",     "VGPU_ENDPOINT",    "VGPU_CONNECT_TIMEOUT",
-                                       "VGPU_SECRET_FILE"};
+    static const char *const keys[] = {
+        "VGPU_BACKEND",      "VGPU_NATIVE_CUDA", "VGPU_NATIVE_NVML",
+        "VGPU_MEMORY_LIMIT", "VGPU_LOG",         "VGPU_LOG_FILE",
+        "VGPU_SHIM_DIR",     "VGPU_ENDPOINT",    "VGPU_CONNECT_TIMEOUT",
+        "VGPU_SECRET_FILE"};
     for (size_t i = 0; i < sizeof(keys) / sizeof(keys[0]); i++)
         unsetenv(keys[i]);
     setenv("VGPU_CONFIG", conf, 1);
-    for (; env && *env; env++)
-        putenv((char *)*env);
+    /* setenv copies: putenv would leave environ pointing into the caller's (stack)
+     * buffers after it returns, and a later unsetenv would walk garbage. */
+    for (; env && *env; env++) {
+        const char *eq = strchr(*env, '=');
+        char name[64];
+        snprintf(name, sizeof(name), "%.*s", (int)(eq ? eq - *env : 0), *env);
+        if (eq)
+            setenv(name, eq + 1, 1);
+    }
     vgpu_config_load(c);
 }
 
