@@ -59,6 +59,8 @@ struct cli_migration {
     char *ldconfig_msg;
     struct vp_migrate_check *checks;
     size_t n_checks;
+    struct vp_migrate_check *checks_before; /* the same checks before the change */
+    size_t n_checks_before;
     char *systemd_msg; /* daemon-reload done or to do, and the restart Ollama needs */
     char *error;
     int code; /* 0, 1, 4 or 5 (hooks that may not be removed are left) */

@@ -59,7 +59,7 @@ static int migrate_locked(const struct vp_common *c, struct vp_state *st, struct
                           struct cli_migration *mg)
 {
     int r = vp_migrate_apply(c->root, st, m, &mg->plan, &mg->changed, &mg->removed);
-    if (r == -EAGAIN)
+    if (r == -EAGAIN || r == -ESTALE)
         return failed(mg, VP_EXIT_DRIFT);
     if (r < 0)
         return failed(mg, VP_EXIT_ERROR);
@@ -103,18 +103,30 @@ static void tell_systemd(const struct vp_common *c, struct cli_migration *mg)
     }
 }
 
-/* Exit 1 when a program of this machine no longer runs cleanly after the migration. */
+/* The check of the same program before the migration (NULL: none). */
+static const struct vp_migrate_check *before_of(const struct cli_migration *mg, const char *prog)
+{
+    for (size_t i = 0; i < mg->n_checks_before; i++)
+        if (!strcmp(mg->checks_before[i].program, prog))
+            return &mg->checks_before[i];
+    return NULL;
+}
+
+/* Exit 1 when a program of this machine that ran cleanly before the migration no longer
+ * does (or the loader complains anew); one already failing before is only reported. */
 static int check_programs(struct cli_migration *mg)
 {
     vp_migrate_checks(&mg->checks, &mg->n_checks);
-    for (size_t i = 0; i < mg->n_checks; i++)
-        if (!mg->checks[i].ok) {
-            vp_error(-EIO,
-                     "%s does not run cleanly after the migration (%s): "
-                     "`vgpu-patch rollback` restores the previous state",
-                     mg->checks[i].program, mg->checks[i].message);
-            return failed(mg, VP_EXIT_ERROR);
-        }
+    for (size_t i = 0; i < mg->n_checks; i++) {
+        const struct vp_migrate_check *b = before_of(mg, mg->checks[i].program);
+        if (!vp_migrate_check_regressed(b, &mg->checks[i]))
+            continue;
+        vp_error(-EIO,
+                 "%s does not run cleanly after the migration (%s): "
+                 "`vgpu-patch rollback` restores the previous state",
+                 mg->checks[i].program, mg->checks[i].message);
+        return failed(mg, VP_EXIT_ERROR);
+    }
     return VP_EXIT_OK;
 }
 
@@ -155,6 +167,8 @@ int cli_migrate(const struct vp_common *c, const char *prefix, const char *shim_
                 vp_strv_push(&mg->removed, mg->plan.files[i].path);
         mg->ldconfig_needed = vp_migrate_cache_names(c->root, &mg->removed);
     } else if (code == VP_EXIT_OK && mg->plan.n > vp_migrate_kept(&mg->plan)) {
+        if (!strcmp(c->root, "/"))
+            vp_migrate_checks(&mg->checks_before, &mg->n_checks_before);
         code = migrate_locked(c, &st, &m, mg);
     }
     vp_manifest_release(&m);
@@ -186,6 +200,7 @@ void cli_migration_release(struct cli_migration *mg)
     free(mg->ldconfig_msg);
     free(mg->systemd_msg);
     vp_migrate_checks_release(mg->checks, mg->n_checks);
+    vp_migrate_checks_release(mg->checks_before, mg->n_checks_before);
     free(mg->error);
     *mg = (struct cli_migration){0};
 }
@@ -224,9 +239,14 @@ void cli_print_migration(const struct cli_migration *mg)
                                  : mg->dry_run    ? "the loader cache names a file that "
                                                     "would be removed: ldconfig would run"
                                                   : "needed");
-    for (size_t i = 0; i < mg->n_checks; i++)
-        printf("check: %-4s %s (%s)\n", mg->checks[i].ok ? "ok" : "FAIL", mg->checks[i].program,
-               mg->checks[i].message);
+    for (size_t i = 0; i < mg->n_checks; i++) {
+        const struct vp_migrate_check *b = before_of(mg, mg->checks[i].program);
+        printf("check: %-4s %s (%s)%s\n", mg->checks[i].ok ? "ok" : "FAIL", mg->checks[i].program,
+               mg->checks[i].message,
+               !mg->checks[i].ok && !vp_migrate_check_regressed(b, &mg->checks[i])
+                   ? ", as before the migration"
+                   : "");
+    }
     if (mg->changed.n && mg->committed)
         printf("migrated: %zu file(s) changed, kept in the state dir; `vgpu-patch rollback` "
                "restores them\n",
@@ -269,6 +289,9 @@ void cli_json_migration(struct vp_json *j, const struct cli_migration *mg)
         vp_json_begin_object(j, NULL);
         vp_json_string(j, "program", mg->checks[i].program);
         vp_json_bool(j, "ok", mg->checks[i].ok);
+        vp_json_bool(
+            j, "regressed",
+            vp_migrate_check_regressed(before_of(mg, mg->checks[i].program), &mg->checks[i]));
         vp_json_string(j, "message", mg->checks[i].message);
         vp_json_end_object(j);
     }

@@ -19,12 +19,21 @@ static const char help[] =
 struct report_ctx {
     struct vp_json *json; /* NULL: text */
     bool dry_run;
+    bool units; /* a unit file or drop-in migrate had changed is back */
 };
+
+/* Whether a migrated entry's path is a unit file or drop-in that systemd reads. */
+static bool unit_path(const char *path)
+{
+    return strstr(path, ".service.d/") || vp_endswith(path, ".service");
+}
 
 static void report_entry(void *ctx, const struct vp_entry *e, enum vp_rollback_outcome out,
                          const char *msg)
 {
-    const struct report_ctx *rc = ctx;
+    struct report_ctx *rc = ctx;
+    if (e->kind == VP_ENTRY_MIGRATED && out == VP_ROLLBACK_RESTORED && unit_path(e->path))
+        rc->units = true;
     if (rc->json) {
         vp_json_begin_object(rc->json, NULL);
         vp_json_string(rc->json, "path", e->path);
@@ -133,6 +142,26 @@ int cmd_rollback(int argc, char **argv)
         code = VP_EXIT_ERROR;
     else if (mworst == VP_ROLLBACK_REFUSED && code == VP_EXIT_OK)
         code = VP_EXIT_DRIFT;
+    if (rc.units && !dry_run) {
+        /* The restored drop-ins (or their names back from .disabled) apply only once
+         * systemd reloads; the running Ollama gets the hooks back on its restart. */
+        const char *restart = "restart Ollama (systemctl restart ollama) for the running "
+                              "service to see them";
+        if (!cli_drive_systemd(&c)) {
+            vp_strv_push_take(&kept, vp_xasprintf("unit files came back: where this root "
+                                                  "runs, `systemctl daemon-reload`, then %s",
+                                                  restart));
+        } else if (cli_systemctl("daemon-reload", NULL, NULL) < 0) {
+            vp_strv_push_take(&kept, vp_xasprintf("unit files came back: %s: run `systemctl "
+                                                  "daemon-reload`, then %s",
+                                                  vp_last_error(), restart));
+            vp_clear_error();
+        } else {
+            vp_strv_push_take(&kept, vp_xasprintf("unit files came back: systemctl "
+                                                  "daemon-reload done; %s",
+                                                  restart));
+        }
+    }
     if (ldconfig && !dry_run) {
         _cleanup_(freep) char *msg = NULL;
         vp_ldconfig_run(c.root, &msg);
@@ -165,7 +194,8 @@ int cmd_rollback(int argc, char **argv)
     }
     vp_strv_release(&kept);
     if (!c.json && code == VP_EXIT_OK) {
-        printf("%s\n", dry_run ? "dry run: nothing changed" : "rolled back: the originals are in place");
+        printf("%s\n",
+               dry_run ? "dry run: nothing changed" : "rolled back: the originals are in place");
     }
     vp_manifest_release(&m);
     vp_state_close(&st);

@@ -302,6 +302,11 @@ static int load_symbols(struct vp_elf *e, uint64_t symtab, uint64_t gnu_hash, co
         }
         if (strcmp(name, VP_SHIM_MARKER) == 0)
             e->exports_marker = true;
+        if (!strcmp(name, "dlopen") || !strcmp(name, "dlmopen") || !strcmp(name, "dlsym") ||
+            !strcmp(name, "dlvsym"))
+            e->exports_dl = true;
+        if (vp_startswith(name, "la_"))
+            e->exports_la = true;
         if (ELF64_ST_TYPE(sym[i].st_info) != STT_FUNC)
             continue;
         /* Driver API names only: cuInit, nvmlInit_v2 (not cudaMalloc, curl_easy_init). */

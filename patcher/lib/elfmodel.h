@@ -82,6 +82,8 @@ struct vp_elf {
     size_t n_cu_exports;          /* defined functions named cu[A-Z]* (driver API) */
     size_t n_nvml_exports;        /* defined functions named nvml[A-Z]* */
     bool exports_cu_export_table; /* defines cuGetExportTable */
+    bool exports_dl;              /* defines dlopen, dlmopen, dlsym or dlvsym (an interposer) */
+    bool exports_la;              /* defines an la_* symbol (an LD_AUDIT module) */
 
     /* Go. */
     bool go;

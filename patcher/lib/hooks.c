@@ -2,6 +2,7 @@
 #include "hooks.h"
 #include "audit.h"
 #include "discover.h"
+#include "trust.h"
 
 #include <dirent.h>
 #include <errno.h>
@@ -12,35 +13,17 @@
 #define CUDA_EXPORTS_OF_A_DRIVER 300
 #define NVML_EXPORTS_OF_A_DRIVER 150
 
-bool vp_hooks_driver_file_name(const char *name, bool nvml)
-{
-    const char *prefix = nvml ? "libnvidia-ml.so." : "libcuda.so.";
-    if (!vp_startswith(name, prefix))
-        return false;
-    const char *p = name + strlen(prefix);
-    int parts = 0;
-    for (;;) {
-        size_t digits = strspn(p, "0123456789");
-        if (!digits)
-            return false;
-        p += digits;
-        parts++;
-        if (*p != '.')
-            break;
-        p++;
-    }
-    return *p == '\0' && (parts == 2 || parts == 3);
-}
-
 enum vp_driver_identity vp_driver_identify(const struct vp_elf *e, bool nvml)
 {
     if (e->exports_marker)
         return VP_DRIVER_OURS;
-    /* A full interposer has as many entry points; NVIDIA names the file by version. */
-    _cleanup_(freep) char *real = realpath(e->path, NULL);
-    if (vp_hooks_driver_file_name(vp_basename(real ? real : e->path), nvml) &&
-        (nvml ? e->n_nvml_exports >= NVML_EXPORTS_OF_A_DRIVER
-              : e->exports_cu_export_table && e->n_cu_exports >= CUDA_EXPORTS_OF_A_DRIVER))
+    /* NVIDIA's driver is judged by what it exports, never by its file name: WSL ships
+     * it as plain /usr/lib/wsl/lib/libcuda.so.1, and `cp -L` makes any copy unversioned.
+     * An interposer that exports the full driver API (cuGetExportTable included) is
+     * therefore indistinguishable from the driver by its exports alone; one that lacks
+     * cuGetExportTable or most entry points is not. */
+    if (nvml ? e->n_nvml_exports >= NVML_EXPORTS_OF_A_DRIVER
+             : e->exports_cu_export_table && e->n_cu_exports >= CUDA_EXPORTS_OF_A_DRIVER)
         return VP_DRIVER_NVIDIA;
     return VP_DRIVER_HANDMADE;
 }
@@ -70,12 +53,15 @@ bool vp_hooks_driver_name(const char *name, bool *nvml)
 /* What the scan of the files needs. */
 struct scan {
     const char *root;
+    const char *shim_dir; /* runtime, may be NULL */
+    const char *ondisk;   /* vp_hooks_scan_file: the file to read instead */
     struct vp_hooks *h;
     enum vp_hook_kind kind; /* of the assignments found in the file */
     bool in_unit;           /* the file is ollama.service itself */
     bool shell;             /* the file is a shell script (profile.d) */
     unsigned reset_line;    /* the last `ExecStart=` reset seen in the file */
     unsigned last_line;     /* a unit's logical line: its last physical line */
+    bool continued;         /* each_line without join: the line continues an earlier one */
     struct vp_strv env_files;
 };
 
@@ -105,13 +91,14 @@ static void rstrip(char *l)
 static void each_line(struct scan *s, const char *path, bool join,
                       void (*fn)(struct scan *, const char *, unsigned, char *))
 {
-    _cleanup_(freep) char *f = vp_root_resolved(s->root, path);
+    _cleanup_(freep) char *f = s->ondisk ? vp_xstrdup(s->ondisk) : vp_root_resolved(s->root, path);
     _cleanup_(freep) char *text = NULL;
     if (!f || vp_read_file(f, 1 << 20, &text, NULL) < 0)
         return;
     unsigned n = 0, first = 0;
     _cleanup_(freep) char *acc = NULL;
     s->reset_line = 0;
+    struct vp_line_state ls = {.shell = s->shell};
     for (char *line = text, *next; line; line = next) {
         next = strchr(line, '\n');
         if (next)
@@ -120,6 +107,7 @@ static void each_line(struct scan *s, const char *path, bool join,
         char *l = line + strspn(line, " \t");
         if (!join) {
             s->last_line = n;
+            s->continued = vp_line_state_next(&ls, line);
             fn(s, path, n, l);
             continue;
         }
@@ -143,6 +131,7 @@ static void each_line(struct scan *s, const char *path, bool join,
         acc = NULL;
         first = 0;
     }
+    vp_line_state_release(&ls);
 }
 
 /* The identity of the library a runtime path under root leads to: -1 when it is no
@@ -227,24 +216,86 @@ static bool dir_shadows_driver(const char *root, const char *dir)
 }
 
 static const char *const loader_vars[] = {"LD_PRELOAD", "LD_AUDIT", "LD_LIBRARY_PATH"};
+#define PRELOAD      0
+#define AUDIT        1
 #define LIBRARY_PATH 2
 
-/* Judges the entries of a loader variable's value (LD_PRELOAD and LD_AUDIT: libraries,
- * as in ld.so.preload; LD_LIBRARY_PATH: directories that shadow the driver). Empty
- * entries and $references are neither. Returns the hook entries (space-separated, NULL
- * when none); *ret_others: whether other entries are there too. */
-static char *judge_value(const char *root, size_t v, const char *value, bool *ret_others)
+/* Whether an LD_AUDIT entry is our own audit module: it carries our marker, or it is
+ * VP_AUDIT_FILE in our shim dir. Any other audit module is a hook: it sees (and may
+ * redirect) every library the loader looks up. */
+static bool our_audit_module(const struct scan *s, const char *word)
+{
+    if (s->shim_dir && !strcmp(vp_basename(word), VP_AUDIT_FILE)) {
+        _cleanup_(freep) char *dir = vp_dirname(word);
+        if (!strcmp(dir, s->shim_dir))
+            return true;
+    }
+    _cleanup_(freep) char *ondisk = *word == '/' ? vp_root_resolved(s->root, word) : NULL;
+    _cleanup_(vp_elf_freep) struct vp_elf *e = NULL;
+    bool ours = ondisk && vp_elf_open(ondisk, &e) == 0 && e->exports_marker;
+    vp_clear_error();
+    return ours;
+}
+
+/* An LD_PRELOAD entry of a unit or environment file is a hook when it is driver-like
+ * (preload_entry_is_hook), when it interposes the loader's own lookups (it defines
+ * dlopen/dlsym or la_* symbols), or when it names the driver in its bytes. */
+static bool preload_var_entry_is_hook(const struct scan *s, const char *word)
+{
+    if (preload_entry_is_hook(s->root, word))
+        return true;
+    _cleanup_(freep) char *ondisk = vp_root_resolved(s->root, word);
+    _cleanup_(vp_elf_freep) struct vp_elf *e = NULL;
+    int r = ondisk ? vp_elf_open(ondisk, &e) : -ENOENT;
+    vp_clear_error();
+    if (r < 0)
+        return false;
+    bool nvml;
+    bool driver = vp_hooks_driver_name(vp_basename(word), &nvml) &&
+                  vp_driver_identify(e, nvml) == VP_DRIVER_NVIDIA;
+    return !driver && (e->exports_dl || e->exports_la ||
+                       memmem(e->img, e->size, "libcuda.so", strlen("libcuda.so")) ||
+                       memmem(e->img, e->size, "libnvidia-ml.so", strlen("libnvidia-ml.so")));
+}
+
+/* Whether an absolute entry names no file under root (a relative one is searched). */
+static bool entry_missing(const char *root, const char *word)
+{
+    if (*word != '/')
+        return false;
+    _cleanup_(freep) char *ondisk = NULL;
+    struct stat st;
+    bool missing = vp_root_ondisk(root, word, &ondisk) < 0 || stat(ondisk, &st) < 0;
+    vp_clear_error();
+    return missing;
+}
+
+/* Judges the entries of a loader variable's value (LD_AUDIT: every module but ours;
+ * LD_PRELOAD: as preload_var_entry_is_hook; LD_LIBRARY_PATH: directories that shadow the
+ * driver). Empty entries and $references are neither. Returns the hook entries
+ * (space-separated, NULL when none); *ret_others: whether other entries are there too;
+ * *ret_missing (NULL when none): the LD_PRELOAD entries that name no file, reported as
+ * hooks for the operator (what they were cannot be told). */
+static char *judge_value(const struct scan *s, size_t v, const char *value, bool *ret_others,
+                         char **ret_missing)
 {
     struct vp_strv entries = {0};
     vp_strv_split(&entries, value, v == LIBRARY_PATH ? ":;" : " \t:");
-    char *hooks = NULL;
+    char *hooks = NULL, *missing = NULL;
     *ret_others = false;
     for (size_t i = 0; i < entries.n; i++) {
         const char *x = entries.v[i];
         if (*x == '$')
             continue;
-        bool hook =
-            v == LIBRARY_PATH ? dir_shadows_driver(root, x) : preload_entry_is_hook(root, x);
+        bool hook = v == LIBRARY_PATH ? dir_shadows_driver(s->root, x)
+                    : v == AUDIT      ? !our_audit_module(s, x)
+                                      : preload_var_entry_is_hook(s, x);
+        if (!hook && v == PRELOAD && entry_missing(s->root, x)) {
+            char *m = vp_xasprintf("%s%s%s", missing ? missing : "", missing ? " " : "", x);
+            free(missing);
+            missing = m;
+            hook = true;
+        }
         if (!hook) {
             *ret_others = true;
             continue;
@@ -254,6 +305,7 @@ static char *judge_value(const char *root, size_t v, const char *value, bool *re
         hooks = next;
     }
     vp_strv_release(&entries);
+    *ret_missing = missing;
     return hooks;
 }
 
@@ -263,7 +315,8 @@ static void assignment(struct scan *s, const char *file, unsigned n, size_t v, c
                        const char *line, const char *manual)
 {
     bool others;
-    _cleanup_(freep) char *hooks = judge_value(s->root, v, value, &others);
+    _cleanup_(freep) char *missing = NULL;
+    _cleanup_(freep) char *hooks = judge_value(s, v, value, &others, &missing);
     if (!hooks)
         return;
     bool libpath = v == LIBRARY_PATH;
@@ -281,47 +334,14 @@ static void assignment(struct scan *s, const char *file, unsigned n, size_t v, c
     k->arg = vp_xstrdup(loader_vars[v]);
     if (manual)
         k->manual = vp_xstrdup(manual);
+    else if (missing)
+        k->manual = vp_xasprintf("%s names %s, which does not exist: what it was cannot be "
+                                 "told; take it out by hand if it is a leftover",
+                                 loader_vars[v], missing);
     else if (others)
         k->manual = vp_xasprintf("only some entries of %s are hooks (%s), the others are "
                                  "not vgpu-patch's to remove: take out the hooks by hand",
                                  loader_vars[v], hooks);
-}
-
-/* The word [b, e) of a systemd line without its quotes and escapes. */
-static char *unquote(const char *b, const char *e)
-{
-    char *out = vp_xmalloc((size_t)(e - b) + 1), *o = out;
-    char quote = 0;
-    for (const char *p = b; p < e; p++) {
-        if (quote && *p == '\\' && p + 1 < e)
-            *o++ = *++p;
-        else if (quote && *p == quote)
-            quote = 0;
-        else if (!quote && (*p == '"' || *p == '\''))
-            quote = *p;
-        else
-            *o++ = *p;
-    }
-    *o = '\0';
-    return out;
-}
-
-size_t vp_systemd_word_end(const char *line, size_t i)
-{
-    char quote = 0;
-    for (; line[i]; i++) {
-        if (quote) {
-            if (line[i] == '\\' && line[i + 1])
-                i++;
-            else if (line[i] == quote)
-                quote = 0;
-        } else if (line[i] == '"' || line[i] == '\'') {
-            quote = line[i];
-        } else if (line[i] == ' ' || line[i] == '\t') {
-            break;
-        }
-    }
-    return i;
 }
 
 /* Environment= of a unit: each word that itself assigns a loader variable. */
@@ -333,36 +353,31 @@ static void unit_environment(struct scan *s, const char *file, unsigned n, const
                                          "'\\' (lines %u-%u): edit it by hand",
                                          n, s->last_line)
                           : NULL;
-    for (size_t i = strspn(value, " \t"); value[i]; i += strspn(value + i, " \t")) {
-        size_t e = vp_systemd_word_end(value, i);
-        _cleanup_(freep) char *word = unquote(value + i, value + e);
-        for (size_t v = 0; v < VP_ARRAY_SIZE(loader_vars); v++) {
-            size_t len = strlen(loader_vars[v]);
-            if (!strncmp(word, loader_vars[v], len) && word[len] == '=')
-                assignment(s, file, n, v, word + len + 1, line, manual);
-        }
-        i = e;
-    }
-}
-
-/* A shell value: up to an unquoted blank or shell operator, without its quotes; *ret_end
- * is where it ends in value. */
-static char *shell_value(const char *value, const char **ret_end)
-{
-    const char *p = value;
-    char quote = 0;
-    for (; *p; p++) {
-        if (quote) {
-            if (*p == quote)
-                quote = 0;
-        } else if (*p == '"' || *p == '\'') {
-            quote = *p;
-        } else if (strchr(" \t;&|<>()`", *p)) {
-            break;
+    /* systemd keeps the last of two assignments of one variable, and migrate edits by
+     * name: a line assigning a loader variable twice is left to the operator. */
+    unsigned times[VP_ARRAY_SIZE(loader_vars)] = {0};
+    for (int pass = 0; pass < 2; pass++) {
+        for (size_t i = strspn(value, " \t"); value[i]; i += strspn(value + i, " \t")) {
+            size_t e = vp_systemd_word_end(value, i);
+            _cleanup_(freep) char *word = vp_systemd_unquote(value + i, value + e);
+            for (size_t v = 0; v < VP_ARRAY_SIZE(loader_vars); v++) {
+                size_t len = strlen(loader_vars[v]);
+                if (strncmp(word, loader_vars[v], len) || word[len] != '=')
+                    continue;
+                if (pass == 0) {
+                    times[v]++;
+                    continue;
+                }
+                _cleanup_(freep) char *twice =
+                    !manual && times[v] > 1
+                        ? vp_xasprintf("the line assigns %s %u times: edit it by hand",
+                                       loader_vars[v], times[v])
+                        : NULL;
+                assignment(s, file, n, v, word + len + 1, line, manual ? manual : twice);
+            }
+            i = e;
         }
     }
-    *ret_end = p;
-    return unquote(value, p);
 }
 
 /* An environment file's KEY=VALUE line (EnvironmentFile=, /etc/environment) or a line of a
@@ -391,17 +406,20 @@ static void env_line(struct scan *s, const char *file, unsigned n, char *line)
         const char *end;
         _cleanup_(freep) char *value = NULL;
         if (s->shell) {
-            value = shell_value(hit + len + 1, &end);
+            value = vp_shell_value(hit + len + 1, &end);
         } else {
             _cleanup_(freep) char *raw = vp_xstrdup(hit + len + 1);
             rstrip(raw);
-            value = unquote(raw, raw + strlen(raw));
+            value = vp_systemd_unquote(raw, raw + strlen(raw));
             end = hit + strlen(hit);
         }
         const char *rest = end + strspn(end, " \t\r");
         bool alone = hit == start && (!*rest || *rest == '#');
         const char *manual = NULL;
-        if (!alone)
+        if (s->continued)
+            manual = "the line continues the one before it (after a '\\', in an open quote "
+                     "or a here-document): edit it by hand";
+        else if (!alone)
             manual = "the line does more than assign the variable: edit it by hand";
         else if (line[strlen(line) - (line[strlen(line) - 1] == '\r') - 1] == '\\')
             manual = "the line is continued with '\\': edit it by hand";
@@ -427,6 +445,86 @@ static bool is_wrapper(const char *root, const char *prog)
     return false;
 }
 
+/* One assignment NAME=value (name [p, p + nlen)) on a command line: a loader variable's
+ * hook entries are appended to *hooks; anything else (another variable, entries that are
+ * no hooks) makes the command line *mixed. */
+static void inline_assignment(const struct scan *s, const char *p, size_t nlen, const char *value,
+                              char **hooks, bool *mixed)
+{
+    for (size_t v = 0; v < VP_ARRAY_SIZE(loader_vars); v++) {
+        if (nlen != strlen(loader_vars[v]) || strncmp(p, loader_vars[v], nlen))
+            continue;
+        bool others;
+        _cleanup_(freep) char *missing = NULL;
+        _cleanup_(freep) char *h = judge_value(s, v, value, &others, &missing);
+        *mixed |= others || missing || !h;
+        if (h) {
+            char *next = vp_xasprintf("%s%s%s=%s", *hooks ? *hooks : "", *hooks ? " " : "",
+                                      loader_vars[v], h);
+            free(*hooks);
+            *hooks = next;
+        }
+        return;
+    }
+    *mixed = true;
+}
+
+static size_t name_len(const char *p)
+{
+    size_t n = strspn(p, "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789_");
+    return n && p[n] == '=' && !(*p >= '0' && *p <= '9') ? n : 0;
+}
+
+/* ExecStart= that sets a loader variable itself: `/usr/bin/env VAR=... prog` or
+ * `/bin/sh -c "VAR=... exec prog"`. Returns the hooks set (NULL: none); *ret_mixed: the
+ * command line does more than set them (other variables, other entries, more shell),
+ * so that taking the wrapper away would take more. */
+static char *inline_wrapper(const struct scan *s, const char *value, bool *ret_mixed)
+{
+    struct vp_strv w = {0};
+    for (size_t i = strspn(value, " \t"); value[i]; i += strspn(value + i, " \t")) {
+        size_t e = vp_systemd_word_end(value, i);
+        vp_strv_push_take(&w, vp_systemd_unquote(value + i, value + e));
+        i = e;
+    }
+    char *hooks = NULL;
+    bool mixed = false;
+    const char *base = w.n ? vp_basename(w.v[0]) : "";
+    if (!strcmp(base, "env")) {
+        size_t i = 1;
+        for (; i < w.n && w.v[i][0] == '-'; i++)
+            mixed = true; /* env's options (-i, -u NAME) change more */
+        for (size_t nl; i < w.n && (nl = name_len(w.v[i])); i++)
+            inline_assignment(s, w.v[i], nl, w.v[i] + nl + 1, &hooks, &mixed);
+    } else if ((!strcmp(base, "sh") || !strcmp(base, "bash") || !strcmp(base, "dash")) &&
+               w.n >= 3 && !strcmp(w.v[1], "-c")) {
+        const char *p = w.v[2] + strspn(w.v[2], " \t");
+        for (size_t nl; (nl = name_len(p));) {
+            const char *end;
+            _cleanup_(freep) char *v = vp_shell_value(p + nl + 1, &end);
+            inline_assignment(s, p, nl, v, &hooks, &mixed);
+            p = end + strspn(end, " \t");
+        }
+        if (strpbrk(p, ";&|`$()<>\n") || vp_startswith(p, "export"))
+            mixed = true;
+        /* A loader variable set further on (`cd /x; export LD_PRELOAD=...`). */
+        for (size_t v = 0; !hooks && v < VP_ARRAY_SIZE(loader_vars); v++) {
+            size_t len = strlen(loader_vars[v]);
+            for (const char *h = p; !hooks && (h = strstr(h, loader_vars[v])); h += len) {
+                if (h[len] != '=' || (h > w.v[2] && !strchr(" \t;&|(`", h[-1])))
+                    continue;
+                const char *end;
+                _cleanup_(freep) char *val = vp_shell_value(h + len + 1, &end);
+                inline_assignment(s, h, len, val, &hooks, &mixed);
+                mixed = true;
+            }
+        }
+    }
+    vp_strv_release(&w);
+    *ret_mixed = mixed;
+    return hooks;
+}
+
 static void exec_start_line(struct scan *s, const char *file, unsigned n, const char *value)
 {
     value += strspn(value, " \t");
@@ -436,24 +534,35 @@ static void exec_start_line(struct scan *s, const char *file, unsigned n, const 
     }
     value += strspn(value, "@-:+!|");
     _cleanup_(freep) char *prog = vp_xstrndup(value, strcspn(value, " \t"));
-    if (!is_wrapper(s->root, prog))
+    bool mixed = false;
+    _cleanup_(freep) char *inline_hooks =
+        is_wrapper(s->root, prog) ? NULL : inline_wrapper(s, value, &mixed);
+    if (!inline_hooks && !is_wrapper(s->root, prog))
         return;
+    const char *why =
+        s->in_unit ? "every Ollama process inherits what the wrapper sets; it is in the unit "
+                     "itself, which vgpu-patch never edits: restore its ExecStart= by hand"
+                   : "every Ollama process inherits what the wrapper sets (LD_PRELOAD of "
+                     "shims broke libggml-cuda.so loading); it overrides what vgpu-patch "
+                     "verifies";
     struct vp_hook *k =
         add(s, VP_HOOK_EXEC_WRAPPER, file, n,
-            vp_xasprintf("starts Ollama through the wrapper %s, which preloads the driver or a "
-                         "shim: ExecStart=%s",
-                         prog, value),
-            s->in_unit ? "every Ollama process inherits what the wrapper sets; it is in the unit "
-                         "itself, which vgpu-patch never edits: restore its ExecStart= by hand"
-                       : "every Ollama process inherits what the wrapper sets (LD_PRELOAD of "
-                         "shims broke libggml-cuda.so loading); it overrides what vgpu-patch "
-                         "verifies");
+            inline_hooks ? vp_xasprintf("starts Ollama through %s, which sets %s: ExecStart=%s",
+                                        prog, inline_hooks, value)
+                         : vp_xasprintf("starts Ollama through the wrapper %s, which preloads the "
+                                        "driver or a shim: ExecStart=%s",
+                                        prog, value),
+            why);
     k->arg = vp_xstrdup(prog);
     k->reset_line = s->reset_line;
     if (s->last_line != n)
         k->manual = vp_xasprintf("ExecStart= is continued with '\\' (lines %u-%u): edit it "
                                  "by hand",
                                  n, s->last_line);
+    else if (mixed)
+        k->manual = vp_xasprintf("the command line does more than set %s (other variables, "
+                                 "entries or commands): edit it by hand",
+                                 inline_hooks);
 }
 
 /* A unit file's logical line: `Key = value`, blanks around the key allowed. */
@@ -624,7 +733,7 @@ int vp_hooks_scan(const char *root, const char *prefix, const struct vp_strv *ow
                   const char *shim_dir, struct vp_hooks *ret)
 {
     struct vp_hooks h = {0};
-    struct scan s = {.root = root, .h = &h};
+    struct scan s = {.root = root, .shim_dir = shim_dir, .h = &h};
     each_line(&s, "/etc/ld.so.preload", false, preload_line);
     scan_units(&s);
     scan_global_env(&s);
@@ -644,6 +753,34 @@ int vp_hooks_scan(const char *root, const char *prefix, const struct vp_strv *ow
         _cleanup_(freep) char *lib = vp_path_join(prefix, "lib/ollama");
         scan_lib_dir(&s, lib, VP_HOOK_TREE_LIB, owned, shim_dir, 2);
     }
+    h.shim_dir = shim_dir ? vp_xstrdup(shim_dir) : NULL;
+    *ret = h;
+    return 0;
+}
+
+int vp_hooks_scan_file(const char *root, const char *shim_dir, enum vp_hook_kind kind,
+                       const char *path, const char *ondisk, struct vp_hooks *ret)
+{
+    struct vp_hooks h = {0};
+    struct scan s = {.root = root, .shim_dir = shim_dir, .ondisk = ondisk, .h = &h, .kind = kind};
+    switch (kind) {
+    case VP_HOOK_PRELOAD_FILE:
+        each_line(&s, path, false, preload_line);
+        break;
+    case VP_HOOK_UNIT_ENV:
+    case VP_HOOK_EXEC_WRAPPER:
+        s.kind = VP_HOOK_UNIT_ENV;
+        each_line(&s, path, true, unit_line);
+        vp_strv_release(&s.env_files);
+        break;
+    case VP_HOOK_ENV_FILE:
+    case VP_HOOK_GLOBAL_ENV:
+        s.shell = vp_startswith(path, "/etc/profile.d/");
+        each_line(&s, path, false, env_line);
+        break;
+    default:
+        break;
+    }
     *ret = h;
     return 0;
 }
@@ -658,5 +795,6 @@ void vp_hooks_release(struct vp_hooks *h)
         free(h->v[i].manual);
     }
     free(h->v);
+    free(h->shim_dir);
     *h = (struct vp_hooks){0};
 }

@@ -37,12 +37,13 @@ struct vp_hook {
 struct vp_hooks {
     struct vp_hook *v;
     size_t n;
+    char *shim_dir; /* the scan's (NULL: none) */
 };
 
 /* What answers to a driver soname. */
 enum vp_driver_identity {
-    VP_DRIVER_NVIDIA,   /* looks like NVIDIA's driver (many exports, cuGetExportTable) and
-                         * its real file is named by the driver version */
+    VP_DRIVER_NVIDIA,   /* exports NVIDIA's full driver API (cuGetExportTable and 300 cu*
+                         * entry points, or 150 nvml* ones), whatever its file name */
     VP_DRIVER_OURS,     /* carries VP_SHIM_MARKER */
     VP_DRIVER_HANDMADE, /* answers to the soname but is neither */
 };
@@ -55,17 +56,37 @@ const char *vp_driver_identity_name(enum vp_driver_identity id);
  * (may be NULL) are followed where it is: it is never re-rooted. */
 int vp_hooks_scan(const char *root, const char *prefix, const struct vp_strv *owned,
                   const char *shim_dir, struct vp_hooks *ret);
+/* Scans one file as vp_hooks_scan scans the runtime path path for hooks of kind, but
+ * reads it from ondisk (a staged copy): migrate's check that an edit took the hooks out. */
+int vp_hooks_scan_file(const char *root, const char *shim_dir, enum vp_hook_kind kind,
+                       const char *path, const char *ondisk, struct vp_hooks *ret);
 void vp_hooks_release(struct vp_hooks *h);
 const char *vp_hook_kind_name(enum vp_hook_kind k);
 
 /* Whether a file name is a driver's (libcuda.so*, libnvidia-ml.so*); *nvml says which. */
 bool vp_hooks_driver_name(const char *name, bool *nvml);
-/* Whether a file name is how NVIDIA names its driver's real file: libcuda.so.N.N[.N],
- * libnvidia-ml.so.N.N[.N] (the driver version). */
-bool vp_hooks_driver_file_name(const char *name, bool nvml);
+/* ---- reading configuration text (hooks-text.c) ---- */
 
 /* The end of the systemd word of line starting at i (blanks separate words, quotes
  * group, a backslash in quotes escapes): detection and migrate's edit split alike. */
 size_t vp_systemd_word_end(const char *line, size_t i);
+/* The word [b, e) of a systemd line without its quotes and escapes (caller frees). */
+char *vp_systemd_unquote(const char *b, const char *e);
+/* A shell value at value: up to an unquoted blank or shell operator, without its quotes
+ * (caller frees); *ret_end is where it ends in value. */
+char *vp_shell_value(const char *value, const char **ret_end);
+
+/* What the lines of a script (shell) or environment file read so far leave open. */
+struct vp_line_state {
+    bool shell;        /* set by the caller: the file is a shell script */
+    char quote;        /* a quote left open */
+    bool backslash;    /* the last line ended with an unescaped backslash */
+    char *heredoc;     /* the delimiter of the here-document the lines are in */
+    bool heredoc_dash; /* <<- (leading tabs of the delimiter line ignored) */
+};
+/* Takes the next line: returns whether it continues an earlier one (after a '\\', in an
+ * open quote or a here-document), and follows what it leaves open. */
+bool vp_line_state_next(struct vp_line_state *s, const char *line);
+void vp_line_state_release(struct vp_line_state *s);
 
 #endif

@@ -33,18 +33,34 @@ static const char *find_program(const char *const *paths, size_t n)
     return NULL;
 }
 
-/* `dpkg-query --root=ROOT -S path`: the owning package(s) of exactly path, or NULL. */
-static char *dpkg_query(const char *dpkg_query_bin, const char *root, const char *path)
+/* `dpkg-query -S path` (with --root=ROOT for another root: dpkg < 1.21 knows no --root,
+ * and "/" needs none). 0 with *ret_owner the owning package(s) or NULL when dpkg says no
+ * package has path; any other outcome is an error: the file may be a package's. */
+static int dpkg_query(const char *bin, const char *root, const char *path, char **ret_owner)
 {
+    bool other = strcmp(root, "/") != 0;
     _cleanup_(freep) char *root_opt = vp_xasprintf("--root=%s", root);
-    char *argv[] = {(char *)dpkg_query_bin, root_opt, "-S", (char *)path, NULL};
+    char *argv[] = {(char *)bin, other ? root_opt : "-S", other ? "-S" : (char *)path,
+                    other ? (char *)path : NULL, NULL};
     char *envp[] = {"LC_ALL=C", "PATH=/usr/sbin:/usr/bin:/sbin:/bin", NULL};
     struct vp_spawn_result res;
-    if (vp_spawn(argv, envp, false, 30000, &res) < 0)
-        return NULL;
-    char *owner = NULL;
+    int r = vp_spawn(argv, envp, false, 30000, &res);
+    if (r < 0)
+        return vp_error_errno(r, "cannot run %s", bin);
+    *ret_owner = NULL;
+    if (!vp_spawn_ok(&res)) {
+        bool none = !res.timed_out && WIFEXITED(res.status) && WEXITSTATUS(res.status) == 1 &&
+                    res.err && strstr(res.err, "no path found");
+        _cleanup_(freep) char *how =
+            res.timed_out ? vp_xstrdup("timed out") : vp_xasprintf("status %d", res.status);
+        if (!none)
+            r = vp_error(-EIO, "%s -S %s failed (%s): %.200s", bin, path, how,
+                         res.err ? res.err : "");
+        vp_spawn_result_release(&res);
+        return r;
+    }
     /* "pkg[, pkg2]: path" per line; a pattern search could match more than path. */
-    for (char *line = res.out, *next; vp_spawn_ok(&res) && line && *line; line = next) {
+    for (char *line = res.out, *next; line && *line; line = next) {
         next = strchr(line, '\n');
         if (next)
             *next++ = '\0';
@@ -52,27 +68,47 @@ static char *dpkg_query(const char *dpkg_query_bin, const char *root, const char
         if (vp_startswith(line, "diversion by ") || vp_startswith(line, "local diversion "))
             continue; /* "diversion by P from: path" names no owner */
         if (sep && !strcmp(sep + 2, path)) {
-            owner = vp_xstrndup(line, (size_t)(sep - line));
+            *ret_owner = vp_xstrndup(line, (size_t)(sep - line));
             break;
         }
     }
     vp_spawn_result_release(&res);
-    return owner;
+    return 0;
 }
 
-char *vp_dpkg_owner(const char *root, const char *path)
+int vp_dpkg_owner_by(const char *bin, const char *root, const char *path, char **ret_owner)
 {
-    static const char *const bins[] = {"/usr/bin/dpkg-query", "/bin/dpkg-query"};
-    const char *bin = find_program(bins, VP_ARRAY_SIZE(bins));
-    if (!bin)
-        return NULL; /* no dpkg: no package owns anything */
+    *ret_owner = NULL;
+    if (!bin || access(bin, X_OK) != 0) {
+        /* No dpkg-query: nothing is a package's only where there is no dpkg database
+         * (whose existence alone is tested; it is dpkg-query's to read). */
+        _cleanup_(freep) char *lib = vp_path_join("/var/lib", "dpkg");
+        _cleanup_(freep) char *db = vp_path_join(lib, "status");
+        _cleanup_(freep) char *ondisk = NULL;
+        struct stat st;
+        if (vp_root_ondisk(root, db, &ondisk) == 0 && lstat(ondisk, &st) == 0)
+            return vp_error(-ENOENT,
+                            "dpkg-query is not installed but %s exists: cannot tell "
+                            "whether a package owns %s",
+                            db, path);
+        vp_clear_error();
+        return 0;
+    }
     /* Packages list /lib/... or /usr/lib/... (lib64 likewise); on a merged /usr both
      * name one file. */
     _cleanup_(freep) char *alt = vp_startswith(path, "/usr/lib") ? vp_xstrdup(path + 4)
                                  : vp_startswith(path, "/lib")   ? vp_xasprintf("/usr%s", path)
                                                                  : NULL;
-    char *owner = dpkg_query(bin, root, path);
-    return owner || !alt ? owner : dpkg_query(bin, root, alt);
+    int r = dpkg_query(bin, root, path, ret_owner);
+    if (r < 0 || *ret_owner || !alt)
+        return r;
+    return dpkg_query(bin, root, alt, ret_owner);
+}
+
+int vp_dpkg_owner(const char *root, const char *path, char **ret_owner)
+{
+    static const char *const bins[] = {"/usr/bin/dpkg-query", "/bin/dpkg-query"};
+    return vp_dpkg_owner_by(find_program(bins, VP_ARRAY_SIZE(bins)), root, path, ret_owner);
 }
 
 /* ---- the plan ---- */
@@ -158,6 +194,8 @@ static void keep_manual(struct vp_migrate_file *f, char *reason)
     f->reason = reason;
 }
 
+static void b3_of(const void *data, size_t len, char out[VP_B3_HEX]);
+
 /* Reads the file and decides between editing and disabling it. A link is disabled by
  * renaming the link; edited, it is the file it points to (inside the root) that is. */
 static int decide_edit(const char *root, struct vp_migrate_file *f)
@@ -183,6 +221,7 @@ static int decide_edit(const char *root, struct vp_migrate_file *f)
     if ((r = vp_read_file(link ? target : ondisk, MAX_TEXT, &text, &len)) < 0)
         return vp_error_errno(r, "cannot read %s", link ? target : ondisk);
     bind_words(f);
+    b3_of(text, len, f->b3); /* what the drops were planned on: staging checks it */
     if ((r = vp_text_drop(text, len, f->drops, f->n_drops, &out, &olen)) < 0)
         return vp_error(-EPROTO,
                         "%s: migrate reported a hook it cannot find there to edit: "
@@ -199,9 +238,29 @@ static int decide_edit(const char *root, struct vp_migrate_file *f)
     return 0;
 }
 
+/* Keeps f (returns true) when a package owns path, or when that cannot be told: package
+ * protection fails closed. */
+static bool owner_check(const char *root, struct vp_migrate_file *f, const char *path)
+{
+    char *owner = NULL;
+    if (vp_dpkg_owner(root, path, &owner) < 0) {
+        keep_manual(f, vp_xasprintf("%s may belong to a package: %s", path, vp_last_error()));
+        vp_clear_error();
+        return true;
+    }
+    if (!owner)
+        return false;
+    free(f->package);
+    f->package = owner;
+    f->action = VP_MIGRATE_KEEP_PACKAGE;
+    return true;
+}
+
 int vp_migrate_plan(const char *root, const struct vp_hooks *h, struct vp_migrate_plan *ret)
 {
-    struct vp_migrate_plan p = {.of_hook = vp_xcalloc(h->n + 1, sizeof(size_t)), .n_hooks = h->n};
+    struct vp_migrate_plan p = {.of_hook = vp_xcalloc(h->n + 1, sizeof(size_t)),
+                                .n_hooks = h->n,
+                                .shim_dir = h->shim_dir ? vp_xstrdup(h->shim_dir) : NULL};
     for (size_t i = 0; i < h->n; i++) {
         const struct vp_hook *k = &h->v[i];
         size_t f = 0;
@@ -232,12 +291,13 @@ int vp_migrate_plan(const char *root, const struct vp_hooks *h, struct vp_migrat
             vp_clear_error();
             continue;
         }
-        if ((mf->package = vp_dpkg_owner(root, mf->path))) {
-            mf->action = VP_MIGRATE_KEEP_PACKAGE;
+        if (owner_check(root, mf, mf->path))
             continue;
-        }
-        if (line_based(mf->kind))
-            r = decide_edit(root, mf);
+        if (line_based(mf->kind) && (r = decide_edit(root, mf)) < 0)
+            break;
+        /* After decide_edit: an edit through a link changes the file it leads to. */
+        if (mf->via && mf->action == VP_MIGRATE_EDIT)
+            owner_check(root, mf, mf->path);
     }
     if (r < 0) {
         vp_migrate_plan_release(&p);
@@ -260,6 +320,7 @@ void vp_migrate_plan_release(struct vp_migrate_plan *p)
     }
     free(p->files);
     free(p->of_hook);
+    free(p->shim_dir);
     *p = (struct vp_migrate_plan){0};
 }
 
@@ -283,6 +344,7 @@ size_t vp_migrate_kept(const struct vp_migrate_plan *p)
 
 struct apply_ctx {
     const char *root;
+    const char *shim_dir;
     struct vp_txn *t;
     char *bdir;
     struct vp_manifest *m;
@@ -344,6 +406,21 @@ static struct vp_entry entry_for(const struct vp_migrate_file *f, const char *me
     return e;
 }
 
+/* Scans the staged edit of f (on disk at tmp) as the file itself was scanned: a hook
+ * still found there means the edit took out something else, and nothing may change. */
+static int check_staged(struct apply_ctx *c, const struct vp_migrate_file *f, const char *tmp)
+{
+    struct vp_hooks h;
+    int r = vp_hooks_scan_file(c->root, c->shim_dir, f->kind, f->path, tmp, &h);
+    if (r == 0 && h.n)
+        r = vp_error(-EPROTO,
+                     "%s: the edit would leave a hook in it (%s): nothing was changed; remove "
+                     "it by hand",
+                     f->path, h.v[0].what);
+    vp_hooks_release(&h);
+    return r;
+}
+
 /* Writes the edited text beside the file (same owner, mode and attributes) and keeps the
  * original inode as the backup; the rename comes with the others. */
 static int stage_edit(struct apply_ctx *c, const struct vp_migrate_file *f)
@@ -363,13 +440,13 @@ static int stage_edit(struct apply_ctx *c, const struct vp_migrate_file *f)
     r = read_fd(fd, &st, &text);
     if (r < 0)
         return r;
-    if (vp_text_drop(text, (size_t)st.st_size, f->drops, f->n_drops, &out, &olen) < 0)
-        return vp_error(-EAGAIN,
-                        "%s changed since it was scanned; nothing was changed: run "
-                        "again",
-                        f->path);
     char b3[VP_B3_HEX], nb3[VP_B3_HEX];
     b3_of(text, (size_t)st.st_size, b3);
+    /* The drops name lines by number: they hold only for the text they were planned on. */
+    if ((*f->b3 && strcmp(b3, f->b3)) ||
+        vp_text_drop(text, (size_t)st.st_size, f->drops, f->n_drops, &out, &olen) < 0)
+        return vp_error(-ESTALE, "%s changed while it was read; nothing was changed: run again",
+                        f->path);
     b3_of(out, olen, nb3);
     int wfd;
     const char *tmp;
@@ -382,7 +459,7 @@ static int stage_edit(struct apply_ctx *c, const struct vp_migrate_file *f)
              (fsync(wfd) < 0 || fstat(wfd, &tst) < 0))
         r = vp_error_errno(-errno, "cannot sync %s", tmp);
     close(wfd);
-    if (r < 0)
+    if (r < 0 || (r = check_staged(c, f, tmp)) < 0)
         return r;
     _cleanup_(freep) char *backup =
         vp_xasprintf("%s/migrated.%s.%llu", c->bdir, b3, (unsigned long long)st.st_ino);
@@ -408,8 +485,12 @@ static int stage_disable(struct apply_ctx *c, const struct vp_migrate_file *f)
     if (lstat(ondisk, &st) < 0 || !(S_ISREG(st.st_mode) || S_ISLNK(st.st_mode)))
         return vp_error(-EAGAIN, "%s changed since it was scanned; run again", f->path);
     /* A link is renamed as it is: its inode identifies it (no content of its own). */
-    if ((!S_ISLNK(st.st_mode) && (r = vp_b3_file(ondisk, b3)) < 0) ||
-        (r = vp_txn_stage_move(c->t, ondisk, &st, to)) < 0)
+    if (!S_ISLNK(st.st_mode) && (r = vp_b3_file(ondisk, b3)) < 0)
+        return r;
+    if (!S_ISLNK(st.st_mode) && *f->b3 && strcmp(b3, f->b3))
+        return vp_error(-ESTALE, "%s changed while it was read; nothing was changed: run again",
+                        f->path);
+    if ((r = vp_txn_stage_move(c->t, ondisk, &st, to)) < 0)
         return r;
     struct vp_entry e = entry_for(f, "disabled", &st, S_ISLNK(st.st_mode) ? NULL : b3);
     e.patched = e.orig; /* the same inode, under its new name */
@@ -467,7 +548,9 @@ int vp_migrate_apply(const char *root, struct vp_state *st, struct vp_manifest *
     int r = vp_txn_begin(st, &t);
     if (r < 0)
         return r;
-    struct apply_ctx c = {.root = root, .t = &t, .bdir = vp_state_backup_dir(st), .m = m};
+    struct apply_ctx c = {
+        .root = root, .shim_dir = p->shim_dir, .t = &t, .bdir = vp_state_backup_dir(st), .m = m};
+    struct vp_strv ch = {0}, rm = {0};
     for (size_t i = 0; i < p->n && r == 0; i++) {
         const struct vp_migrate_file *f = &p->files[i];
         switch (f->action) {
@@ -480,20 +563,30 @@ int vp_migrate_apply(const char *root, struct vp_state *st, struct vp_manifest *
         case VP_MIGRATE_REMOVE:
             r = stage_remove(&c, f);
             if (r == 0)
-                vp_strv_push(removed, f->path);
+                vp_strv_push(&rm, f->path);
             break;
         default:
             continue;
         }
         if (r == 0)
-            vp_strv_push(changed, f->path);
+            vp_strv_push(&ch, f->path);
     }
     if (r == 0)
         r = vp_txn_rename_all(&t);
-    if (r == 0)
+    if (r == 0) {
         r = vp_txn_commit(&t, m);
-    else
+        if (r < 0 && !t.committed)
+            vp_txn_abort(&t); /* it failed before its record: the tree goes back */
+    } else {
         vp_txn_abort(&t);
+    }
+    /* The lists say what changed: only what a committed transaction did. */
+    for (size_t i = 0; (r == 0 || t.committed) && i < ch.n; i++)
+        vp_strv_push(changed, ch.v[i]);
+    for (size_t i = 0; (r == 0 || t.committed) && i < rm.n; i++)
+        vp_strv_push(removed, rm.v[i]);
+    vp_strv_release(&ch);
+    vp_strv_release(&rm);
     free(c.bdir);
     return r;
 }
@@ -640,6 +733,7 @@ void vp_migrate_checks(struct vp_migrate_check **ret, size_t *ret_n)
         }
         const char *complaint = res.err ? strstr(res.err, "ld.so") : NULL;
         k->ok = vp_spawn_ok(&res) && !complaint;
+        k->loader_complaint = complaint != NULL;
         if (complaint)
             k->message = vp_xstrndup(complaint, strcspn(complaint, "\n"));
         else
@@ -648,6 +742,14 @@ void vp_migrate_checks(struct vp_migrate_check **ret, size_t *ret_n)
     }
     *ret = c;
     *ret_n = n;
+}
+
+bool vp_migrate_check_regressed(const struct vp_migrate_check *before,
+                                const struct vp_migrate_check *after)
+{
+    if (after->ok)
+        return false;
+    return !before || before->ok || (after->loader_complaint && !before->loader_complaint);
 }
 
 void vp_migrate_checks_release(struct vp_migrate_check *c, size_t n)

@@ -68,6 +68,7 @@ struct vp_migrate_file {
     struct vp_drop *drops;
     size_t n_drops;
     struct vp_strv words; /* owns the drops' words */
+    char b3[65];          /* EDIT, DISABLE: the text the plan read (BLAKE3, hex; "" none) */
 };
 
 struct vp_migrate_plan {
@@ -75,6 +76,7 @@ struct vp_migrate_plan {
     size_t n;
     size_t *of_hook; /* per hook of the scan: the index of its file */
     size_t n_hooks;
+    char *shim_dir; /* the scan's, for the check of each edit (NULL: none) */
 };
 
 /* Decides what to do with each hook (file by file) under root; reads the files. */
@@ -85,10 +87,15 @@ bool vp_migrate_changes_units(const struct vp_migrate_plan *p);
 /* How many files the plan leaves as they are (exit 5 for the caller). */
 size_t vp_migrate_kept(const struct vp_migrate_plan *p);
 
-/* The package that owns a runtime path, by `dpkg-query --root=<root> -S` (dpkg's own
- * interface to its database; /lib and /usr/lib are the same on a merged /usr); NULL when
- * none does or dpkg is not installed. Caller frees. */
-char *vp_dpkg_owner(const char *root, const char *path);
+/* The package that owns a runtime path, by `dpkg-query -S` (dpkg's own interface to
+ * its database; --root=ROOT for a root other than "/"; /lib and /usr/lib are the same on
+ * a merged /usr). 0 with *ret_owner (caller frees) the owner or NULL when dpkg says none
+ * owns it or there is neither dpkg-query nor a dpkg database; a negative errno with a
+ * message when it cannot be told (dpkg-query failed otherwise, timed out, or is missing
+ * beside a database): the caller must then keep the file. */
+int vp_dpkg_owner(const char *root, const char *path, char **ret_owner);
+/* The same with dpkg-query at bin (NULL or not executable: not installed). */
+int vp_dpkg_owner_by(const char *bin, const char *root, const char *path, char **ret_owner);
 
 /* ---- doing it ---- */
 
@@ -117,12 +124,18 @@ int vp_migrate_ldconfig(const char *root, struct vp_state *st, struct vp_manifes
 struct vp_migrate_check {
     char *program;
     bool ok;
-    char *message; /* exit status, or what the loader complained about */
+    bool loader_complaint; /* ld.so complained on stderr */
+    char *message;         /* exit status, or what the loader complained about */
 };
 
 /* Runs ls, cat, sh and lspci (when present) of this machine, each with a timeout, and
  * says whether they run cleanly (exit 0, no ld.so complaint). Only for the root "/". */
 void vp_migrate_checks(struct vp_migrate_check **ret, size_t *ret_n);
 void vp_migrate_checks_release(struct vp_migrate_check *c, size_t n);
+/* Whether the check after (of the migration) is worse than before (the same program's
+ * check before it, NULL: none): it ran cleanly before and does not now, or the loader
+ * complains now and did not before. A check already failing is no regression. */
+bool vp_migrate_check_regressed(const struct vp_migrate_check *before,
+                                const struct vp_migrate_check *after);
 
 #endif

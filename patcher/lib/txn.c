@@ -15,7 +15,7 @@ struct vp_txn_item {
     bool is_link;
     bool is_drop; /* removed, kept as its backup (vp_txn_stage_drop) */
     bool is_move; /* renamed to tmp (vp_txn_stage_move) */
-    dev_t dev; /* the inode the rename replaces (files), as it was read */
+    dev_t dev;    /* the inode the rename replaces (files), as it was read */
     ino_t ino;
     off_t size;
     struct timespec mtime;
@@ -67,8 +67,7 @@ static int jlog(struct vp_txn *t, const char *kind, const char *const args[JARGS
     size_t len = strlen(full);
     ssize_t n = write(t->jfd, full, len);
     if (n != (ssize_t)len || fdatasync(t->jfd) < 0)
-        return vp_error_errno(n < 0 ? -errno : -EIO, "cannot write the journal in %s",
-                              t->st->dir);
+        return vp_error_errno(n < 0 ? -errno : -EIO, "cannot write the journal in %s", t->st->dir);
     return 0;
 }
 
@@ -273,8 +272,9 @@ int vp_txn_stage_file(struct vp_txn *t, const char *path, int *ret_fd, const cha
             return vp_error(r, "cannot write beside %s: %s is on a read-only file system", path,
                             dir);
         if (r == -EACCES || r == -EPERM)
-            return vp_error(r, "cannot write beside %s: no permission to create files in %s "
-                               "(run as root, or as the owner of the Ollama tree)",
+            return vp_error(r,
+                            "cannot write beside %s: no permission to create files in %s "
+                            "(run as root, or as the owner of the Ollama tree)",
                             path, dir);
         return vp_error_errno(r, "cannot create %s", tmp);
     }
@@ -317,8 +317,8 @@ int vp_txn_keep_prev(struct vp_txn *t, const char *path, int orig_fd, const stru
     char id[64];
     snprintf(id, sizeof(id), "%llu:%llu", (unsigned long long)orig->st_dev,
              (unsigned long long)orig->st_ino);
-    r = jlog(t, "prev", (const char *const[JARGS]){path, prev,
-                                                   created ? (keep ? "11" : "10") : "00", id});
+    r = jlog(t, "prev",
+             (const char *const[JARGS]){path, prev, created ? (keep ? "11" : "10") : "00", id});
     struct vp_txn_item *it = find_item(t, path);
     if (it) {
         it->dev = orig->st_dev;
@@ -369,8 +369,7 @@ int vp_txn_stage_drop(struct vp_txn *t, const char *path, int fd, const struct s
     return vp_txn_keep_prev(t, path, fd, st, backup, true, orig_b3);
 }
 
-int vp_txn_stage_move(struct vp_txn *t, const char *path, const struct stat *st,
-                      const char *to)
+int vp_txn_stage_move(struct vp_txn *t, const char *path, const struct stat *st, const char *to)
 {
     struct stat cur;
     if (lstat(to, &cur) == 0)
@@ -408,14 +407,15 @@ int vp_txn_rename_all(struct vp_txn *t)
     for (size_t i = 0; i < t->n; i++) {
         struct vp_txn_item *it = &t->items[i];
         if (!unchanged(it))
-            return vp_error(-EAGAIN, "%s changed while vgpu-patch was working on it (an "
-                                     "upgrade?); everything is put back: run it again",
+            return vp_error(-EAGAIN,
+                            "%s changed while vgpu-patch was working on it (an "
+                            "upgrade?); everything is put back: run it again",
                             it->path);
         /* Intent first: undoing a rename that did not happen finds the original in place. */
         int r = jlog(t, "rename", (const char *const[JARGS]){it->path});
         if (r < 0)
             return r;
-        if (it->is_drop ? unlink(it->path) < 0
+        if (it->is_drop   ? unlink(it->path) < 0
             : it->is_move ? renameat2(AT_FDCWD, it->path, AT_FDCWD, it->tmp, RENAME_NOREPLACE) < 0
                           : rename(it->tmp, it->path) < 0)
             return vp_error_errno(-errno, "cannot %s %s", it->is_drop ? "remove" : "rename",
@@ -453,6 +453,7 @@ int vp_txn_commit(struct vp_txn *t, const struct vp_manifest *m)
     vp_fault("after-manifest");
     if (r == 0)
         r = jlog(t, "committed", NULL);
+    t->committed = r == 0;
     vp_fault("committed");
     txn_release(t);
     if (r < 0)

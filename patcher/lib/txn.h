@@ -42,6 +42,7 @@ struct vp_txn {
     int jfd;
     struct vp_txn_item *items;
     size_t n;
+    bool committed; /* vp_txn_commit wrote its "committed" record: only forward now */
 };
 
 int vp_txn_begin(struct vp_state *st, struct vp_txn *t);
@@ -66,13 +67,13 @@ int vp_txn_stage_drop(struct vp_txn *t, const char *path, int fd, const struct s
                       const char *backup, const char *orig_b3);
 /* Stages renaming path (lstat st) to a new name `to` that must not exist (the inode
  * moves; nothing is copied). */
-int vp_txn_stage_move(struct vp_txn *t, const char *path, const struct stat *st,
-                      const char *to);
+int vp_txn_stage_move(struct vp_txn *t, const char *path, const struct stat *st, const char *to);
 /* Renames every staged file over its path, in order; -EAGAIN when a path no longer holds
  * what was staged against (an upgrade replaced it meanwhile). */
 int vp_txn_rename_all(struct vp_txn *t);
 /* Makes it final together with the manifest m, which describes the result: temporary
- * links go, the journal goes. */
+ * links go, the journal goes. When it fails with t->committed false, nothing is final
+ * yet: vp_txn_abort puts everything back. */
 int vp_txn_commit(struct vp_txn *t, const struct vp_manifest *m);
 /* Undoes everything (originals renamed back, staging files removed). */
 int vp_txn_abort(struct vp_txn *t);

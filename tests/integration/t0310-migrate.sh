@@ -139,9 +139,28 @@ vp migrate
 expect_rc 0 "migrate with nothing to do"
 grep -q "no global loader hooks" "$T/out" || fail "nothing to do is not said"
 
+note "NVIDIA's driver in WSL's plain unversioned files is no hook and stays"
+mkdir -p "$ROOT/usr/lib/wsl/lib" "$ROOT/etc/ld.so.conf.d"
+cp "$DECOY/libcuda.so.580.65.06" "$ROOT/usr/lib/wsl/lib/libcuda.so.1"
+cp "$DECOY/libnvidia-ml.so.580.65.06" "$ROOT/usr/lib/wsl/lib/libnvidia-ml.so.1"
+cp -p "$ROOT/etc/ld.so.conf" "$T/ld.so.conf"
+printf 'include /etc/ld.so.conf.d/*.conf\n' >>"$ROOT/etc/ld.so.conf"
+printf '/usr/lib/wsl/lib\n' >"$ROOT/etc/ld.so.conf.d/ld.wsl.conf"
+vp migrate
+expect_rc 0 "migrate beside WSL's driver"
+grep -q "no global loader hooks" "$T/out" || fail "WSL's driver is judged a hook"
+cmp -s "$DECOY/libcuda.so.580.65.06" "$ROOT/usr/lib/wsl/lib/libcuda.so.1" ||
+    fail "WSL's libcuda.so.1 was touched"
+cmp -s "$DECOY/libnvidia-ml.so.580.65.06" "$ROOT/usr/lib/wsl/lib/libnvidia-ml.so.1" ||
+    fail "WSL's libnvidia-ml.so.1 was touched"
+rm -r "$ROOT/usr/lib/wsl" "$ROOT/etc/ld.so.conf.d"
+cp -p "$T/ld.so.conf" "$ROOT/etc/ld.so.conf"
+
 note "rollback restores every file byte for byte"
 vp rollback
 expect_rc 0 "rollback"
+grep -q "unit files came back: .*daemon-reload" "$T/out" ||
+    fail "no daemon-reload hint after drop-ins came back under --root"
 [ "$(readlink "$TREE/lib/ollama/cuda_v13/libcuda.so")" = /opt/old/libcuda.so.1 ] ||
     fail "rollback did not bring back the link the second migration removed"
 rm "$TREE/lib/ollama/cuda_v13/libcuda.so"

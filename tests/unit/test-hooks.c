@@ -16,6 +16,7 @@
 #include "audit.h"
 #include "discover.h"
 #include "hooks.h"
+#include "trust.h"
 #include "testutil.h"
 
 /* Copies a fixture file into the root; a fixture that was not built skips the test. */
@@ -447,27 +448,160 @@ static void driver_identity_follows_marker_and_exports(void **state)
     vp_elf_free(e);
     assert_int_equal(id, VP_DRIVER_HANDMADE);
 
-    /* A full interposer (every entry point, cuGetExportTable) installed as libcuda.so.1:
-     * NVIDIA names its real file by the driver version, so it is hand-made. */
+    /* NVIDIA's driver copied under an unversioned name (WSL's plain libcuda.so.1, a copy
+     * made with cp -L) is still NVIDIA's: exports decide, not the name. A full-API
+     * interposer is indistinguishable by its exports alone and is judged the same; one
+     * without cuGetExportTable is hand-made. */
     free(data);
     data = tu_read_fixture("decoy/libcuda.so.580.65.06", &len);
     dir = tu_tmpdir("id");
     tu_write(dir, "libcuda.so.1", data, len, 0644);
-    tu_write(dir, "libcuda.so.580.65.06", data, len, 0644);
+    m = memmem(data, len, "cuGetExportTable", sizeof("cuGetExportTable"));
+    assert_non_null(m);
+    m[sizeof("cuGetExportTable") - 2] = 'X';
+    tu_write(dir, "libcuda-no-table.so.1", data, len, 0644);
     _cleanup_(freep) char *full = vp_path_join(dir, "libcuda.so.1");
-    _cleanup_(freep) char *versioned = vp_path_join(dir, "libcuda.so.580.65.06");
+    _cleanup_(freep) char *partial = vp_path_join(dir, "libcuda-no-table.so.1");
     e = tu_open_ok(full);
     id = vp_driver_identify(e, false);
     vp_elf_free(e);
-    e = tu_open_ok(versioned);
-    enum vp_driver_identity vid = vp_driver_identify(e, false);
+    e = tu_open_ok(partial);
+    enum vp_driver_identity pid = vp_driver_identify(e, false);
+    bool table = e->exports_cu_export_table;
     vp_elf_free(e);
     tu_rmtree(dir);
-    assert_int_equal(id, VP_DRIVER_HANDMADE);
-    assert_int_equal(vid, VP_DRIVER_NVIDIA);
-    assert_true(vp_hooks_driver_file_name("libnvidia-ml.so.535.104", true));
-    assert_false(vp_hooks_driver_file_name("libcuda.so.1", false));
-    assert_false(vp_hooks_driver_file_name("libcuda.so.580.65.06.1", false));
+    assert_int_equal(id, VP_DRIVER_NVIDIA);
+    assert_false(table);
+    assert_int_equal(pid, VP_DRIVER_HANDMADE);
+}
+
+static void wsl_driver_in_plain_files_is_not_a_hook(void **state)
+{
+    const char *root = *state;
+    tu_put(root, "etc/ld.so.conf", "include /etc/ld.so.conf.d/*.conf\n");
+    tu_put(root, "etc/ld.so.conf.d/ld.wsl.conf", "/usr/lib/wsl/lib\n");
+    put_fixture(root, "usr/lib/wsl/lib/libcuda.so.1", "decoy/libcuda.so.580.65.06");
+    put_fixture(root, "usr/lib/wsl/lib/libnvidia-ml.so.1", "decoy/libnvidia-ml.so.580.65.06");
+    tu_put(root, "etc/ld.so.preload", "/usr/lib/wsl/lib/libcuda.so.1\n");
+    struct vp_hooks h;
+    scan(root, NULL, NULL, &h);
+    ASSERT_HOOKS(&h, 0);
+    vp_hooks_release(&h);
+}
+
+/* The legacy shim with its driver names taken out and the symbol cuInit renamed to `sym`
+ * (6 characters): a library that is not driver-like by name or exports. */
+static void put_renamed_library(const char *root, const char *rel, const char *sym)
+{
+    size_t len;
+    _cleanup_(freep) char *data = tu_read_fixture("legacy/libcuda.so.1", &len);
+    for (char *p = data; (p = memmem(p, len - (size_t)(p - data), "libcuda.so.1", 12)); p += 12)
+        memcpy(p, "libforce.so1", 12);
+    for (size_t i = 1; i + 3 < len; i++)
+        if (data[i - 1] == '\0' && data[i] == 'c' && data[i + 1] == 'u' && data[i + 2] >= 'A' &&
+            data[i + 2] <= 'Z')
+            data[i + 2] = (char)(data[i + 2] - 'A' + 'a');
+    char *p = memmem(data, len, "\0cuinit\0", 8);
+    assert_non_null(p);
+    memcpy(p + 1, sym, 6);
+    tu_write(root, rel, data, len, 0755);
+}
+
+static void audit_modules_and_dlopen_interposers_are_hooks(void **state)
+{
+    const char *root = *state;
+    put_renamed_library(root, "opt/old/libforce.so", "dlopen");
+    put_renamed_library(root, "opt/old/libaudit.so", "la_obj");
+    put_renamed_library(root, "opt/old/libplain.so", "cuhelp");
+    put_fixture(root, "opt/old/libnames.so", "trees/c/lib/ollama/cuda_v12/libcudart.so.12");
+    put_fixture(root, "usr/lib/vgpu/" VP_AUDIT_FILE, "trees/c/lib/ollama/libggml-base.so");
+    tu_put(root, "etc/systemd/system/ollama.service.d/a.conf",
+           "[Service]\nEnvironment=LD_PRELOAD=/opt/old/libforce.so\n"
+           "Environment=LD_AUDIT=/opt/old/libplain.so\n"
+           "Environment=LD_PRELOAD=/opt/old/libaudit.so\n"
+           "Environment=LD_PRELOAD=/opt/old/libnames.so\n"
+           "Environment=LD_PRELOAD=/opt/old/gone.so\n"
+           "Environment=LD_PRELOAD=/opt/old/libplain.so\n"
+           "Environment=LD_AUDIT=/usr/lib/vgpu/" VP_AUDIT_FILE "\n");
+    struct vp_hooks h;
+    assert_int_equal(vp_hooks_scan(root, NULL, NULL, "/usr/lib/vgpu", &h), 0);
+    const char *f = "/etc/systemd/system/ollama.service.d/a.conf";
+    const struct vp_hook *k;
+    assert_non_null(k = find(&h, VP_HOOK_UNIT_ENV, f, "libforce.so"));
+    assert_null(k->manual);
+    assert_non_null(find(&h, VP_HOOK_UNIT_ENV, f, "LD_AUDIT=/opt/old/libplain.so"));
+    assert_non_null(find(&h, VP_HOOK_UNIT_ENV, f, "libaudit.so"));
+    assert_non_null(find(&h, VP_HOOK_UNIT_ENV, f, "libnames.so"));
+    assert_non_null(k = find(&h, VP_HOOK_UNIT_ENV, f, "gone.so"));
+    assert_non_null(k->manual);
+    assert_non_null(strstr(k->manual, "does not exist"));
+    /* A plain library preloaded, and our own audit module, are not hooks. */
+    ASSERT_HOOKS(&h, 5);
+    vp_hooks_release(&h);
+}
+
+static void continued_script_and_environment_file_lines_are_manual(void **state)
+{
+    const char *root = *state;
+    put_fixture(root, "opt/old/libcuda.so.1", "legacy/libcuda.so.1");
+    tu_put(root, "etc/profile.d/a.sh",
+           "export FOO=1 \\\nLD_PRELOAD=/opt/old/libcuda.so.1\n"
+           "echo 'open\nLD_PRELOAD=/opt/old/libcuda.so.1\n'\n"
+           "cat <<EOF >/tmp/x\nLD_PRELOAD=/opt/old/libcuda.so.1\nEOF\n"
+           "echo '\\' # done\nLD_PRELOAD=/opt/old/libcuda.so.1\n");
+    tu_put(root, "etc/systemd/system/ollama.service",
+           "[Service]\nEnvironmentFile=/etc/default/ollama\nExecStart=/usr/bin/ollama serve\n");
+    tu_put(root, "etc/default/ollama",
+           "A=\"x\nLD_PRELOAD=/opt/old/libcuda.so.1\"\n# it's\nLD_PRELOAD=/opt/old/libcuda.so.1\n");
+    struct vp_hooks h;
+    scan(root, NULL, NULL, &h);
+    ASSERT_HOOKS(&h, 6);
+    unsigned manual_lines[] = {2, 4, 7, 2};
+    const char *files[] = {"/etc/profile.d/a.sh", "/etc/profile.d/a.sh", "/etc/profile.d/a.sh",
+                           "/etc/default/ollama"};
+    for (size_t i = 0; i < h.n; i++) {
+        bool want_manual = false;
+        for (size_t j = 0; j < VP_ARRAY_SIZE(files); j++)
+            want_manual |= !strcmp(h.v[i].file, files[j]) && h.v[i].line == manual_lines[j];
+        if (want_manual != (h.v[i].manual != NULL))
+            dump(&h);
+        assert_int_equal(want_manual, h.v[i].manual != NULL);
+    }
+    vp_hooks_release(&h);
+}
+
+static void env_and_sh_c_wrappers_in_exec_start_are_hooks(void **state)
+{
+    const char *root = *state;
+    put_fixture(root, "opt/old/libcuda.so.1", "legacy/libcuda.so.1");
+    const char *d = "etc/systemd/system/ollama.service.d/";
+    static const struct {
+        const char *name, *exec;
+        int want; /* 0 no hook, 1 a hook migrate may take, 2 one left to the operator */
+    } cases[] = {
+        {"a.conf", "/usr/bin/env LD_PRELOAD=/opt/old/libcuda.so.1 /usr/bin/ollama serve", 1},
+        {"b.conf", "/bin/sh -c \"LD_PRELOAD=/opt/old/libcuda.so.1 exec /usr/bin/ollama serve\"", 1},
+        {"c.conf", "/usr/bin/env OLLAMA_X=1 LD_PRELOAD=/opt/old/libcuda.so.1 /usr/bin/ollama", 2},
+        {"d.conf", "/bin/sh -c 'cd /tmp; export LD_PRELOAD=/opt/old/libcuda.so.1; exec ollama'", 2},
+        {"e.conf", "/usr/bin/env OLLAMA_X=1 /usr/bin/ollama serve", 0},
+    };
+    for (size_t i = 0; i < VP_ARRAY_SIZE(cases); i++) {
+        _cleanup_(freep) char *rel = vp_xasprintf("%s%s", d, cases[i].name);
+        _cleanup_(freep) char *text =
+            vp_xasprintf("[Service]\nExecStart=\nExecStart=%s\n", cases[i].exec);
+        tu_put(root, rel, text);
+    }
+    struct vp_hooks h;
+    scan(root, NULL, NULL, &h);
+    ASSERT_HOOKS(&h, 4);
+    for (size_t i = 0; i < VP_ARRAY_SIZE(cases); i++) {
+        _cleanup_(freep) char *file = vp_xasprintf("/%s%s", d, cases[i].name);
+        const struct vp_hook *k = find(&h, VP_HOOK_EXEC_WRAPPER, file, "sets LD_PRELOAD=");
+        assert_int_equal(k ? 1 + (k->manual != NULL) : 0, cases[i].want);
+        if (k)
+            assert_int_equal(k->reset_line, 2);
+    }
+    vp_hooks_release(&h);
 }
 
 #define T(f) cmocka_unit_test_setup_teardown(f, tu_setup_tmpdir, tu_teardown_tmpdir)
@@ -486,6 +620,10 @@ int main(void)
         T(other_architectures_are_left_alone),
         T(a_merged_usr_reports_each_file_once),
         T(preloaded_cuda_runtime_and_curl_are_not_hooks),
+        T(wsl_driver_in_plain_files_is_not_a_hook),
+        T(audit_modules_and_dlopen_interposers_are_hooks),
+        T(continued_script_and_environment_file_lines_are_manual),
+        T(env_and_sh_c_wrappers_in_exec_start_are_hooks),
         T(driver_names_inside_the_ollama_tree),
         T(owned_paths_are_never_reported),
         T(root_with_a_trailing_slash_reports_the_same_runtime_paths),

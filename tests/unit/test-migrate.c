@@ -158,6 +158,57 @@ static void fake_package(const char *root, const char *name, const char *list)
     tu_put(root, rel, list);
 }
 
+/* The owner of path (NULL: none); the query itself must succeed. */
+static char *owner_of(const char *root, const char *path)
+{
+    char *o = NULL;
+    assert_int_equal(vp_dpkg_owner(root, path, &o), 0);
+    return o;
+}
+
+/* A fake dpkg-query: an old one that knows no --root, answering "pkg: PATH" for -S
+ * (exit `rc` and `err` on stderr when rc is not 0). */
+static char *fake_dpkg_query(const char *root, int rc, const char *err)
+{
+    _cleanup_(freep) char *text = vp_xasprintf(
+        "#!/bin/sh\ncase $1 in --root=*) echo \"dpkg-query: unknown option $1\" >&2; exit 2 ;; "
+        "esac\n[ %d -eq 0 ] || { echo '%s' >&2; exit %d; }\necho \"pkg: $2\"\n",
+        rc, err, rc);
+    tu_write(root, "bin/dpkg-query", text, strlen(text), 0755);
+    return vp_path_join(root, "bin/dpkg-query");
+}
+
+static void dpkg_protection_fails_closed(void **state)
+{
+    const char *root = *state;
+    char *o = NULL;
+    /* An old dpkg-query (no --root): "/" asks without it. */
+    _cleanup_(freep) char *bin = fake_dpkg_query(root, 0, "");
+    assert_int_equal(vp_dpkg_owner_by(bin, "/", "/etc/environment", &o), 0);
+    assert_non_null(o);
+    assert_string_equal(o, "pkg");
+    free(o);
+    /* Another root needs --root: refused, it is an error, not "not owned". */
+    assert_true(vp_dpkg_owner_by(bin, root, "/etc/environment", &o) < 0);
+    vp_clear_error();
+    /* Only exit 1 with "no path found" means not owned. */
+    free(fake_dpkg_query(root, 1, "dpkg-query: no path found matching pattern /x"));
+    assert_int_equal(vp_dpkg_owner_by(bin, "/", "/x", &o), 0);
+    assert_null(o);
+    free(fake_dpkg_query(root, 1, "dpkg-query: database is locked"));
+    assert_true(vp_dpkg_owner_by(bin, "/", "/x", &o) < 0);
+    vp_clear_error();
+    free(fake_dpkg_query(root, 2, "dpkg-query: error"));
+    assert_true(vp_dpkg_owner_by(bin, "/", "/x", &o) < 0);
+    vp_clear_error();
+    /* No dpkg-query: not owned only where there is no dpkg database. */
+    assert_int_equal(vp_dpkg_owner_by(NULL, root, "/x", &o), 0);
+    assert_null(o);
+    tu_put(root, "var/lib/dpkg/status", "");
+    assert_true(vp_dpkg_owner_by(NULL, root, "/x", &o) < 0);
+    vp_clear_error();
+}
+
 static void dpkg_owner_from_the_package_database(void **state)
 {
     const char *root = *state;
@@ -166,17 +217,17 @@ static void dpkg_owner_from_the_package_database(void **state)
     fake_package(root, "libfoo1",
                  "/.\n/usr\n/usr/lib/x86_64-linux-gnu/libcuda.so.1\n/usr/lib/x86_64-linux-gnu/x\n");
     fake_package(root, "bar", "/lib/x86_64-linux-gnu/libnvidia-ml.so.1\n");
-    char *o = vp_dpkg_owner(root, "/usr/lib/x86_64-linux-gnu/libcuda.so.1");
+    char *o = owner_of(root, "/usr/lib/x86_64-linux-gnu/libcuda.so.1");
     assert_non_null(o);
     assert_string_equal(o, "libfoo1");
     free(o);
     /* Merged /usr: /usr/lib/... is the /lib/... the package lists. */
-    o = vp_dpkg_owner(root, "/usr/lib/x86_64-linux-gnu/libnvidia-ml.so.1");
+    o = owner_of(root, "/usr/lib/x86_64-linux-gnu/libnvidia-ml.so.1");
     assert_non_null(o);
     assert_string_equal(o, "bar");
     free(o);
-    assert_null(vp_dpkg_owner(root, "/usr/lib/x86_64-linux-gnu/libcuda.so"));
-    assert_null(vp_dpkg_owner(root, "/usr/lib64/libcuda.so.1"));
+    assert_null(owner_of(root, "/usr/lib/x86_64-linux-gnu/libcuda.so"));
+    assert_null(owner_of(root, "/usr/lib64/libcuda.so.1"));
 }
 
 static void plan_edits_disables_keeps_and_removes(void **state)
@@ -266,24 +317,32 @@ static void scan_plan(const char *root, struct vp_hooks *h, struct vp_migrate_pl
 }
 
 /* Scans, plans and applies under root with its own state dir; returns apply's result. */
+static int apply_plan(const char *root, struct vp_hooks *h, struct vp_migrate_plan *p);
+
 static int migrate_root(const char *root)
 {
     struct vp_hooks h;
     struct vp_migrate_plan p;
     scan_plan(root, &h, &p);
+    return apply_plan(root, &h, &p);
+}
+
+/* Applies p (of the hooks h) under root with its own state dir; releases both. */
+static int apply_plan(const char *root, struct vp_hooks *h, struct vp_migrate_plan *p)
+{
     _cleanup_(freep) char *sd = vp_path_join(root, "var/lib/vgpu-patch");
     struct vp_state st;
     assert_int_equal(vp_state_open(sd, VP_STATE_CREATE | VP_STATE_LOCK, 1000, &st), 0);
     struct vp_manifest m;
     assert_int_equal(vp_manifest_load(st.dir, &m), 0);
     struct vp_strv changed = {0}, removed = {0};
-    int r = vp_migrate_apply(root, &st, &m, &p, &changed, &removed);
+    int r = vp_migrate_apply(root, &st, &m, p, &changed, &removed);
     vp_strv_release(&changed);
     vp_strv_release(&removed);
     vp_manifest_release(&m);
     vp_state_close(&st);
-    vp_migrate_plan_release(&p);
-    vp_hooks_release(&h);
+    vp_migrate_plan_release(p);
+    vp_hooks_release(h);
     return r;
 }
 
@@ -451,6 +510,10 @@ static void loader_variables_are_judged_by_their_entries(void **state)
 {
     const char *root = *state;
     tu_put_fixture(root, "opt/shim/libcuda.so.1", "legacy/libcuda.so.1");
+    /* An allocator (any library that neither names nor interposes the driver). */
+    tu_put_fixture(root, "usr/lib/x86_64-linux-gnu/libjemalloc.so.2",
+                   "trees/c/lib/ollama/libggml-base.so");
+    tu_put_fixture(root, "usr/lib/libjemalloc.so.2", "trees/c/lib/ollama/libggml-base.so");
     tu_put(root, "etc/systemd/system/ollama.service.d/jemalloc.conf",
            "[Service]\nEnvironment=LD_PRELOAD=/usr/lib/x86_64-linux-gnu/libjemalloc.so.2\n");
     tu_put(root, "etc/systemd/system/ollama.service.d/mixed.conf",
@@ -507,14 +570,155 @@ static void dpkg_diversions_and_the_lib64_spelling(void **state)
     tu_put(root, "var/lib/dpkg/diversions",
            "/usr/lib/x86_64-linux-gnu/libnvidia-ml.so.1\n"
            "/usr/lib/x86_64-linux-gnu/libnvidia-ml.so.1.distrib\n:\n");
-    char *o = vp_dpkg_owner(root, "/usr/lib64/libcuda.so.1");
+    char *o = owner_of(root, "/usr/lib64/libcuda.so.1");
     assert_non_null(o);
     assert_string_equal(o, "libfoo1");
     free(o);
-    o = vp_dpkg_owner(root, "/usr/lib/x86_64-linux-gnu/libnvidia-ml.so.1");
+    o = owner_of(root, "/usr/lib/x86_64-linux-gnu/libnvidia-ml.so.1");
     assert_non_null(o);
     assert_string_equal(o, "libfoo1");
     free(o);
+}
+
+static void a_variable_assigned_twice_is_kept_and_edits_are_checked(void **state)
+{
+    const char *root = *state;
+    tu_put_fixture(root, "opt/old/libcuda.so.1", "legacy/libcuda.so.1");
+    tu_put_fixture(root, "usr/lib/x86_64-linux-gnu/libjemalloc.so.2",
+                   "trees/c/lib/ollama/libggml-base.so");
+    const char *text = "[Service]\nEnvironment=LD_PRELOAD=/usr/lib/x86_64-linux-gnu/"
+                       "libjemalloc.so.2 OLLAMA_X=1 LD_PRELOAD=/opt/old/libcuda.so.1\n";
+    tu_put(root, "etc/systemd/system/ollama.service.d/twice.conf", text);
+    struct vp_hooks h;
+    struct vp_migrate_plan p;
+    scan_plan(root, &h, &p);
+    assert_int_equal(h.n, 1);
+    assert_non_null(strstr(h.v[0].manual, "2 times"));
+    assert_int_equal(p.files[0].action, VP_MIGRATE_KEEP_MANUAL);
+    vp_migrate_plan_release(&p);
+    vp_hooks_release(&h);
+    /* Were it planned by name all the same, the staged edit still holds the hook: the
+     * check after the edit stops the whole transaction. */
+    h = (struct vp_hooks){.v = vp_xcalloc(1, sizeof(struct vp_hook)), .n = 1};
+    h.v[0] = (struct vp_hook){.kind = VP_HOOK_UNIT_ENV,
+                              .file = vp_xstrdup("/etc/systemd/system/ollama.service.d/twice.conf"),
+                              .line = 2,
+                              .what = vp_xstrdup("x"),
+                              .why = vp_xstrdup("y"),
+                              .arg = vp_xstrdup("LD_PRELOAD")};
+    assert_int_equal(vp_migrate_plan(root, &h, &p), 0);
+    assert_int_equal(p.files[0].action, VP_MIGRATE_EDIT);
+    assert_int_equal(apply_plan(root, &h, &p), -EPROTO);
+    vp_clear_error();
+    expect_file(root, "etc/systemd/system/ollama.service.d/twice.conf", text);
+}
+
+static void a_failed_commit_puts_the_tree_back(void **state)
+{
+    const char *root = *state;
+    tu_put_fixture(root, "opt/old/libcuda.so.1", "legacy/libcuda.so.1");
+    const char *text = "LANG=C\nLD_PRELOAD=/opt/old/libcuda.so.1\n";
+    tu_put(root, "etc/environment", text);
+    tu_lnk(root, "usr/lib64/libcuda.so.1", "/opt/old/libcuda.so.1");
+    struct vp_hooks h;
+    struct vp_migrate_plan p;
+    scan_plan(root, &h, &p);
+    assert_int_equal(h.n, 2);
+    _cleanup_(freep) char *sd = vp_path_join(root, "var/lib/vgpu-patch");
+    struct vp_state st;
+    assert_int_equal(vp_state_open(sd, VP_STATE_CREATE | VP_STATE_LOCK, 1000, &st), 0);
+    /* The manifest cannot be written (as on a full disk): the commit fails before its
+     * record. */
+    _cleanup_(freep) char *mnew = vp_path_join(st.dir, "manifest.new");
+    assert_int_equal(mkdir(mnew, 0700), 0);
+    tu_put(mnew, "x", "x\n");
+    struct vp_manifest m;
+    assert_int_equal(vp_manifest_load(st.dir, &m), 0);
+    struct vp_strv changed = {0}, removed = {0};
+    int r = vp_migrate_apply(root, &st, &m, &p, &changed, &removed);
+    vp_clear_error();
+    size_t nc = changed.n, nr = removed.n;
+    vp_strv_release(&changed);
+    vp_strv_release(&removed);
+    vp_manifest_release(&m);
+    vp_state_close(&st);
+    vp_migrate_plan_release(&p);
+    vp_hooks_release(&h);
+    assert_true(r < 0);
+    assert_int_equal(nc, 0);
+    assert_int_equal(nr, 0);
+    expect_file(root, "etc/environment", text);
+    struct stat sb;
+    _cleanup_(freep) char *lnk = vp_path_join(root, "usr/lib64/libcuda.so.1");
+    assert_int_equal(lstat(lnk, &sb), 0);
+    assert_true(S_ISLNK(sb.st_mode));
+}
+
+static void a_file_changed_after_the_plan_is_not_edited(void **state)
+{
+    const char *root = *state;
+    tu_put(root, "usr/local/bin/force_load_shim",
+           "#!/bin/sh\nLD_PRELOAD=/opt/old/libcuda.so.1 exec \"$@\"\n");
+    const char *rel = "etc/systemd/system/ollama.service.d/30-wrapper.conf";
+    tu_put(root, rel,
+           "[Service]\nExecStart=\nExecStart=/usr/local/bin/force_load_shim /usr/bin/ollama "
+           "serve\nRestart=always\n");
+    struct vp_hooks h;
+    struct vp_migrate_plan p;
+    scan_plan(root, &h, &p);
+    assert_int_equal(h.n, 1);
+    assert_int_equal(p.files[0].action, VP_MIGRATE_EDIT);
+    /* A line comes in at the top: the planned line numbers now name other lines. */
+    const char *now = "# edited\n[Service]\nExecStart=\nExecStart=/usr/local/bin/force_load_shim "
+                      "/usr/bin/ollama serve\nRestart=always\n";
+    tu_put(root, rel, now);
+    assert_int_equal(apply_plan(root, &h, &p), -ESTALE);
+    vp_clear_error();
+    expect_file(root, rel, now);
+}
+
+static void a_check_failing_before_the_migration_is_no_regression(void **state)
+{
+    (void)state;
+    struct vp_migrate_check ok = {.ok = true}, failing = {.message = "exit 1"},
+                            complaint = {.loader_complaint = true};
+    assert_false(vp_migrate_check_regressed(&ok, &ok));
+    assert_true(vp_migrate_check_regressed(&ok, &failing));
+    assert_true(vp_migrate_check_regressed(NULL, &failing));
+    assert_false(vp_migrate_check_regressed(&failing, &failing));
+    assert_true(vp_migrate_check_regressed(&failing, &complaint));
+    assert_false(vp_migrate_check_regressed(&complaint, &complaint));
+}
+
+static void an_env_wrapper_goes_with_its_reset(void **state)
+{
+    const char *root = *state;
+    tu_put_fixture(root, "opt/old/libcuda.so.1", "legacy/libcuda.so.1");
+    const char *rel = "etc/systemd/system/ollama.service.d/env.conf";
+    tu_put(root, rel,
+           "[Service]\nExecStart=\nExecStart=/usr/bin/env LD_PRELOAD=/opt/old/libcuda.so.1 "
+           "/usr/bin/ollama serve\nRestart=always\n");
+    assert_int_equal(migrate_root(root), 0);
+    expect_file(root, rel, "[Service]\nRestart=always\n");
+}
+
+static void an_edit_through_a_link_checks_the_owner_of_the_file_it_leads_to(void **state)
+{
+    const char *root = *state;
+    if (access("/usr/bin/dpkg-query", X_OK) != 0)
+        skip();
+    fake_package(root, "oldconf", "/opt/conf/40-link.conf\n");
+    tu_put(root, "opt/conf/40-link.conf",
+           "[Service]\nEnvironment=LD_PRELOAD=/opt/old/libcuda.so.1\nRestart=always\n");
+    tu_lnk(root, "etc/systemd/system/ollama.service.d/40-link.conf", "/opt/conf/40-link.conf");
+    struct vp_hooks h;
+    struct vp_migrate_plan p;
+    scan_plan(root, &h, &p);
+    assert_int_equal(p.n, 1);
+    assert_int_equal(p.files[0].action, VP_MIGRATE_KEEP_PACKAGE);
+    assert_string_equal(p.files[0].package, "oldconf");
+    vp_migrate_plan_release(&p);
+    vp_hooks_release(&h);
 }
 
 #define T(f) cmocka_unit_test_setup_teardown(f, tu_setup_tmpdir, tu_teardown_tmpdir)
@@ -530,6 +734,7 @@ int main(void)
         cmocka_unit_test(whole_lines_and_crlf_and_missing_lines),
         cmocka_unit_test(sets_nothing_means_comments_headers_and_blanks),
         T(dpkg_owner_from_the_package_database),
+        T(dpkg_protection_fails_closed),
         T(plan_edits_disables_keeps_and_removes),
         T(ldconfig_only_when_the_cache_names_a_removed_file),
         cmocka_unit_test(script_lines_become_a_no_op),
@@ -540,6 +745,12 @@ int main(void)
         T(loader_variables_are_judged_by_their_entries),
         T(reruns_find_a_free_name_and_follow_links),
         T(dpkg_diversions_and_the_lib64_spelling),
+        T(a_variable_assigned_twice_is_kept_and_edits_are_checked),
+        T(a_failed_commit_puts_the_tree_back),
+        T(a_file_changed_after_the_plan_is_not_edited),
+        cmocka_unit_test(a_check_failing_before_the_migration_is_no_regression),
+        T(an_env_wrapper_goes_with_its_reset),
+        T(an_edit_through_a_link_checks_the_owner_of_the_file_it_leads_to),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
