@@ -3,7 +3,8 @@
 # current release layout): before patching, a decoy "real driver" first on
 # LD_LIBRARY_PATH answers libcuda.so.1 in every Ollama process; after
 # `vgpu-patch ollama`, the shims do, and through their native backend reach a (dummy)
-# driver. Then status and an exact rollback.
+# driver, or through their remote backend vgpu-hostd's simulated device. Then status and
+# an exact rollback.
 # Everything happens under the build directory (a fake root; no system file changes).
 set -eu
 cd "$(dirname "$0")/.."
@@ -52,6 +53,24 @@ VGPU_CONFIG=/nonexistent VGPU_BACKEND=native VGPU_NATIVE_CUDA=$top/$build/tests/
     VGPU_NATIVE_NVML=$top/$build/tests/dummy/libnvidia-ml.so.1 VGPU_MEMORY_LIMIT=8G VGPU_LOG=info \
     LD_LIBRARY_PATH=$top/$build/fixtures/decoy "$ex/root/usr/local/bin/ollama" serve 2>&1 |
     grep -e '^ggml_cuda_init' -e '^vgpu-cuda.*backend' | sed 's/^/  /' || :
+echo
+echo "-- or through their remote backend (the default) to vgpu-hostd, here its simulated"
+echo "   device on a unix socket (a VM reaches the GPU host's daemon over vsock). The driver"
+echo "   API answers over the wire (cuInit=0); libcudart then stops at cuGetExportTable (801),"
+echo "   whose private tables cannot cross a wire (docs/protocol.md)."
+"$top/$build/bin/vgpu-hostd" --sim --listen "unix:$ex/hostd.sock" --allow "uid:$(id -u)" \
+    --log-level warn &
+hostd=$!
+i=0
+while [ ! -S "$ex/hostd.sock" ] && [ "$i" -lt 50 ]; do
+    sleep 0.1
+    i=$((i + 1))
+done
+VGPU_CONFIG=/nonexistent VGPU_BACKEND=remote VGPU_ENDPOINT=unix:$ex/hostd.sock VGPU_LOG=info \
+    LD_LIBRARY_PATH=$top/$build/fixtures/decoy "$ex/root/usr/local/bin/ollama" serve 2>&1 |
+    grep -e '^ggml_cuda_init' -e '^vgpu-cuda.*backend' | sed 's/^/  /' || :
+kill -TERM "$hostd"
+wait "$hostd" || :
 echo
 echo "== vgpu-patch status"
 "$vp" status --root "$ex/root"
